@@ -1,0 +1,3 @@
+export { type KeygenOptions, type KeygenResult, type KeyType, keygen } from './keygen.js';
+export { type PackOptions, type PackProgress, type PackResult, pack } from './pack.js';
+export { keyFileSigner, type PackageSigner } from './signer.js';

@@ -1,0 +1,173 @@
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { lstat, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import yazl from 'yazl';
+import { HotocrError, PackError } from '../errors.js';
+import {
+  CHECKSUM_FILE,
+  formatChecksumFile,
+  MANIFEST_FILE,
+  type Manifest,
+  parseManifest,
+  referencedFiles,
+  SIGNATURE_FILE,
+  SIGNER_FILE,
+  UNLISTED_ENTRIES,
+} from '../package/index.js';
+import {
+  keyFingerprint,
+  parsePem,
+  TrustStore,
+  type VerifiedPackage,
+  verifyPackage,
+} from '../verify/index.js';
+import type { PackageSigner } from './signer.js';
+
+const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+/** A fixed entry time makes packages of the same files differ only by their signature. */
+const ENTRY_TIME = new Date('2000-01-01T00:00:00Z');
+/** Graphs are float weights: deflate gains little and costs every verification. */
+const STORE = /\.(onnx|ort|bin)$/i;
+
+export interface PackProgress {
+  readonly file: string;
+  readonly done: number;
+  readonly total: number;
+}
+
+export interface PackOptions {
+  readonly signer: PackageSigner;
+  readonly out: string;
+  /** PEM: the signer certificate, then any intermediates; stored as signer.pem. */
+  readonly certificateChain?: Buffer;
+  readonly onProgress?: (progress: PackProgress) => void;
+}
+
+export interface PackResult {
+  readonly path: string;
+  readonly manifest: Manifest;
+  readonly sha256: string;
+  readonly files: readonly { name: string; size: number; sha256: string }[];
+}
+
+async function hashWithProgress(
+  path: string,
+  name: string,
+  size: number,
+  onProgress?: (p: PackProgress) => void,
+) {
+  const hash = createHash('sha256');
+  let done = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
+    hash.update(chunk as Buffer);
+    done += (chunk as Buffer).length;
+    onProgress?.({ file: name, done, total: size });
+  }
+  return hash.digest('hex');
+}
+
+/**
+ * Builds and signs a `hotocr/v1` package from the files of `srcDir` (flat; an existing
+ * checksum.sha256, signature.sig or signer.pem there is ignored and regenerated). The
+ * package is written under a temporary name, verified with the signer's own public key,
+ * then renamed into place: a failed pack leaves no file behind.
+ */
+export async function pack(srcDir: string, options: PackOptions): Promise<PackResult> {
+  const names = (await readdir(srcDir)).filter((n) => !UNLISTED_ENTRIES.has(n)).sort();
+  const files: { name: string; path: string; size: number; sha256: string }[] = [];
+  for (const name of names) {
+    const path = join(srcDir, name);
+    const info = await lstat(path);
+    if (!info.isFile()) {
+      throw new PackError(
+        'PACK_SOURCE_INVALID',
+        `${path} is not a regular file; a package is flat and holds regular files only.`,
+      );
+    }
+    if (!SAFE_NAME.test(name)) {
+      throw new PackError(
+        'PACK_SOURCE_INVALID',
+        `${JSON.stringify(name)} is not a valid entry name ([A-Za-z0-9._-], not starting with "." or "-").`,
+      );
+    }
+    files.push({ name, path, size: info.size, sha256: '' });
+  }
+  if (!names.includes(MANIFEST_FILE))
+    throw new PackError('PACK_SOURCE_INVALID', `${srcDir} has no ${MANIFEST_FILE}.`);
+  let manifest: Manifest;
+  try {
+    manifest = parseManifest(await readFile(join(srcDir, MANIFEST_FILE)));
+  } catch (cause) {
+    if (cause instanceof HotocrError) throw new PackError(cause.code, cause.message, { cause });
+    throw cause;
+  }
+  for (const name of referencedFiles(manifest)) {
+    if (!names.includes(name))
+      throw new PackError(
+        'CONFIG_INVALID',
+        `${MANIFEST_FILE} names ${JSON.stringify(name)}, which is not in ${srcDir}.`,
+      );
+  }
+  for (const file of files)
+    file.sha256 = await hashWithProgress(file.path, file.name, file.size, options.onProgress);
+
+  const checksum = formatChecksumFile(files.map((f) => [f.name, f.sha256] as const));
+  const signature = await options.signer.sign(checksum);
+  if (options.certificateChain) checkCertificateMatches(options.certificateChain, options.signer);
+
+  const tmp = join(dirname(options.out), `.${basename(options.out)}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    const zip = new yazl.ZipFile();
+    const entryOptions = { mtime: ENTRY_TIME, mode: 0o100644 };
+    for (const file of files)
+      zip.addFile(file.path, file.name, { ...entryOptions, compress: !STORE.test(file.name) });
+    zip.addBuffer(checksum, CHECKSUM_FILE, { ...entryOptions, compress: false });
+    zip.addBuffer(signature, SIGNATURE_FILE, { ...entryOptions, compress: false });
+    if (options.certificateChain)
+      zip.addBuffer(options.certificateChain, SIGNER_FILE, { ...entryOptions, compress: false });
+    zip.end();
+    await pipeline(zip.outputStream, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+    const verified = await selfVerify(tmp, options);
+    await rename(tmp, options.out);
+    return {
+      path: options.out,
+      manifest,
+      sha256: verified.sha256,
+      files: files.map(({ name, size, sha256 }) => ({ name, size, sha256 })),
+    };
+  } catch (error) {
+    await rm(tmp, { force: true });
+    throw error;
+  }
+}
+
+function checkCertificateMatches(chain: Buffer, signer: PackageSigner): void {
+  const blocks = parsePem(chain.toString('utf8')).filter((b) => b.type === 'CERTIFICATE');
+  if (blocks.length === 0)
+    throw new PackError('CERT_INVALID', 'The certificate file holds no CERTIFICATE block.');
+  const leaf = new X509Certificate(blocks[0]!.der);
+  if (keyFingerprint(leaf.publicKey) !== keyFingerprint(signer.publicKey)) {
+    throw new PackError(
+      'CERT_INVALID',
+      `The first certificate (${leaf.subject.replace(/\n/g, ', ')}) is not for the signing key; put the signer's certificate first.`,
+    );
+  }
+}
+
+/** Verifies the package just written with the signer's public key. */
+async function selfVerify(path: string, options: PackOptions): Promise<VerifiedPackage> {
+  const pem = options.signer.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  // Trust the key alone (a store without roots checks signer.pem packages by key): whether the
+  // chain is acceptable is the verifier's policy, not the packer's.
+  try {
+    return await verifyPackage(path, { trust: TrustStore.fromPem([{ source: 'signing key', text: pem }]) });
+  } catch (cause) {
+    throw new PackError(
+      'PACK_SELF_CHECK_FAILED',
+      `The written package does not verify (${(cause as Error).message}); was a source file changed while packing?`,
+      { cause },
+    );
+  }
+}

@@ -1,0 +1,407 @@
+import { close as closeFd, fstat, open as openFd } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import yauzl from 'yauzl';
+import { PackageRejectedError } from '../errors.js';
+import { type ArchiveLimits, DEFAULT_LIMITS } from './limits.js';
+
+const openAsync = promisify(openFd);
+const fstatAsync = promisify(fstat);
+const closeAsync = promisify(closeFd);
+
+/** What the format allows as an entry name: flat, portable, no surprises for any unzip tool. */
+const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+const UNIX_TYPE_MASK = 0o170000;
+const UNIX_SYMLINK = 0o120000;
+const UNIX_DIRECTORY = 0o040000;
+const DOS_DIRECTORY = 0x10;
+const FLAG_ENCRYPTED = 0x1;
+const FLAG_UTF8 = 0x800;
+const INFOZIP_UNICODE_PATH = 0x7075;
+
+/** One file inside a package, as the central directory describes it (after every check passed). */
+export interface ArchiveEntry {
+  readonly name: string;
+  readonly compressedSize: number;
+  readonly uncompressedSize: number;
+  readonly method: 'stored' | 'deflated';
+}
+
+function reject(
+  code: 'ARCHIVE_INVALID' | 'ARCHIVE_TOO_LARGE' | 'PATH_UNSAFE' | 'ENTRY_DUPLICATE',
+  message: string,
+  details: Record<string, unknown> = {},
+  cause?: unknown,
+): never {
+  throw new PackageRejectedError(code, message, { details, cause });
+}
+
+function decodeName(entry: yauzl.Entry): string {
+  const raw = entry.fileName as unknown as Buffer;
+  const printable = JSON.stringify(raw.toString('latin1'));
+  const ascii = raw.every((b) => b < 0x80);
+  if (!ascii && (entry.generalPurposeBitFlag & FLAG_UTF8) === 0) {
+    reject(
+      'PATH_UNSAFE',
+      `Entry ${printable} has a non-ASCII name that is not marked UTF-8; use ASCII names.`,
+      { entry: printable },
+    );
+  }
+  let name: string;
+  try {
+    name = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+  } catch (cause) {
+    reject(
+      'PATH_UNSAFE',
+      `Entry ${printable} has a name that is not valid UTF-8.`,
+      { entry: printable },
+      cause,
+    );
+  }
+  return name;
+}
+
+function checkName(name: string, entry: yauzl.Entry): void {
+  const shown = JSON.stringify(name);
+  const unixMode =
+    entry.versionMadeBy >> 8 === 3 ? (entry.externalFileAttributes >>> 16) & UNIX_TYPE_MASK : 0;
+  if (unixMode === UNIX_SYMLINK) {
+    reject('PATH_UNSAFE', `Entry ${shown} is a symbolic link; a package holds regular files only.`, {
+      entry: name,
+    });
+  }
+  if (
+    name.endsWith('/') ||
+    unixMode === UNIX_DIRECTORY ||
+    (entry.externalFileAttributes & DOS_DIRECTORY) !== 0
+  ) {
+    reject(
+      'PATH_UNSAFE',
+      `Entry ${shown} is a folder; a package is flat (no folders): zip the files alone.`,
+      { entry: name },
+    );
+  }
+  if (name.startsWith('/') || /^[A-Za-z]:/.test(name)) {
+    reject('PATH_UNSAFE', `Entry ${shown} has an absolute path; entries must be bare file names.`, {
+      entry: name,
+    });
+  }
+  if (name.includes('\\')) {
+    reject('PATH_UNSAFE', `Entry ${shown} contains a backslash; entries must be bare file names.`, {
+      entry: name,
+    });
+  }
+  if (name.split('/').includes('..')) {
+    reject('PATH_UNSAFE', `Entry ${shown} climbs out of the package with "..".`, { entry: name });
+  }
+  if (name.includes('/')) {
+    reject(
+      'PATH_UNSAFE',
+      `Entry ${shown} is inside a folder; a package is flat: zip the files alone (zip -j).`,
+      { entry: name },
+    );
+  }
+  if (!SAFE_NAME.test(name)) {
+    reject(
+      'PATH_UNSAFE',
+      `Entry ${shown} has a name outside [A-Za-z0-9._-] (at most 128 characters, not starting with "." or "-").`,
+      { entry: name },
+    );
+  }
+}
+
+/**
+ * A ZIP package opened for reading. `open()` runs every structural check of SPEC section 2
+ * step 1 before any entry is decompressed: limits, names, entry types, duplicates, local
+ * headers that disagree with the central directory, and entries whose bytes overlap.
+ * The file is read through one descriptor for the archive's whole life, so a path swapped
+ * on disk after `open()` changes nothing that is read.
+ */
+export class PackageArchive {
+  readonly #zip: yauzl.ZipFile;
+  readonly #fd: number;
+  readonly #entries: Map<string, yauzl.Entry>;
+  readonly #limits: ArchiveLimits;
+  #closed = false;
+  /** Size of the archive file in bytes. */
+  readonly size: number;
+  /** Entries in central directory order. */
+  readonly entries: readonly ArchiveEntry[];
+
+  private constructor(
+    zip: yauzl.ZipFile,
+    fd: number,
+    entries: Map<string, yauzl.Entry>,
+    limits: ArchiveLimits,
+    size: number,
+  ) {
+    this.#zip = zip;
+    this.#fd = fd;
+    this.#entries = entries;
+    this.#limits = limits;
+    this.size = size;
+    this.entries = [...entries.entries()].map(([name, e]) => ({
+      name,
+      compressedSize: e.compressedSize,
+      uncompressedSize: e.uncompressedSize,
+      method: e.compressionMethod === 0 ? 'stored' : 'deflated',
+    }));
+  }
+
+  /** Opens `path` and checks its structure; throws a {@link PackageRejectedError} on the first problem. */
+  static async open(path: string, limits: ArchiveLimits = DEFAULT_LIMITS): Promise<PackageArchive> {
+    const fd = await openAsync(path, 'r');
+    let zip: yauzl.ZipFile | undefined;
+    try {
+      const { size } = await fstatAsync(fd);
+      if (size > limits.maxArchiveBytes) {
+        reject(
+          'ARCHIVE_TOO_LARGE',
+          `The archive is ${size} bytes, over the limit of ${limits.maxArchiveBytes}.`,
+          { size, limit: limits.maxArchiveBytes },
+        );
+      }
+      if (size === 0) reject('ARCHIVE_INVALID', 'The file is empty, not a ZIP archive.');
+      try {
+        zip = await yauzl.fromFdPromise(fd, {
+          autoClose: false,
+          lazyEntries: true,
+          decodeStrings: false,
+          validateEntrySizes: true,
+          strictFileNames: false,
+        });
+      } catch (cause) {
+        reject(
+          'ARCHIVE_INVALID',
+          `The file is not a readable ZIP archive (${(cause as Error).message}).`,
+          {},
+          cause,
+        );
+      }
+      if (zip.entryCount > limits.maxEntries) {
+        reject(
+          'ARCHIVE_TOO_LARGE',
+          `The archive has ${zip.entryCount} entries, over the limit of ${limits.maxEntries}.`,
+          { entries: zip.entryCount, limit: limits.maxEntries },
+        );
+      }
+      const entries = await readCentralDirectory(zip, limits);
+      await checkLocalHeaders(zip, entries, size);
+      return new PackageArchive(zip, fd, entries, limits, size);
+    } catch (error) {
+      zip?.close();
+      await closeAsync(fd).catch(() => {});
+      throw error;
+    }
+  }
+
+  has(name: string): boolean {
+    return this.#entries.has(name);
+  }
+
+  entry(name: string): ArchiveEntry | undefined {
+    return this.entries.find((e) => e.name === name);
+  }
+
+  /** A stream of the entry's uncompressed bytes; errors if they disagree with the declared size. */
+  async openStream(name: string): Promise<Readable> {
+    const entry = this.#entries.get(name);
+    if (!entry) throw new Error(`no entry ${name}`);
+    try {
+      return await this.#zip.openReadStreamPromise(entry);
+    } catch (cause) {
+      reject(
+        'ARCHIVE_INVALID',
+        `Entry ${JSON.stringify(name)} cannot be read (${(cause as Error).message}).`,
+        { entry: name },
+        cause,
+      );
+    }
+  }
+
+  /** Reads a small entry whole (config.json, checksum.sha256, signature.sig, signer.pem). */
+  async readSmall(name: string): Promise<Buffer> {
+    const entry = this.#entries.get(name);
+    if (!entry) throw new Error(`no entry ${name}`);
+    const limit = this.#limits.maxSmallEntryBytes;
+    if (entry.uncompressedSize > limit) {
+      reject(
+        'ARCHIVE_TOO_LARGE',
+        `Entry ${JSON.stringify(name)} is ${entry.uncompressedSize} bytes; at most ${limit} are allowed for it.`,
+        { entry: name, limit },
+      );
+    }
+    return collect(await this.openStream(name), name);
+  }
+
+  /** Closes the descriptor. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#zip.close();
+    await closeAsync(this.#fd).catch(() => {});
+  }
+}
+
+/** Collects a stream into one buffer, mapping read errors to ARCHIVE_INVALID. */
+export async function collect(stream: Readable, name: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+  } catch (cause) {
+    reject(
+      'ARCHIVE_INVALID',
+      `Entry ${JSON.stringify(name)} is corrupt (${(cause as Error).message}).`,
+      { entry: name },
+      cause,
+    );
+  }
+  return Buffer.concat(chunks);
+}
+
+async function readCentralDirectory(
+  zip: yauzl.ZipFile,
+  limits: ArchiveLimits,
+): Promise<Map<string, yauzl.Entry>> {
+  const entries = new Map<string, yauzl.Entry>();
+  const folded = new Map<string, string>();
+  let total = 0;
+  try {
+    for await (const entry of zip.eachEntry()) {
+      const name = decodeName(entry);
+      checkName(name, entry);
+      if (entries.has(name)) {
+        reject('ENTRY_DUPLICATE', `Entry ${JSON.stringify(name)} appears twice; each name must be unique.`, {
+          entry: name,
+        });
+      }
+      const other = folded.get(name.toLowerCase());
+      if (other !== undefined) {
+        reject(
+          'ENTRY_DUPLICATE',
+          `Entries ${JSON.stringify(other)} and ${JSON.stringify(name)} differ only by case; they would collide on case-insensitive file systems.`,
+          { entry: name, other },
+        );
+      }
+      if ((entry.generalPurposeBitFlag & FLAG_ENCRYPTED) !== 0) {
+        reject(
+          'ARCHIVE_INVALID',
+          `Entry ${JSON.stringify(name)} is encrypted; packages are signed, not encrypted.`,
+          { entry: name },
+        );
+      }
+      if (entry.compressionMethod !== 0 && entry.compressionMethod !== 8) {
+        reject(
+          'ARCHIVE_INVALID',
+          `Entry ${JSON.stringify(name)} uses compression method ${entry.compressionMethod}; only stored (0) and deflated (8) are allowed.`,
+          { entry: name },
+        );
+      }
+      if (entry.extraFields.some((f) => f.id === INFOZIP_UNICODE_PATH)) {
+        reject(
+          'ARCHIVE_INVALID',
+          `Entry ${JSON.stringify(name)} carries a second (Unicode path) name that unzip tools could prefer; remove it.`,
+          { entry: name },
+        );
+      }
+      if (entry.compressionMethod === 0 && entry.compressedSize !== entry.uncompressedSize) {
+        reject(
+          'ARCHIVE_INVALID',
+          `Entry ${JSON.stringify(name)} is stored but declares different compressed and uncompressed sizes.`,
+          { entry: name },
+        );
+      }
+      total += entry.uncompressedSize;
+      if (total > limits.maxTotalUncompressedBytes) {
+        reject(
+          'ARCHIVE_TOO_LARGE',
+          `The entries add up to more than ${limits.maxTotalUncompressedBytes} bytes uncompressed.`,
+          { limit: limits.maxTotalUncompressedBytes },
+        );
+      }
+      const ratio = entry.uncompressedSize / Math.max(entry.compressedSize, 1);
+      if (entry.uncompressedSize > limits.ratioExemptBytes && ratio > limits.maxCompressionRatio) {
+        reject(
+          'ARCHIVE_TOO_LARGE',
+          `Entry ${JSON.stringify(name)} expands ${Math.round(ratio)}:1 (limit ${limits.maxCompressionRatio}:1): refusing a likely zip bomb.`,
+          { entry: name, ratio },
+        );
+      }
+      entries.set(name, entry);
+      folded.set(name.toLowerCase(), name);
+    }
+  } catch (error) {
+    if (error instanceof PackageRejectedError) throw error;
+    reject(
+      'ARCHIVE_INVALID',
+      `The archive's central directory is corrupt (${(error as Error).message}).`,
+      {},
+      error,
+    );
+  }
+  return entries;
+}
+
+async function checkLocalHeaders(
+  zip: yauzl.ZipFile,
+  entries: Map<string, yauzl.Entry>,
+  fileSize: number,
+): Promise<void> {
+  const spans: { name: string; start: number; end: number }[] = [];
+  for (const [name, entry] of entries) {
+    let header: yauzl.LocalFileHeader;
+    try {
+      header = await zip.readLocalFileHeaderPromise(entry);
+    } catch (cause) {
+      reject(
+        'ARCHIVE_INVALID',
+        `Entry ${JSON.stringify(name)} has no valid local header (${(cause as Error).message}).`,
+        { entry: name },
+        cause,
+      );
+    }
+    const central = entry.fileName as unknown as Buffer;
+    if (!header.fileName.equals(central)) {
+      reject(
+        'ARCHIVE_INVALID',
+        `Entry ${JSON.stringify(name)} is named ${JSON.stringify(header.fileName.toString('latin1'))} in its local header; the two names must agree.`,
+        { entry: name },
+      );
+    }
+    if ((header.generalPurposeBitFlag & FLAG_ENCRYPTED) !== 0) {
+      reject(
+        'ARCHIVE_INVALID',
+        `Entry ${JSON.stringify(name)} is encrypted; packages are signed, not encrypted.`,
+        { entry: name },
+      );
+    }
+    if (header.compressionMethod !== entry.compressionMethod) {
+      reject(
+        'ARCHIVE_INVALID',
+        `Entry ${JSON.stringify(name)} declares a different compression method in its local header.`,
+        { entry: name },
+      );
+    }
+    const end = header.fileDataStart + entry.compressedSize;
+    if (end > fileSize) {
+      reject(
+        'ARCHIVE_INVALID',
+        `Entry ${JSON.stringify(name)} runs past the end of the archive: the file is truncated.`,
+        { entry: name },
+      );
+    }
+    spans.push({ name, start: entry.relativeOffsetOfLocalHeader, end });
+  }
+  spans.sort((a, b) => a.start - b.start);
+  for (let i = 1; i < spans.length; i++) {
+    const prev = spans[i - 1]!;
+    const cur = spans[i]!;
+    if (cur.start < prev.end) {
+      reject(
+        'ARCHIVE_INVALID',
+        `Entries ${JSON.stringify(prev.name)} and ${JSON.stringify(cur.name)} overlap in the archive; refusing a crafted (zip bomb style) archive.`,
+        { entry: cur.name, other: prev.name },
+      );
+    }
+  }
+}

@@ -1,0 +1,461 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
+import semver from 'semver';
+import { PackageRejectedError, type RejectionCode } from '../errors.js';
+import {
+  type ArchiveLimits,
+  CHECKSUM_FILE,
+  collect,
+  DEFAULT_LIMITS,
+  MANIFEST_FILE,
+  type Manifest,
+  PackageArchive,
+  parseChecksumFile,
+  parseManifest,
+  referencedFiles,
+  SIGNATURE_FILE,
+  SIGNER_FILE,
+  UNLISTED_ENTRIES,
+} from '../package/index.js';
+import { verifyChain } from './cert-chain.js';
+import { keyFingerprint } from './fingerprint.js';
+import { algorithmOf, type SignatureAlgorithm } from './key-kind.js';
+import { explainRsaFailure, isDerEcdsaSignature, verifySignature } from './signature.js';
+import type { TrustedKey, TrustStore } from './trust-store.js';
+
+/** Who signed a package that verified. */
+export type SignerInfo =
+  | { kind: 'key'; algorithm: SignatureAlgorithm; fingerprint: string; source: string }
+  | {
+      kind: 'certificate';
+      algorithm: SignatureAlgorithm;
+      /** SHA-256 of the signer certificate (DER), hex. */
+      fingerprint: string;
+      subject: string;
+      root: string;
+      notAfter: string;
+    };
+
+export interface VerifyOptions {
+  readonly trust: TrustStore;
+  /** The time every validity check is made at (default: now). */
+  readonly now?: Date;
+  /** Accept seed-style packages whose signature covers `model.onnx` alone. */
+  readonly allowLegacySignatures?: boolean;
+  readonly limits?: ArchiveLimits;
+  /** Keep each hashed entry's bytes for loading. Off for `hotocr verify`, which then streams in flat memory. */
+  readonly keepBytes?: boolean;
+  /** The highest version already activated from this package's source; lower versions are downgrades. */
+  readonly highestActivated?: string;
+  /** Accept a version lower than `highestActivated` (an operator's explicit request). */
+  readonly allowDowngrade?: boolean;
+}
+
+export interface VerifiedEntry {
+  readonly name: string;
+  readonly size: number;
+  readonly sha256: string;
+}
+
+/** A package every check of SPEC section 2 (but loading) passed. */
+export interface VerifiedPackage {
+  readonly path: string;
+  /** SHA-256 of the whole archive, hex: the package's identity. */
+  readonly sha256: string;
+  readonly size: number;
+  readonly manifest: Manifest;
+  readonly signer: SignerInfo;
+  readonly entries: readonly VerifiedEntry[];
+  /** The verified bytes of every entry, when `keepBytes` was set; these, and only these, are loaded. */
+  readonly files: ReadonlyMap<string, Buffer>;
+  /** Set when a seed-style package was accepted under `allowLegacySignatures`: what its signature leaves unprotected. */
+  readonly legacy?: { readonly unprotected: readonly string[] };
+}
+
+function fail(code: RejectionCode, message: string, details: Record<string, unknown> = {}): never {
+  throw new PackageRejectedError(code, message, { details });
+}
+
+/** SHA-256 of a whole file, read as a stream. */
+export async function hashFile(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 }))
+    hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+async function hashStream(
+  stream: Readable,
+  name: string,
+  keep: boolean,
+): Promise<{ sha256: string; bytes?: Buffer; size: number }> {
+  if (keep) {
+    const bytes = await collect(stream, name);
+    return { sha256: createHash('sha256').update(bytes).digest('hex'), bytes, size: bytes.length };
+  }
+  const hash = createHash('sha256');
+  let size = 0;
+  try {
+    for await (const chunk of stream) {
+      hash.update(chunk as Buffer);
+      size += (chunk as Buffer).length;
+    }
+  } catch (cause) {
+    throw new PackageRejectedError(
+      'ARCHIVE_INVALID',
+      `Entry ${JSON.stringify(name)} is corrupt (${(cause as Error).message}).`,
+      {
+        cause,
+        details: { entry: name },
+      },
+    );
+  }
+  return { sha256: hash.digest('hex'), size };
+}
+
+/**
+ * Runs the checks of SPEC section 2, steps 1 to 5, in order, on the package at `path`, and
+ * returns what was verified. The first failure throws a {@link PackageRejectedError} whose
+ * details carry the package's path (and hash, when the archive could be hashed). Nothing is
+ * written to disk.
+ */
+export async function verifyPackage(path: string, options: VerifyOptions): Promise<VerifiedPackage> {
+  let archiveHash: Promise<string> | undefined;
+  try {
+    const archive = await PackageArchive.open(path, options.limits ?? DEFAULT_LIMITS);
+    archiveHash = hashFile(path);
+    try {
+      const result = await verifyOpened(archive, path, options, archiveHash);
+      return result;
+    } finally {
+      await archive.close();
+    }
+  } catch (error) {
+    if (error instanceof PackageRejectedError) {
+      const sha256 = archiveHash ? await archiveHash.catch(() => undefined) : undefined;
+      Object.assign(error.details, { path, ...(sha256 ? { sha256 } : {}) });
+    }
+    throw error;
+  }
+}
+
+async function verifyOpened(
+  archive: PackageArchive,
+  path: string,
+  options: VerifyOptions,
+  archiveHash: Promise<string>,
+): Promise<VerifiedPackage> {
+  const now = options.now ?? new Date();
+  const keep = options.keepBytes ?? false;
+  const files = new Map<string, Buffer>();
+
+  // Step 2: coverage.
+  if (!archive.has(CHECKSUM_FILE)) {
+    fail(
+      'CHECKSUM_MISSING',
+      `The package has no ${CHECKSUM_FILE}; it must list the SHA-256 of every file (sha256sum output).`,
+    );
+  }
+  const checksumBytes = await archive.readSmall(CHECKSUM_FILE);
+  const listed = parseChecksumFile(checksumBytes);
+  if (!archive.has(SIGNATURE_FILE)) {
+    fail(
+      'SIGNATURE_MISSING',
+      `The package has no ${SIGNATURE_FILE}; sign ${CHECKSUM_FILE} (see docs/PACKAGE-FORMAT.md).`,
+    );
+  }
+  const signature = await archive.readSmall(SIGNATURE_FILE);
+
+  const legacy = await detectLegacy(archive, listed, signature, options);
+  if (legacy) return finishLegacy(archive, path, options, archiveHash, legacy, now);
+
+  for (const entry of archive.entries) {
+    if (!UNLISTED_ENTRIES.has(entry.name) && !listed.has(entry.name)) {
+      fail(
+        'CHECKSUM_UNLISTED_ENTRY',
+        `Entry ${JSON.stringify(entry.name)} is not listed in ${CHECKSUM_FILE}, so the signature does not cover it.`,
+        {
+          entry: entry.name,
+        },
+      );
+    }
+  }
+  for (const name of listed.keys()) {
+    if (UNLISTED_ENTRIES.has(name)) {
+      fail(
+        'CHECKSUM_INVALID',
+        `${CHECKSUM_FILE} lists ${name}, which it must not (it cannot cover itself or the signature).`,
+        { entry: name },
+      );
+    }
+    if (!archive.has(name)) {
+      fail(
+        'CHECKSUM_MISSING_ENTRY',
+        `${CHECKSUM_FILE} lists ${JSON.stringify(name)}, which is not in the package.`,
+        { entry: name },
+      );
+    }
+  }
+
+  // Step 3: signature over checksum.sha256.
+  const signer = await checkSignature(archive, checksumBytes, signature, options.trust, now);
+
+  // Step 4: hash of every entry.
+  const entries: VerifiedEntry[] = [];
+  for (const [name, expected] of listed) {
+    const stream = await archive.openStream(name);
+    const got = await hashStream(stream, name, keep || name === MANIFEST_FILE);
+    if (got.sha256 !== expected) {
+      fail(
+        'CHECKSUM_MISMATCH',
+        `Entry ${JSON.stringify(name)} does not match its SHA-256 in ${CHECKSUM_FILE}: it was changed after signing.`,
+        {
+          entry: name,
+          expected,
+          actual: got.sha256,
+        },
+      );
+    }
+    if (got.bytes) files.set(name, got.bytes);
+    entries.push({ name, size: got.size, sha256: got.sha256 });
+  }
+
+  // Step 5: manifest, expiry, version policy.
+  const manifest = checkManifest(archive, files.get(MANIFEST_FILE), now, options);
+  if (!keep) files.delete(MANIFEST_FILE);
+  return { path, sha256: await archiveHash, size: archive.size, manifest, signer, entries, files };
+}
+
+async function checkSignature(
+  archive: PackageArchive,
+  signed: Buffer,
+  signature: Buffer,
+  trust: TrustStore,
+  now: Date,
+): Promise<SignerInfo> {
+  if (signature.length === 0) fail('SIGNATURE_INVALID', `${SIGNATURE_FILE} is empty.`);
+  if (archive.has(SIGNER_FILE) && trust.roots.length > 0) {
+    const chain = await verifyChain(await archive.readSmall(SIGNER_FILE), trust.roots, now);
+    const key = chain.leaf.node.publicKey;
+    const algorithm = algorithmOf(key);
+    if (typeof algorithm !== 'string') {
+      fail(
+        'KEY_UNTRUSTED',
+        `The signer certificate ${chain.leaf.subject} holds an unsupported key: ${algorithm.unsupported}.`,
+      );
+    }
+    if (!verifySignature(key, algorithm, signed, signature)) {
+      fail(
+        'SIGNATURE_INVALID',
+        `${SIGNATURE_FILE} does not verify over ${CHECKSUM_FILE} with the key of ${chain.leaf.subject}: the package was changed after signing, or signed with another key.`,
+        {
+          subject: chain.leaf.subject,
+        },
+      );
+    }
+    return {
+      kind: 'certificate',
+      algorithm,
+      fingerprint: chain.leaf.fingerprint,
+      subject: chain.leaf.subject,
+      root: chain.root.certificate.subject,
+      notAfter: chain.leaf.notAfter.toISOString(),
+    };
+  }
+  const key = findSigningKey(trust.keys, signed, signature);
+  if (key) return { kind: 'key', algorithm: key.algorithm, fingerprint: key.fingerprint, source: key.source };
+  if (trust.keys.length === 0) {
+    fail(
+      'KEY_UNTRUSTED',
+      archive.has(SIGNER_FILE)
+        ? 'The package is signed with a certificate, but no root certificate is pinned in the trust store.'
+        : 'The trust store holds no public key, and the package carries no signer certificate.',
+    );
+  }
+  explainSignatureFailure(trust.keys, signature);
+}
+
+function findSigningKey(
+  keys: readonly TrustedKey[],
+  data: Buffer,
+  signature: Buffer,
+): TrustedKey | undefined {
+  return keys.find((k) => verifySignature(k.key, k.algorithm, data, signature));
+}
+
+/** Words the refusal of a signature no trusted key accepts as precisely as the bytes allow. */
+function explainSignatureFailure(keys: readonly TrustedKey[], signature: Buffer): never {
+  const trusted = `${keys.length} trusted key(s)`;
+  for (const k of keys.filter((k) => k.algorithm === 'rsa-pss-sha256')) {
+    const why = explainRsaFailure(k.key, signature);
+    if (why === 'pkcs1-v1.5') {
+      fail(
+        'SIGNATURE_INVALID',
+        `${SIGNATURE_FILE} uses RSA PKCS#1 v1.5 padding; hotocr accepts RSA-PSS only (openssl dgst -sigopt rsa_padding_mode:pss).`,
+        {
+          key: k.fingerprint,
+        },
+      );
+    }
+    if (why === 'pss-other-data') {
+      fail(
+        'SIGNATURE_INVALID',
+        `${SIGNATURE_FILE} was made by trusted key ${k.source} over different bytes: ${CHECKSUM_FILE} was changed after signing.`,
+        {
+          key: k.fingerprint,
+        },
+      );
+    }
+  }
+  const rsaSizes = new Set([256, 384, 512]);
+  const complete =
+    rsaSizes.has(signature.length) || isDerEcdsaSignature(signature) || signature.length === 64;
+  const sameShape = keys.some((k) =>
+    k.algorithm === 'rsa-pss-sha256'
+      ? Math.ceil((k.key.asymmetricKeyDetails?.modulusLength ?? 0) / 8) === signature.length
+      : k.algorithm === 'ed25519'
+        ? signature.length === 64
+        : isDerEcdsaSignature(signature),
+  );
+  if (!complete) {
+    fail(
+      'SIGNATURE_INVALID',
+      `${SIGNATURE_FILE} (${signature.length} bytes) is not a complete RSA, ECDSA or Ed25519 signature: it is truncated or damaged.`,
+    );
+  }
+  if (!sameShape || keys.every((k) => k.algorithm === 'rsa-pss-sha256')) {
+    fail(
+      'KEY_UNTRUSTED',
+      `${SIGNATURE_FILE} was not made by any of the ${trusted}: the package was signed with a key this server does not trust (or the signature is damaged).`,
+      {
+        trusted: keys.map((k) => k.fingerprint),
+      },
+    );
+  }
+  fail(
+    'SIGNATURE_INVALID',
+    `${SIGNATURE_FILE} does not verify over ${CHECKSUM_FILE} with any of the ${trusted}: the package was changed after signing, or signed by a key that is not trusted.`,
+    {
+      trusted: keys.map((k) => k.fingerprint),
+    },
+  );
+}
+
+function checkManifest(
+  archive: PackageArchive,
+  bytes: Buffer | undefined,
+  now: Date,
+  options: VerifyOptions,
+): Manifest {
+  if (!bytes) fail('CONFIG_INVALID', `The package has no ${MANIFEST_FILE}.`);
+  const manifest = parseManifest(bytes);
+  for (const name of referencedFiles(manifest)) {
+    if (!archive.has(name))
+      fail('CONFIG_INVALID', `${MANIFEST_FILE} names ${JSON.stringify(name)}, which is not in the package.`, {
+        entry: name,
+      });
+  }
+  if (manifest.expires && Date.parse(manifest.expires) <= now.getTime()) {
+    fail(
+      'PACKAGE_EXPIRED',
+      `${manifest.name} ${manifest.version} expired at ${manifest.expires}; publish a new package.`,
+      {
+        expires: manifest.expires,
+      },
+    );
+  }
+  if (
+    options.highestActivated &&
+    !options.allowDowngrade &&
+    semver.lt(manifest.version, options.highestActivated)
+  ) {
+    fail(
+      'VERSION_DOWNGRADE',
+      `${manifest.name} ${manifest.version} is lower than ${options.highestActivated}, already activated from this source; an operator must allow the downgrade explicitly.`,
+      {
+        version: manifest.version,
+        highest: options.highestActivated,
+      },
+    );
+  }
+  return manifest;
+}
+
+const LEGACY_MODEL = 'model.onnx';
+
+interface LegacyMatch {
+  readonly key: TrustedKey;
+  readonly model: Buffer;
+  readonly listedHash: string;
+}
+
+/**
+ * A seed-style package lists `model.onnx` alone and its signature verifies over `model.onnx`
+ * itself. Recognised before the coverage check so that it is refused with its own code.
+ */
+async function detectLegacy(
+  archive: PackageArchive,
+  listed: Map<string, string>,
+  signature: Buffer,
+  options: VerifyOptions,
+): Promise<LegacyMatch | undefined> {
+  if (listed.size !== 1 || !listed.has(LEGACY_MODEL) || !archive.has(LEGACY_MODEL) || signature.length === 0)
+    return undefined;
+  const model = await collect(await archive.openStream(LEGACY_MODEL), LEGACY_MODEL);
+  const key = findSigningKey(options.trust.keys, model, signature);
+  if (!key) return undefined;
+  if (!options.allowLegacySignatures) {
+    fail(
+      'LEGACY_SIGNATURE_REFUSED',
+      `The signature covers ${LEGACY_MODEL} alone (seed-style), leaving config.json and every other file unprotected; re-sign checksum.sha256 listing every file, or start with --allow-legacy-signatures.`,
+    );
+  }
+  return { key, model, listedHash: listed.get(LEGACY_MODEL)! };
+}
+
+async function finishLegacy(
+  archive: PackageArchive,
+  path: string,
+  options: VerifyOptions,
+  archiveHash: Promise<string>,
+  legacy: LegacyMatch,
+  now: Date,
+): Promise<VerifiedPackage> {
+  const sha256 = createHash('sha256').update(legacy.model).digest('hex');
+  if (sha256 !== legacy.listedHash) {
+    fail('CHECKSUM_MISMATCH', `Entry "${LEGACY_MODEL}" does not match its SHA-256 in ${CHECKSUM_FILE}.`, {
+      entry: LEGACY_MODEL,
+    });
+  }
+  const files = new Map<string, Buffer>([[LEGACY_MODEL, legacy.model]]);
+  const entries: VerifiedEntry[] = [{ name: LEGACY_MODEL, size: legacy.model.length, sha256 }];
+  const unprotected: string[] = [];
+  for (const entry of archive.entries) {
+    if (UNLISTED_ENTRIES.has(entry.name) || entry.name === LEGACY_MODEL) continue;
+    unprotected.push(entry.name);
+    const bytes = await collect(await archive.openStream(entry.name), entry.name);
+    files.set(entry.name, bytes);
+    entries.push({
+      name: entry.name,
+      size: bytes.length,
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+    });
+  }
+  const manifest = checkManifest(archive, files.get(MANIFEST_FILE), now, options);
+  return {
+    path,
+    sha256: await archiveHash,
+    size: archive.size,
+    manifest,
+    signer: {
+      kind: 'key',
+      algorithm: legacy.key.algorithm,
+      fingerprint: keyFingerprint(legacy.key.key),
+      source: legacy.key.source,
+    },
+    entries,
+    files: options.keepBytes ? files : new Map(),
+    legacy: { unprotected },
+  };
+}
