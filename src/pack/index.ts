@@ -1,3 +1,10 @@
+export {
+  BUNDLED_NAME,
+  BUNDLED_VERSION,
+  bundledAssets,
+  bundledManifest,
+  writeBundledSource,
+} from './bundled.js';
 export { type KeygenOptions, type KeygenResult, type KeyType, keygen } from './keygen.js';
 export { type PackOptions, type PackProgress, type PackResult, pack } from './pack.js';
 export { keyFileSigner, type PackageSigner } from './signer.js';

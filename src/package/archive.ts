@@ -1,4 +1,4 @@
-import { close as closeFd, fstat, open as openFd } from 'node:fs';
+import { close as closeFd, fstat, open as openFd, read as readFd } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import yauzl from 'yauzl';
@@ -8,6 +8,9 @@ import { type ArchiveLimits, DEFAULT_LIMITS } from './limits.js';
 const openAsync = promisify(openFd);
 const fstatAsync = promisify(fstat);
 const closeAsync = promisify(closeFd);
+const readAsync = promisify(readFd);
+/** Read size of the single front-to-back pass: large enough that per-chunk costs vanish. */
+const SCAN_CHUNK = 1024 * 1024;
 
 /** What the format allows as an entry name: flat, portable, no surprises for any unzip tool. */
 const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
@@ -119,8 +122,10 @@ function checkName(name: string, entry: yauzl.Entry): void {
  */
 export class PackageArchive {
   readonly #zip: yauzl.ZipFile;
-  readonly #fd: number;
   readonly #entries: Map<string, yauzl.Entry>;
+  readonly #fd: number;
+  /** Where each entry's (compressed) bytes start in the file, from its local header. */
+  readonly #dataStart: Map<string, number>;
   readonly #limits: ArchiveLimits;
   #closed = false;
   /** Size of the archive file in bytes. */
@@ -131,13 +136,15 @@ export class PackageArchive {
   private constructor(
     zip: yauzl.ZipFile,
     fd: number,
+    dataStart: Map<string, number>,
     entries: Map<string, yauzl.Entry>,
     limits: ArchiveLimits,
     size: number,
   ) {
     this.#zip = zip;
-    this.#fd = fd;
     this.#entries = entries;
+    this.#fd = fd;
+    this.#dataStart = dataStart;
     this.#limits = limits;
     this.size = size;
     this.entries = [...entries.entries()].map(([name, e]) => ({
@@ -186,11 +193,12 @@ export class PackageArchive {
         );
       }
       const entries = await readCentralDirectory(zip, limits);
-      await checkLocalHeaders(zip, entries, size);
-      return new PackageArchive(zip, fd, entries, limits, size);
+      const dataStart = await checkLocalHeaders(zip, entries, size);
+      return new PackageArchive(zip, fd, dataStart, entries, limits, size);
     } catch (error) {
-      zip?.close();
-      await closeAsync(fd).catch(() => {});
+      // Once yauzl holds the descriptor, its close() closes it (after any open entry stream ends).
+      if (zip) zip.close();
+      else await closeAsync(fd);
       throw error;
     }
   }
@@ -234,12 +242,55 @@ export class PackageArchive {
     return collect(await this.openStream(name), name);
   }
 
+  /**
+   * Reads the archive once, front to back, in large chunks: every chunk goes to `onChunk`
+   * (to hash the whole file), and the bytes of each *stored* entry named in `sinks` go to its
+   * sink as they pass. One read serves both, and what the sinks see is exactly what was
+   * hashed as the archive. Deflated entries are read with {@link openStream}.
+   */
+  async scan(
+    onChunk: (chunk: Buffer) => void,
+    sinks: ReadonlyMap<string, (bytes: Buffer) => void>,
+  ): Promise<void> {
+    const ranges = [...sinks].map(([name, sink]) => {
+      const entry = this.#entries.get(name);
+      if (entry?.compressionMethod !== 0) throw new Error(`scan: ${name} is not a stored entry`);
+      const start = this.#dataStart.get(name)!;
+      return { start, end: start + entry.compressedSize, sink };
+    });
+    const buffer = Buffer.allocUnsafe(SCAN_CHUNK);
+    for (let position = 0; position < this.size; ) {
+      const { bytesRead } = await readAsync(
+        this.#fd,
+        buffer,
+        0,
+        Math.min(SCAN_CHUNK, this.size - position),
+        position,
+      );
+      if (bytesRead === 0) reject('ARCHIVE_INVALID', 'The archive became shorter while it was read.');
+      const chunk = buffer.subarray(0, bytesRead);
+      onChunk(chunk);
+      const chunkEnd = position + bytesRead;
+      for (const r of ranges) {
+        const from = Math.max(r.start, position);
+        const to = Math.min(r.end, chunkEnd);
+        if (from < to) r.sink(chunk.subarray(from - position, to - position));
+      }
+      position = chunkEnd;
+    }
+  }
+
+  /** Whether the entry's bytes are stored as they are (not deflated). */
+  isStored(name: string): boolean {
+    return this.#entries.get(name)?.compressionMethod === 0;
+  }
+
   /** Closes the descriptor. Safe to call twice. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // yauzl closes the descriptor it was handed once the last open entry stream ends.
     this.#zip.close();
-    await closeAsync(this.#fd).catch(() => {});
   }
 }
 
@@ -346,8 +397,9 @@ async function checkLocalHeaders(
   zip: yauzl.ZipFile,
   entries: Map<string, yauzl.Entry>,
   fileSize: number,
-): Promise<void> {
+): Promise<Map<string, number>> {
   const spans: { name: string; start: number; end: number }[] = [];
+  const dataStart = new Map<string, number>();
   for (const [name, entry] of entries) {
     let header: yauzl.LocalFileHeader;
     try {
@@ -391,6 +443,7 @@ async function checkLocalHeaders(
       );
     }
     spans.push({ name, start: entry.relativeOffsetOfLocalHeader, end });
+    dataStart.set(name, header.fileDataStart);
   }
   spans.sort((a, b) => a.start - b.start);
   for (let i = 1; i < spans.length; i++) {
@@ -404,4 +457,5 @@ async function checkLocalHeaders(
       );
     }
   }
+  return dataStart;
 }

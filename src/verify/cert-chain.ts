@@ -74,7 +74,8 @@ export async function verifyChain(
 
   const engine = new pkijs.CertificateChainValidationEngine({
     trustedCerts: roots.map((r) => r.certificate.pkijs),
-    certs: chain.map((c) => c.pkijs),
+    // pkijs takes the last certificate of `certs` as the one to validate.
+    certs: [...chain.slice(1), leaf].map((c) => c.pkijs),
     checkDate: now,
   });
   let result: pkijs.CertificateChainValidationEngineVerifyResult;
@@ -95,7 +96,16 @@ export async function verifyChain(
       },
     );
   }
-  let path = result.certificatePath.map((c) => parseCertificate(Buffer.from(c.toSchema().toBER(false))));
+  // pkijs returns the very objects it was given; map them back to what we parsed.
+  const known = new Map<pkijs.Certificate, CertificateInfo>([
+    ...chain.map((c) => [c.pkijs, c] as const),
+    ...roots.map((r) => [r.certificate.pkijs, r.certificate] as const),
+  ]);
+  let path = result.certificatePath.map((c) => {
+    const info = known.get(c);
+    if (!info) invalid('The certificate path holds a certificate that was neither in signer.pem nor pinned.');
+    return info;
+  });
   if (path[0]?.fingerprint !== leaf.fingerprint) path = path.reverse();
   if (path[0]?.fingerprint !== leaf.fingerprint)
     invalid('The certificate path does not start at the signer certificate.');

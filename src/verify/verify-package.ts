@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import semver from 'semver';
 import { PackageRejectedError, type RejectionCode } from '../errors.js';
@@ -121,30 +122,83 @@ async function hashStream(
  * written to disk.
  */
 export async function verifyPackage(path: string, options: VerifyOptions): Promise<VerifiedPackage> {
-  let archiveHash: Promise<string> | undefined;
+  const limits = options.limits ?? DEFAULT_LIMITS;
+  let archive: PackageArchive;
   try {
-    const archive = await PackageArchive.open(path, options.limits ?? DEFAULT_LIMITS);
-    archiveHash = hashFile(path);
-    try {
-      const result = await verifyOpened(archive, path, options, archiveHash);
-      return result;
-    } finally {
-      await archive.close();
-    }
+    archive = await PackageArchive.open(path, limits);
   } catch (error) {
     if (error instanceof PackageRejectedError) {
-      const sha256 = archiveHash ? await archiveHash.catch(() => undefined) : undefined;
+      // Best effort, for the report: the hash of what was refused, unless it is too large to read.
+      const size = await stat(path).then(
+        (s) => s.size,
+        () => Number.POSITIVE_INFINITY,
+      );
+      const sha256 = size <= limits.maxArchiveBytes ? await hashFile(path).catch(() => undefined) : undefined;
       Object.assign(error.details, { path, ...(sha256 ? { sha256 } : {}) });
     }
     throw error;
   }
+  let sha256: string | undefined;
+  try {
+    const pass = await hashInOnePass(archive, options.keepBytes ?? false);
+    sha256 = pass.sha256;
+    return await verifyOpened(archive, path, options, pass);
+  } catch (error) {
+    if (error instanceof PackageRejectedError)
+      Object.assign(error.details, { path, ...(sha256 ? { sha256 } : {}) });
+    throw error;
+  } finally {
+    await archive.close();
+  }
+}
+
+interface OnePass {
+  /** SHA-256 of the archive file. */
+  readonly sha256: string;
+  /** Digest (and, when kept, bytes) of every stored entry, from the same read. */
+  readonly stored: ReadonlyMap<string, { sha256: string; bytes?: Buffer; size: number }>;
+}
+
+/**
+ * Reads the archive once: the file's own hash and the hash of every stored entry come from
+ * the same bytes (graphs are stored, so this is nearly all of a package). Deflated entries
+ * are hashed in step 4 from their inflated stream.
+ */
+async function hashInOnePass(archive: PackageArchive, keep: boolean): Promise<OnePass> {
+  const whole = createHash('sha256');
+  const hashes = new Map<string, { hash: ReturnType<typeof createHash>; bytes?: Buffer; offset: number }>();
+  const sinks = new Map<string, (chunk: Buffer) => void>();
+  for (const entry of archive.entries) {
+    if (UNLISTED_ENTRIES.has(entry.name) || !archive.isStored(entry.name)) continue;
+    const state = {
+      hash: createHash('sha256'),
+      offset: 0,
+      ...(keep || entry.name === MANIFEST_FILE ? { bytes: Buffer.allocUnsafe(entry.uncompressedSize) } : {}),
+    };
+    hashes.set(entry.name, state);
+    sinks.set(entry.name, (chunk) => {
+      state.hash.update(chunk);
+      if (state.bytes) chunk.copy(state.bytes, state.offset);
+      state.offset += chunk.length;
+    });
+  }
+  await archive.scan((chunk) => whole.update(chunk), sinks);
+  const stored = new Map<string, { sha256: string; bytes?: Buffer; size: number }>();
+  for (const [name, s] of hashes) {
+    stored.set(name, {
+      sha256: s.hash.digest('hex'),
+      size: s.offset,
+      ...(s.bytes ? { bytes: s.bytes } : {}),
+    });
+  }
+  return { sha256: whole.digest('hex'), stored };
 }
 
 async function verifyOpened(
   archive: PackageArchive,
   path: string,
   options: VerifyOptions,
-  archiveHash: Promise<string>,
+  pass: OnePass,
 ): Promise<VerifiedPackage> {
   const now = options.now ?? new Date();
   const keep = options.keepBytes ?? false;
@@ -168,7 +222,7 @@ async function verifyOpened(
   const signature = await archive.readSmall(SIGNATURE_FILE);
 
   const legacy = await detectLegacy(archive, listed, signature, options);
-  if (legacy) return finishLegacy(archive, path, options, archiveHash, legacy, now);
+  if (legacy) return finishLegacy(archive, path, options, pass.sha256, legacy, now);
 
   for (const entry of archive.entries) {
     if (!UNLISTED_ENTRIES.has(entry.name) && !listed.has(entry.name)) {
@@ -204,8 +258,9 @@ async function verifyOpened(
   // Step 4: hash of every entry.
   const entries: VerifiedEntry[] = [];
   for (const [name, expected] of listed) {
-    const stream = await archive.openStream(name);
-    const got = await hashStream(stream, name, keep || name === MANIFEST_FILE);
+    const got =
+      pass.stored.get(name) ??
+      (await hashStream(await archive.openStream(name), name, keep || name === MANIFEST_FILE));
     if (got.sha256 !== expected) {
       fail(
         'CHECKSUM_MISMATCH',
@@ -224,7 +279,7 @@ async function verifyOpened(
   // Step 5: manifest, expiry, version policy.
   const manifest = checkManifest(archive, files.get(MANIFEST_FILE), now, options);
   if (!keep) files.delete(MANIFEST_FILE);
-  return { path, sha256: await archiveHash, size: archive.size, manifest, signer, entries, files };
+  return { path, sha256: pass.sha256, size: archive.size, manifest, signer, entries, files };
 }
 
 async function checkSignature(
@@ -418,7 +473,7 @@ async function finishLegacy(
   archive: PackageArchive,
   path: string,
   options: VerifyOptions,
-  archiveHash: Promise<string>,
+  archiveHash: string,
   legacy: LegacyMatch,
   now: Date,
 ): Promise<VerifiedPackage> {
@@ -445,7 +500,7 @@ async function finishLegacy(
   const manifest = checkManifest(archive, files.get(MANIFEST_FILE), now, options);
   return {
     path,
-    sha256: await archiveHash,
+    sha256: archiveHash,
     size: archive.size,
     manifest,
     signer: {
