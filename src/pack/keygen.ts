@@ -1,5 +1,5 @@
 import { generateKeyPair, type KeyObject } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PackError } from '../errors.js';
@@ -46,25 +46,24 @@ export async function keygen(options: KeygenOptions): Promise<KeygenResult> {
   await mkdir(options.out, { recursive: true });
   const privateKeyPath = join(options.out, 'signing.key');
   const publicKeyPath = join(options.out, 'signing.pub');
-  const flag = options.force ? 'w' : 'wx';
-  try {
-    await writeFile(privateKeyPath, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }), {
-      mode: 0o600,
-      flag,
-    });
-    await writeFile(publicKeyPath, pair.publicKey.export({ type: 'spki', format: 'pem' }), {
-      mode: 0o644,
-      flag,
-    });
-  } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new PackError(
-        'KEY_EXISTS',
-        `A key already exists in ${options.out}; pass --force to replace it.`,
-        { cause },
-      );
+  if (!options.force) {
+    for (const path of [privateKeyPath, publicKeyPath]) {
+      if (
+        await access(path).then(
+          () => true,
+          () => false,
+        )
+      ) {
+        throw new PackError('KEY_EXISTS', `${path} already exists; pass --force to replace the key pair.`);
+      }
     }
-    throw cause;
   }
+  // The private key file is created 0600, never readable by others even for a moment.
+  await rm(privateKeyPath, { force: true });
+  await writeFile(privateKeyPath, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }), {
+    mode: 0o600,
+    flag: 'wx',
+  });
+  await writeFile(publicKeyPath, pair.publicKey.export({ type: 'spki', format: 'pem' }), { mode: 0o644 });
   return { privateKeyPath, publicKeyPath };
 }

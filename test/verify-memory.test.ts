@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { before, test } from 'node:test';
+import { promisify } from 'node:util';
+import { keygen } from '../src/pack/index.js';
+import { packWith, sourceDir } from './helpers/packages.js';
+import { tempDir } from './helpers/tmp.js';
+
+const run = promisify(execFile);
+const work = tempDir();
+let keys: { privateKeyPath: string; publicKeyPath: string };
+
+/** Verifies `pkg` in a fresh process and returns its peak resident memory in MiB. */
+async function peakRssWhileVerifying(pkg: string): Promise<number> {
+  const verify = join(import.meta.dirname, '..', 'src', 'verify', 'index.js');
+  const script = `
+    const { TrustStore, verifyPackage } = await import(${JSON.stringify(verify)});
+    await verifyPackage(${JSON.stringify(pkg)}, { trust: await TrustStore.load(${JSON.stringify(keys.publicKeyPath)}) });
+    process.stdout.write(String(process.resourceUsage().maxRSS / 1024));`;
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script]);
+  return Number(stdout);
+}
+
+async function packageWithGraphOf(mib: number): Promise<string> {
+  const dir = await sourceDir(join(work, `src-${mib}`));
+  await writeFile(join(dir, 'rec.onnx'), randomBytes(mib * 1024 * 1024));
+  return packWith(dir, keys.privateKeyPath, join(work, `pkg-${mib}.zip`));
+}
+
+before(async () => {
+  keys = await keygen({ type: 'ed25519', out: join(work, 'keys') });
+});
+
+test('verification memory stays flat whatever the package size', async () => {
+  const small = await peakRssWhileVerifying(await packageWithGraphOf(4));
+  const large = await peakRssWhileVerifying(await packageWithGraphOf(160));
+  // A 156 MiB larger graph must not cost more than a few chunks of memory.
+  assert.ok(large - small < 24, `peak RSS grew from ${small.toFixed(0)} MiB to ${large.toFixed(0)} MiB`);
+});
