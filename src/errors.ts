@@ -67,6 +67,24 @@ export class TrustStoreError extends HotocrError {
   }
 }
 
+/** An image could not be used for OCR: not an image, an unsupported format, too large or too small. */
+export class ImageError extends HotocrError {
+  constructor(
+    code: 'IMAGE_INVALID' | 'IMAGE_UNSUPPORTED' | 'IMAGE_TOO_LARGE' | 'IMAGE_TOO_SMALL',
+    message: string,
+    options: { cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
+    super(code, message, options);
+  }
+}
+
+/** Inference itself failed (onnxruntime raised, or a graph returned what its role forbids). */
+export class InferenceError extends HotocrError {
+  constructor(message: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super('INFERENCE_FAILED', message, options);
+  }
+}
+
 /** Building or signing a package failed (`hotocr pack`, `hotocr keygen`). */
 export class PackError extends HotocrError {}
 

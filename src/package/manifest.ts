@@ -20,8 +20,6 @@ const detSchema = z.strictObject({
   unclipRatio: positive.optional(),
   maxCandidates: z.number().int().min(1).max(10000).optional(),
   minSize: z.number().min(0).optional(),
-  useDilation: z.boolean().optional(),
-  scoreMode: z.enum(['fast', 'slow']).optional(),
 });
 
 const clsSchema = z.strictObject({

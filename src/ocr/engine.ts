@@ -1,0 +1,257 @@
+import { InferenceError, PackageRejectedError } from '../errors.js';
+import { charset, ctcDecode } from './ctc.js';
+import { boxesFromProbabilityMap } from './db-postprocess.js';
+import { distance, type Quad, sortReadingOrder } from './geometry.js';
+import type { RgbImage } from './image.js';
+import type { OcrParams } from './params.js';
+import { resizeBilinear, rotate90ccw, rotate180, warpQuad } from './pixels.js';
+import type { GraphSession, Tensor } from './session.js';
+import { detectionTensor, lineBatch } from './tensors.js';
+
+/** One line of text found in an image. */
+export interface OcrLine {
+  readonly text: string;
+  /** Mean probability of the kept CTC steps, 0..1. */
+  readonly score: number;
+  /** Corners in source-image pixels: top-left, top-right, bottom-right, bottom-left. */
+  readonly box: Quad;
+}
+
+/** Milliseconds spent in each stage; `inference` is the part inside the runtime's run(). */
+export interface OcrTimings {
+  det: number;
+  cls: number;
+  rec: number;
+  inference: number;
+  total: number;
+}
+
+export interface OcrResult {
+  readonly lines: OcrLine[];
+  readonly timings: OcrTimings;
+}
+
+export interface OcrGraphs {
+  /** Detection; absent for a single-line recogniser (task `rec`). */
+  readonly det?: GraphSession;
+  readonly rec: GraphSession;
+  readonly cls?: GraphSession;
+}
+
+function incompatible(message: string): never {
+  throw new PackageRejectedError('GRAPH_INCOMPATIBLE', message);
+}
+
+/**
+ * The PP-OCR pipeline over already-created graph sessions (their owner releases them).
+ * Stateless between calls: safe to call concurrently.
+ */
+export class OcrEngine {
+  readonly #graphs: OcrGraphs;
+  readonly #chars: readonly string[];
+  readonly #params: OcrParams;
+
+  private constructor(graphs: OcrGraphs, chars: readonly string[], params: OcrParams) {
+    this.#graphs = graphs;
+    this.#chars = chars;
+    this.#params = params;
+  }
+
+  /**
+   * Checks that each graph fits its role by running it once on a blank input (detection
+   * gives a one-channel map of the input's size, the classifier two classes, the
+   * recogniser one class per dictionary entry plus blank and space), then returns the engine.
+   * Throws GRAPH_INCOMPATIBLE otherwise.
+   */
+  static async create(graphs: OcrGraphs, dictionary: string, params: OcrParams): Promise<OcrEngine> {
+    const chars = charset(dictionary, params.rec.useSpaceChar);
+    for (const [role, g] of Object.entries(graphs) as [string, GraphSession | undefined][]) {
+      if (g && (g.inputNames.length !== 1 || g.outputNames.length !== 1)) {
+        incompatible(
+          `The ${role} graph has ${g.inputNames.length} inputs and ${g.outputNames.length} outputs; a PP-OCR ${role} graph has one of each.`,
+        );
+      }
+    }
+    const probe = async (role: string, g: GraphSession, dims: number[]): Promise<Tensor> => {
+      try {
+        return await g.run({ data: new Float32Array(dims.reduce((a, b) => a * b, 1)), dims });
+      } catch (cause) {
+        throw new PackageRejectedError(
+          'GRAPH_INCOMPATIBLE',
+          `The ${role} graph cannot run on a ${dims.join('x')} image batch: ${(cause as Error).message}`,
+          { cause },
+        );
+      }
+    };
+    if (graphs.det) {
+      const out = await probe('det', graphs.det, [1, 3, 64, 64]);
+      if (out.dims.length !== 4 || out.dims[1] !== 1 || out.dims[2] !== 64 || out.dims[3] !== 64) {
+        incompatible(
+          `The det graph returned ${out.dims.join('x')} for a 64x64 image; a DB detector returns 1x1x64x64.`,
+        );
+      }
+    }
+    if (graphs.cls) {
+      const out = await probe('cls', graphs.cls, [1, 3, params.cls.imageHeight, params.cls.imageWidth]);
+      if (out.dims.length !== 2 || out.dims[1] !== 2) {
+        incompatible(
+          `The cls graph returned ${out.dims.join('x')}; a direction classifier returns Nx2 (0° and 180°).`,
+        );
+      }
+    }
+    const out = await probe('rec', graphs.rec, [1, 3, params.rec.imageHeight, params.rec.imageWidth]);
+    if (out.dims.length !== 3)
+      incompatible(
+        `The rec graph returned ${out.dims.join('x')}; a CTC recogniser returns N x steps x classes.`,
+      );
+    if (out.dims[2] !== chars.length) {
+      incompatible(
+        `The rec graph has ${out.dims[2]} classes but the dictionary gives ${chars.length} (${chars.length - 1 - (params.rec.useSpaceChar ? 1 : 0)} characters + blank${params.rec.useSpaceChar ? ' + space' : ''}): the graph and dictionary do not belong together.`,
+      );
+    }
+    return new OcrEngine(graphs, chars, params);
+  }
+
+  get params(): OcrParams {
+    return this.#params;
+  }
+
+  /** Reads every line of text in the image, in reading order. */
+  async read(image: RgbImage): Promise<OcrResult> {
+    const timings: OcrTimings = { det: 0, cls: 0, rec: 0, inference: 0, total: 0 };
+    const start = performance.now();
+    let boxes: Quad[];
+    let crops: RgbImage[];
+    if (this.#graphs.det) {
+      boxes = sortReadingOrder((await this.#detect(image, timings)).map((box) => ({ box }))).map(
+        (b) => b.box,
+      );
+      crops = boxes.map((box) => cropLine(image, box));
+    } else {
+      const { width: w, height: h } = image;
+      boxes = [
+        [
+          [0, 0],
+          [w - 1, 0],
+          [w - 1, h - 1],
+          [0, h - 1],
+        ],
+      ];
+      crops = [image];
+    }
+    timings.det = performance.now() - start;
+    if (this.#graphs.cls && this.#params.cls.enabled && crops.length > 0) {
+      const t = performance.now();
+      crops = await this.#classify(crops, timings);
+      timings.cls = performance.now() - t;
+    }
+    const t = performance.now();
+    const texts = crops.length > 0 ? await this.#recognize(crops, timings) : [];
+    timings.rec = performance.now() - t;
+    const lines: OcrLine[] = [];
+    texts.forEach((r, i) => {
+      if (r.score >= this.#params.rec.dropScore && r.text.length > 0)
+        lines.push({ text: r.text, score: r.score, box: boxes[i]! });
+    });
+    timings.total = performance.now() - start;
+    return { lines, timings };
+  }
+
+  async #run(role: string, g: GraphSession, input: Tensor, timings: OcrTimings): Promise<Tensor> {
+    const t = performance.now();
+    try {
+      return await g.run(input);
+    } catch (cause) {
+      throw new InferenceError(`The ${role} graph failed: ${(cause as Error).message}`, { cause });
+    } finally {
+      timings.inference += performance.now() - t;
+    }
+  }
+
+  async #detect(image: RgbImage, timings: OcrTimings): Promise<Quad[]> {
+    const p = this.#params.det;
+    const { width: w, height: h } = image;
+    const side = p.limitType === 'max' ? Math.max(w, h) : Math.min(w, h);
+    const ratio =
+      p.limitType === 'max'
+        ? side > p.limitSideLen
+          ? p.limitSideLen / side
+          : 1
+        : side < p.limitSideLen
+          ? p.limitSideLen / side
+          : 1;
+    const rh = Math.max(Math.round((h * ratio) / 32) * 32, 32);
+    const rw = Math.max(Math.round((w * ratio) / 32) * 32, 32);
+    const resized = rw === w && rh === h ? image : resizeBilinear(image, rw, rh);
+    const out = await this.#run('det', this.#graphs.det!, detectionTensor(resized), timings);
+    const [, , mh, mw] = out.dims as [number, number, number, number];
+    return boxesFromProbabilityMap(out.data, mw, mh, w, h, p);
+  }
+
+  async #classify(crops: RgbImage[], timings: OcrTimings): Promise<RgbImage[]> {
+    const p = this.#params.cls;
+    const result = crops.slice();
+    const order = byAspect(crops);
+    for (let b = 0; b < order.length; b += p.batchSize) {
+      const idx = order.slice(b, b + p.batchSize);
+      const out = await this.#run(
+        'cls',
+        this.#graphs.cls!,
+        lineBatch(
+          idx.map((i) => crops[i]!),
+          p.imageHeight,
+          p.imageWidth,
+        ),
+        timings,
+      );
+      idx.forEach((i, k) => {
+        const p0 = out.data[k * 2]!;
+        const p180 = out.data[k * 2 + 1]!;
+        if (p180 > p0 && p180 > p.threshold) result[i] = rotate180(crops[i]!);
+      });
+    }
+    return result;
+  }
+
+  async #recognize(crops: RgbImage[], timings: OcrTimings): Promise<{ text: string; score: number }[]> {
+    const p = this.#params.rec;
+    const results: { text: string; score: number }[] = new Array(crops.length);
+    const order = byAspect(crops);
+    for (let b = 0; b < order.length; b += p.batchSize) {
+      const idx = order.slice(b, b + p.batchSize);
+      let maxRatio = p.imageWidth / p.imageHeight;
+      for (const i of idx) maxRatio = Math.max(maxRatio, crops[i]!.width / crops[i]!.height);
+      const width = Math.min(Math.trunc(p.imageHeight * maxRatio), p.maxImageWidth);
+      const out = await this.#run(
+        'rec',
+        this.#graphs.rec,
+        lineBatch(
+          idx.map((i) => crops[i]!),
+          p.imageHeight,
+          width,
+        ),
+        timings,
+      );
+      const [, steps, classes] = out.dims as [number, number, number];
+      idx.forEach((i, k) => {
+        results[i] = ctcDecode(out.data, k * steps * classes, steps, classes, this.#chars);
+      });
+    }
+    return results;
+  }
+}
+
+/** Indices sorted by width/height, so each batch pads little. */
+function byAspect(crops: readonly RgbImage[]): number[] {
+  return crops
+    .map((_, i) => i)
+    .sort((a, b) => crops[a]!.width / crops[a]!.height - crops[b]!.width / crops[b]!.height);
+}
+
+/** PaddleOCR's get_rotate_crop_image: an upright crop of the box; tall crops are turned to lie flat. */
+export function cropLine(image: RgbImage, box: Quad): RgbImage {
+  const width = Math.max(1, Math.trunc(Math.max(distance(box[0], box[1]), distance(box[2], box[3]))));
+  const height = Math.max(1, Math.trunc(Math.max(distance(box[0], box[3]), distance(box[1], box[2]))));
+  const crop = warpQuad(image, box, width, height);
+  return height / width >= 1.5 ? rotate90ccw(crop) : crop;
+}

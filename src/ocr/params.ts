@@ -1,0 +1,75 @@
+import type { Manifest } from '../package/index.js';
+import type { DbParams } from './db-postprocess.js';
+
+/** Every pipeline parameter; defaults are PaddleOCR's `tools/infer` values. */
+export interface OcrParams {
+  readonly det: DbParams & { readonly limitSideLen: number; readonly limitType: 'max' | 'min' };
+  readonly cls: {
+    readonly enabled: boolean;
+    readonly threshold: number;
+    readonly imageHeight: number;
+    readonly imageWidth: number;
+    readonly batchSize: number;
+  };
+  readonly rec: {
+    readonly imageHeight: number;
+    /** The narrowest batch width (PaddleOCR's rec_image_shape 3,48,320). */
+    readonly imageWidth: number;
+    readonly maxImageWidth: number;
+    readonly batchSize: number;
+    readonly dropScore: number;
+    readonly useSpaceChar: boolean;
+  };
+}
+
+export const DEFAULT_PARAMS: OcrParams = Object.freeze({
+  det: {
+    limitSideLen: 960,
+    limitType: 'max',
+    thresh: 0.3,
+    boxThresh: 0.6,
+    unclipRatio: 1.5,
+    maxCandidates: 1000,
+    minSize: 3,
+  },
+  cls: { enabled: true, threshold: 0.9, imageHeight: 48, imageWidth: 192, batchSize: 6 },
+  rec: {
+    imageHeight: 48,
+    imageWidth: 320,
+    maxImageWidth: 4096,
+    batchSize: 6,
+    dropScore: 0.5,
+    useSpaceChar: true,
+  },
+}) as OcrParams;
+
+/** The package's parameters over the defaults. */
+export function paramsFromManifest(m: Manifest): OcrParams {
+  const d = DEFAULT_PARAMS;
+  return {
+    det: {
+      limitSideLen: m.det?.limitSideLen ?? d.det.limitSideLen,
+      limitType: m.det?.limitType ?? d.det.limitType,
+      thresh: m.det?.thresh ?? d.det.thresh,
+      boxThresh: m.det?.boxThresh ?? d.det.boxThresh,
+      unclipRatio: m.det?.unclipRatio ?? d.det.unclipRatio,
+      maxCandidates: m.det?.maxCandidates ?? d.det.maxCandidates,
+      minSize: m.det?.minSize ?? d.det.minSize,
+    },
+    cls: {
+      enabled: m.cls?.enabled ?? d.cls.enabled,
+      threshold: m.cls?.threshold ?? d.cls.threshold,
+      imageHeight: m.cls?.imageHeight ?? d.cls.imageHeight,
+      imageWidth: m.cls?.imageWidth ?? d.cls.imageWidth,
+      batchSize: m.cls?.batchSize ?? d.cls.batchSize,
+    },
+    rec: {
+      imageHeight: m.rec?.imageHeight ?? d.rec.imageHeight,
+      imageWidth: d.rec.imageWidth,
+      maxImageWidth: m.rec?.maxImageWidth ?? d.rec.maxImageWidth,
+      batchSize: m.rec?.batchSize ?? d.rec.batchSize,
+      dropScore: m.rec?.dropScore ?? d.rec.dropScore,
+      useSpaceChar: m.rec?.useSpaceChar ?? d.rec.useSpaceChar,
+    },
+  };
+}
