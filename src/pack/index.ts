@@ -1,8 +1,10 @@
 export {
   BUNDLED_NAME,
   BUNDLED_VERSION,
+  type BundledPackage,
   bundledAssets,
   bundledManifest,
+  ensureBundledPackage,
   writeBundledSource,
 } from './bundled.js';
 export { type KeygenOptions, type KeygenResult, type KeyType, keygen } from './keygen.js';
