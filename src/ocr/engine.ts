@@ -217,8 +217,7 @@ export class OcrEngine {
     const p = this.#params.rec;
     const results: { text: string; score: number }[] = new Array(crops.length);
     const order = byAspect(crops);
-    for (let b = 0; b < order.length; b += p.batchSize) {
-      const idx = order.slice(b, b + p.batchSize);
+    for (const idx of batchesOfSimilarWidth(crops, order, p.batchSize, p.imageWidth / p.imageHeight)) {
       let maxRatio = p.imageWidth / p.imageHeight;
       for (const i of idx) maxRatio = Math.max(maxRatio, crops[i]!.width / crops[i]!.height);
       const width = Math.min(Math.trunc(p.imageHeight * maxRatio), p.maxImageWidth);
@@ -246,6 +245,33 @@ function byAspect(crops: readonly RgbImage[]): number[] {
   return crops
     .map((_, i) => i)
     .sort((a, b) => crops[a]!.width / crops[a]!.height - crops[b]!.width / crops[b]!.height);
+}
+
+/**
+ * Splits ratio-sorted crops into batches of at most `size`, starting a new batch when a crop
+ * would have to be padded to more than 1.5x its own width: every line is padded to the
+ * widest of its batch, and the recogniser's cost grows with width.
+ */
+function batchesOfSimilarWidth(
+  crops: readonly RgbImage[],
+  order: readonly number[],
+  size: number,
+  minRatio: number,
+): number[][] {
+  const batches: number[][] = [];
+  let current: number[] = [];
+  let first = 0;
+  for (const i of order) {
+    const ratio = Math.max(minRatio, crops[i]!.width / crops[i]!.height);
+    if (current.length > 0 && (current.length >= size || ratio > first * 1.5)) {
+      batches.push(current);
+      current = [];
+    }
+    if (current.length === 0) first = ratio;
+    current.push(i);
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
 }
 
 /** PaddleOCR's get_rotate_crop_image: an upright crop of the box; tall crops are turned to lie flat. */

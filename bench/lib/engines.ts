@@ -1,0 +1,70 @@
+import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { type LoadedOcrModel, loadOcrModel } from '../../src/loaders/index.js';
+import { decodeImage } from '../../src/ocr/index.js';
+import { ensureBundledPackage } from '../../src/pack/index.js';
+import { TrustStore, verifyPackage } from '../../src/verify/index.js';
+import type { Page } from './pages.js';
+
+const run = promisify(execFile);
+
+/** An OCR implementation under test: lines of text for a page, and (for hotocr) time inside onnxruntime. */
+export interface Engine {
+  readonly name: string;
+  read(page: Page, dir: string): Promise<{ lines: string[]; inferenceMs?: number }>;
+  close(): Promise<void>;
+}
+
+export async function hotocrEngine(home: string): Promise<Engine> {
+  const bundled = await ensureBundledPackage(home);
+  const model: LoadedOcrModel = await loadOcrModel(
+    await verifyPackage(bundled.packagePath, {
+      trust: await TrustStore.load(bundled.trustPath),
+      keepBytes: true,
+    }),
+  );
+  return {
+    name: 'hotocr',
+    async read(page) {
+      const r = await model.engine.read(await decodeImage(page.png));
+      return { lines: r.lines.map((l) => l.text), inferenceMs: r.timings.inference };
+    },
+    close: () => model.release(),
+  };
+}
+
+/** @gutenye/ocr-node: the same PP-OCRv4 weights behind a different pipeline. */
+export async function gutenyeEngine(): Promise<Engine> {
+  const { default: Ocr } = (await import('@gutenye/ocr-node')) as unknown as {
+    default: { create(): Promise<{ detect(path: string): Promise<{ text: string }[]> }> };
+  };
+  const ocr = await Ocr.create();
+  return {
+    name: '@gutenye/ocr-node',
+    async read(page, dir) {
+      const path = join(dir, `${page.id}.png`);
+      await writeFile(path, page.png);
+      const lines = await ocr.detect(path);
+      return { lines: lines.map((l) => l.text) };
+    },
+    close: async () => {},
+  };
+}
+
+/** The tesseract CLI (Debian tesseract-ocr with chi_sim), one process per page as a user runs it. */
+export async function tesseractEngine(): Promise<Engine> {
+  return {
+    name: 'tesseract 5 (chi_sim+eng)',
+    async read(page, dir) {
+      const path = join(dir, `${page.id}.png`);
+      await writeFile(path, page.png);
+      const { stdout } = await run('tesseract', [path, 'stdout', '-l', 'chi_sim+eng', '--psm', '3'], {
+        maxBuffer: 1 << 24,
+      });
+      return { lines: stdout.split('\n').filter((l) => l.trim().length > 0) };
+    },
+    close: async () => {},
+  };
+}
