@@ -17,7 +17,7 @@ let trust: TrustStore;
 let signingKey: string;
 
 async function read(png: Buffer): Promise<OcrResult> {
-  return model.engine.read(await decodeImage(png));
+  return model.read(await decodeImage(png));
 }
 const texts = (r: OcrResult) => r.lines.map((l) => l.text);
 /**
@@ -130,6 +130,48 @@ describe('reading text', () => {
     for (const img of images) sequential.push(texts(await read(img)));
     const concurrent = await Promise.all(images.map(async (img) => texts(await read(img))));
     assert.deepEqual(concurrent, sequential);
+  });
+});
+
+describe('inference threads', () => {
+  test('keeps the main thread free while a page is read', async () => {
+    const png = await renderText(['The event loop keeps turning', '主线程保持响应'], {
+      font: 'WenQuanYi Micro Hei',
+    });
+    const image = await decodeImage(png);
+    let last = performance.now();
+    let worst = 0;
+    const timer = setInterval(() => {
+      const now = performance.now();
+      worst = Math.max(worst, now - last);
+      last = now;
+    }, 2);
+    const started = performance.now();
+    await Promise.all([model.read(image), model.read(image)]);
+    const took = performance.now() - started;
+    clearInterval(timer);
+    // Inference takes far longer than this; had it run on the main thread, one gap would span it.
+    assert.ok(
+      worst < Math.min(60, took / 2),
+      `the event loop stalled ${worst.toFixed(0)} ms during ${took.toFixed(0)} ms of OCR`,
+    );
+  });
+
+  test('refuses to read after release, and releasing twice is safe', async () => {
+    const other = await loadOcrModel(
+      await verifyPackage((await ensureBundledPackage(join(work, 'home'))).packagePath, {
+        trust,
+        keepBytes: true,
+      }),
+    );
+    const image = await decodeImage(await renderText(['release']));
+    assert.ok((await other.read(image)).lines.length === 1);
+    await other.release();
+    await other.release();
+    await assert.rejects(
+      other.read(image),
+      (e: unknown) => e instanceof HotocrError && e.code === 'INFERENCE_FAILED',
+    );
   });
 });
 

@@ -28,7 +28,7 @@ export async function hotocrEngine(home: string): Promise<Engine> {
   return {
     name: 'hotocr',
     async read(page) {
-      const r = await model.engine.read(await decodeImage(page.png));
+      const r = await model.read(await decodeImage(page.png));
       return { lines: r.lines.map((l) => l.text), inferenceMs: r.timings.inference };
     },
     close: () => model.release(),

@@ -36,14 +36,14 @@ export function ocrCommand(): Command {
         trust: await TrustStore.load(trustPath),
         keepBytes: true,
       });
-      const model = await loadOcrModel(pkg, {});
+      const model = await loadOcrModel(pkg);
       try {
         for (const file of images) {
           try {
             const t = performance.now();
             const image = await decodeImage(await readFile(file));
             const decode = performance.now() - t;
-            const result = await model.engine.read(image);
+            const result = await model.read(image);
             const timings = Object.fromEntries(
               Object.entries({ decode, ...result.timings, total: performance.now() - t }).map(([k, v]) => [
                 k,

@@ -120,6 +120,30 @@ export class OcrEngine {
   async read(image: RgbImage): Promise<OcrResult> {
     const timings: OcrTimings = { det: 0, cls: 0, rec: 0, inference: 0, total: 0 };
     const start = performance.now();
+    const { boxes, crops } = await this.locate(image, timings);
+    const t = performance.now();
+    const texts: RecognizedText[] = new Array(crops.length);
+    for (const batch of planRecognition(crops, this.#params)) {
+      const got = await this.recognizeBatch(
+        batch.map((i) => crops[i]!),
+        timings,
+      );
+      batch.forEach((i, k) => {
+        texts[i] = got[k]!;
+      });
+    }
+    timings.rec = performance.now() - t;
+    const lines = this.assemble(boxes, texts);
+    timings.total = performance.now() - start;
+    return { lines, timings };
+  }
+
+  /**
+   * Detection, crops and (when enabled) the direction classifier: the boxes in reading order
+   * and an upright crop of each. A single-line recogniser's "box" is the whole image.
+   */
+  async locate(image: RgbImage, timings: OcrTimings): Promise<{ boxes: Quad[]; crops: RgbImage[] }> {
+    const start = performance.now();
     let boxes: Quad[];
     let crops: RgbImage[];
     if (this.#graphs.det) {
@@ -139,22 +163,29 @@ export class OcrEngine {
       ];
       crops = [image];
     }
-    timings.det = performance.now() - start;
+    timings.det += performance.now() - start;
     if (this.#graphs.cls && this.#params.cls.enabled && crops.length > 0) {
       const t = performance.now();
       crops = await this.#classify(crops, timings);
-      timings.cls = performance.now() - t;
+      timings.cls += performance.now() - t;
     }
-    const t = performance.now();
-    const texts = crops.length > 0 ? await this.#recognize(crops, timings) : [];
-    timings.rec = performance.now() - t;
-    const lines: OcrLine[] = [];
-    texts.forEach((r, i) => {
-      if (r.score >= this.#params.rec.dropScore && r.text.length > 0)
-        lines.push({ text: r.text, score: r.score, box: boxes[i]! });
-    });
-    timings.total = performance.now() - start;
-    return { lines, timings };
+    return { boxes, crops };
+  }
+
+  /** Recognises one batch of crops (as planned by {@link planRecognition}) in one run. */
+  async recognizeBatch(crops: readonly RgbImage[], timings: OcrTimings): Promise<RecognizedText[]> {
+    const p = this.#params.rec;
+    let maxRatio = p.imageWidth / p.imageHeight;
+    for (const c of crops) maxRatio = Math.max(maxRatio, c.width / c.height);
+    const width = Math.min(Math.trunc(p.imageHeight * maxRatio), p.maxImageWidth);
+    const out = await this.#run('rec', this.#graphs.rec, lineBatch(crops, p.imageHeight, width), timings);
+    const [, steps, classes] = out.dims as [number, number, number];
+    return crops.map((_, k) => ctcDecode(out.data, k * steps * classes, steps, classes, this.#chars));
+  }
+
+  /** Lines from boxes and their texts: empty ones and those under the drop score are left out. */
+  assemble(boxes: readonly Quad[], texts: readonly RecognizedText[]): OcrLine[] {
+    return assembleLines(boxes, texts, this.#params.rec.dropScore);
   }
 
   async #run(role: string, g: GraphSession, input: Tensor, timings: OcrTimings): Promise<Tensor> {
@@ -212,36 +243,43 @@ export class OcrEngine {
     }
     return result;
   }
+}
 
-  async #recognize(crops: RgbImage[], timings: OcrTimings): Promise<{ text: string; score: number }[]> {
-    const p = this.#params.rec;
-    const results: { text: string; score: number }[] = new Array(crops.length);
-    const order = byAspect(crops);
-    for (const idx of batchesOfSimilarWidth(crops, order, p.batchSize, p.imageWidth / p.imageHeight)) {
-      let maxRatio = p.imageWidth / p.imageHeight;
-      for (const i of idx) maxRatio = Math.max(maxRatio, crops[i]!.width / crops[i]!.height);
-      const width = Math.min(Math.trunc(p.imageHeight * maxRatio), p.maxImageWidth);
-      const out = await this.#run(
-        'rec',
-        this.#graphs.rec,
-        lineBatch(
-          idx.map((i) => crops[i]!),
-          p.imageHeight,
-          width,
-        ),
-        timings,
-      );
-      const [, steps, classes] = out.dims as [number, number, number];
-      idx.forEach((i, k) => {
-        results[i] = ctcDecode(out.data, k * steps * classes, steps, classes, this.#chars);
-      });
-    }
-    return results;
-  }
+/** A recognised crop: text and the mean probability of its kept CTC steps. */
+export interface RecognizedText {
+  readonly text: string;
+  readonly score: number;
+}
+
+/**
+ * How to batch crops for recognition: sorted by aspect ratio, at most `batchSize` a batch, a
+ * new batch whenever a crop would be padded past 1.5x its own width. Batches are independent,
+ * so they can run on different threads.
+ */
+export function planRecognition(
+  crops: readonly { width: number; height: number }[],
+  params: OcrParams,
+): number[][] {
+  const p = params.rec;
+  return batchesOfSimilarWidth(crops, byAspect(crops), p.batchSize, p.imageWidth / p.imageHeight);
+}
+
+/** Lines from boxes and their texts: empty ones and those under `dropScore` are left out. */
+export function assembleLines(
+  boxes: readonly Quad[],
+  texts: readonly RecognizedText[],
+  dropScore: number,
+): OcrLine[] {
+  const lines: OcrLine[] = [];
+  texts.forEach((r, i) => {
+    if (r.score >= dropScore && r.text.length > 0)
+      lines.push({ text: r.text, score: r.score, box: boxes[i]! });
+  });
+  return lines;
 }
 
 /** Indices sorted by width/height, so each batch pads little. */
-function byAspect(crops: readonly RgbImage[]): number[] {
+function byAspect(crops: readonly { width: number; height: number }[]): number[] {
   return crops
     .map((_, i) => i)
     .sort((a, b) => crops[a]!.width / crops[a]!.height - crops[b]!.width / crops[b]!.height);
@@ -253,7 +291,7 @@ function byAspect(crops: readonly RgbImage[]): number[] {
  * widest of its batch, and the recogniser's cost grows with width.
  */
 function batchesOfSimilarWidth(
-  crops: readonly RgbImage[],
+  crops: readonly { width: number; height: number }[],
   order: readonly number[],
   size: number,
   minRatio: number,

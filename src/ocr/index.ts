@@ -1,11 +1,14 @@
 export { charset, ctcDecode } from './ctc.js';
 export {
+  assembleLines,
   cropLine,
   OcrEngine,
   type OcrGraphs,
   type OcrLine,
   type OcrResult,
   type OcrTimings,
+  planRecognition,
+  type RecognizedText,
 } from './engine.js';
 export type { Point, Quad } from './geometry.js';
 export { DEFAULT_MAX_PIXELS, type DecodeLimits, decodeImage, type RgbImage } from './image.js';

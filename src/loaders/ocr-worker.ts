@@ -1,0 +1,85 @@
+/**
+ * An inference worker: holds its own onnxruntime sessions (created from the verified bytes
+ * it is sent) and runs pipeline stages on request. onnxruntime-node's run() is synchronous,
+ * so inference must not happen on the main thread, where it would stop every request.
+ */
+import { parentPort } from 'node:worker_threads';
+import { HotocrError } from '../errors.js';
+import { OcrEngine, type OcrParams, type OcrTimings, type RgbImage } from '../ocr/index.js';
+import { OrtGraphSession, type SessionOptions } from './onnxruntime-node.js';
+
+export type WorkerRequest =
+  | {
+      type: 'load';
+      id: number;
+      graphs: { det?: Uint8Array; rec: Uint8Array; cls?: Uint8Array };
+      dictionary: string;
+      params: OcrParams;
+      session: SessionOptions;
+    }
+  | { type: 'locate'; id: number; image: RgbImage }
+  | { type: 'recognize'; id: number; crops: RgbImage[] }
+  | { type: 'release'; id: number };
+
+export type WorkerReply =
+  | { id: number; ok: true; result: unknown; timings: OcrTimings }
+  | { id: number; ok: false; error: { code: string; message: string; name: string } };
+
+const port = parentPort!;
+let engine: OcrEngine | undefined;
+const sessions: OrtGraphSession[] = [];
+
+const zero = (): OcrTimings => ({ det: 0, cls: 0, rec: 0, inference: 0, total: 0 });
+
+async function handle(
+  msg: WorkerRequest,
+): Promise<{ result: unknown; timings: OcrTimings; transfer?: ArrayBuffer[] }> {
+  const timings = zero();
+  switch (msg.type) {
+    case 'load': {
+      const open = async (role: string, bytes: Uint8Array | undefined) => {
+        if (!bytes) return undefined;
+        const s = await OrtGraphSession.create(role, bytes, msg.session);
+        sessions.push(s);
+        return s;
+      };
+      const det = await open('det', msg.graphs.det);
+      const rec = (await open('rec', msg.graphs.rec))!;
+      const cls = await open('cls', msg.graphs.cls);
+      engine = await OcrEngine.create(
+        { ...(det ? { det } : {}), rec, ...(cls ? { cls } : {}) },
+        msg.dictionary,
+        msg.params,
+      );
+      return { result: null, timings };
+    }
+    case 'locate': {
+      const { boxes, crops } = await engine!.locate(msg.image, timings);
+      return { result: { boxes, crops }, timings, transfer: crops.map((c) => c.data.buffer as ArrayBuffer) };
+    }
+    case 'recognize':
+      return { result: await engine!.recognizeBatch(msg.crops, timings), timings };
+    case 'release':
+      await Promise.all(sessions.map((s) => s.release()));
+      engine = undefined;
+      return { result: null, timings };
+  }
+}
+
+port.on('message', (msg: WorkerRequest) => {
+  handle(msg).then(
+    ({ result, timings, transfer }) => {
+      port.postMessage({ id: msg.id, ok: true, result, timings } satisfies WorkerReply, transfer ?? []);
+      if (msg.type === 'release') port.close();
+    },
+    (error: unknown) => {
+      const e = error instanceof Error ? error : new Error(String(error));
+      const code = error instanceof HotocrError ? error.code : 'INFERENCE_FAILED';
+      port.postMessage({
+        id: msg.id,
+        ok: false,
+        error: { code, message: e.message, name: e.name },
+      } satisfies WorkerReply);
+    },
+  );
+});

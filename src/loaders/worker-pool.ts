@@ -1,0 +1,205 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import {
+  HotocrError,
+  InferenceError,
+  PackageRejectedError,
+  REJECTION_CODES,
+  type RejectionCode,
+} from '../errors.js';
+import {
+  assembleLines,
+  type OcrParams,
+  type OcrResult,
+  type OcrTimings,
+  paramsFromManifest,
+  planRecognition,
+  type Quad,
+  type RecognizedText,
+  type RgbImage,
+} from '../ocr/index.js';
+import type { VerifiedPackage } from '../verify/index.js';
+import type { WorkerReply, WorkerRequest } from './ocr-worker.js';
+import type { SessionOptions } from './onnxruntime-node.js';
+
+export interface PoolOptions extends SessionOptions {
+  /**
+   * Inference threads, each with its own sessions (memory grows with each). Default 1, whose
+   * onnxruntime uses every core (`intraOpThreads`): on 2 cores that read a page faster than
+   * 2 single-threaded workers splitting its recognition batches (bench/ocr-speed).
+   */
+  readonly workers?: number;
+}
+
+/** A request without its id (distributes over the union). */
+type Request = WorkerRequest extends infer R ? (R extends unknown ? Omit<R, 'id'> : never) : never;
+
+interface Pending {
+  resolve(reply: { result: unknown; timings: OcrTimings }): void;
+  reject(error: Error): void;
+}
+
+/** Copies into a fresh, transferable buffer: Node's pooled Buffers must not be detached. */
+function transferable(image: RgbImage): RgbImage {
+  return { data: new Uint8Array(image.data), width: image.width, height: image.height };
+}
+
+function toError(error: { code: string; message: string }): Error {
+  if ((REJECTION_CODES as readonly string[]).includes(error.code)) {
+    return new PackageRejectedError(error.code as RejectionCode, error.message);
+  }
+  return error.code === 'INFERENCE_FAILED'
+    ? new InferenceError(error.message)
+    : new HotocrError(error.code, error.message);
+}
+
+class InferenceThread {
+  readonly #worker: Worker;
+  readonly #pending = new Map<number, Pending>();
+  #next = 0;
+  #dead: Error | undefined;
+
+  constructor() {
+    this.#worker = new Worker(new URL('./ocr-worker.js', import.meta.url));
+    this.#worker.on('message', (reply: WorkerReply) => {
+      const p = this.#pending.get(reply.id);
+      if (!p) return;
+      this.#pending.delete(reply.id);
+      if (reply.ok) p.resolve({ result: reply.result, timings: reply.timings });
+      else p.reject(toError(reply.error));
+    });
+    const fail = (error: Error) => {
+      this.#dead ??= error;
+      for (const p of this.#pending.values()) p.reject(error);
+      this.#pending.clear();
+    };
+    this.#worker.on('error', (e) =>
+      fail(new InferenceError(`An inference thread crashed: ${e.message}`, { cause: e })),
+    );
+    this.#worker.on('exit', (code) => fail(new InferenceError(`An inference thread exited (code ${code}).`)));
+  }
+
+  /** Tasks sent and not answered yet: how busy this thread is. */
+  get load(): number {
+    return this.#pending.size;
+  }
+
+  send(request: Request, transfer: ArrayBuffer[] = []): Promise<{ result: unknown; timings: OcrTimings }> {
+    if (this.#dead) return Promise.reject(this.#dead);
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#worker.postMessage({ ...request, id }, transfer);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (!this.#dead) await this.send({ type: 'release' }).catch(() => {});
+    await this.#worker.terminate();
+  }
+}
+
+/**
+ * A loaded OCR model served by a pool of inference threads, each with its own sessions
+ * made from the package's verified bytes. A page's detection runs on the least busy thread
+ * and its recognition batches are spread over all of them, so the main thread stays free
+ * and one page uses both cores of a small machine.
+ */
+export class OcrWorkerPool {
+  readonly #threads: InferenceThread[];
+  readonly #params: OcrParams;
+  #released: Promise<void> | undefined;
+
+  private constructor(threads: InferenceThread[], params: OcrParams) {
+    this.#threads = threads;
+    this.#params = params;
+  }
+
+  /**
+   * Starts the threads and loads the package's graphs in each; throws GRAPH_INVALID or
+   * GRAPH_INCOMPATIBLE (and stops every thread) when a graph does not open or fit its role.
+   */
+  static async create(pkg: VerifiedPackage, options: PoolOptions = {}): Promise<OcrWorkerPool> {
+    const m = pkg.manifest;
+    const file = (name: string | undefined): Uint8Array | undefined => {
+      if (name === undefined) return undefined;
+      const bytes = pkg.files.get(name);
+      if (!bytes)
+        throw new PackageRejectedError(
+          'GRAPH_INVALID',
+          `${name} was not kept when the package was verified (keepBytes).`,
+        );
+      return bytes;
+    };
+    const graphs = { det: file(m.graphs.det), rec: file(m.graphs.rec)!, cls: file(m.graphs.cls) };
+    const dictionary = Buffer.from(file(m.dict)!).toString('utf8');
+    const params = paramsFromManifest(m);
+    const count = Math.max(1, options.workers ?? 1);
+    const session: SessionOptions = {
+      intraOpThreads: options.intraOpThreads ?? Math.max(1, Math.floor(availableParallelism() / count)),
+      ...(options.spinning !== undefined ? { spinning: options.spinning } : {}),
+      ...(options.cpuMemArena !== undefined ? { cpuMemArena: options.cpuMemArena } : {}),
+    };
+    const threads = Array.from({ length: count }, () => new InferenceThread());
+    const pool = new OcrWorkerPool(threads, params);
+    try {
+      await Promise.all(threads.map((t) => t.send({ type: 'load', graphs, dictionary, params, session })));
+    } catch (error) {
+      await pool.release();
+      throw error;
+    }
+    return pool;
+  }
+
+  get params(): OcrParams {
+    return this.#params;
+  }
+
+  get threads(): number {
+    return this.#threads.length;
+  }
+
+  #leastBusy(): InferenceThread {
+    return this.#threads.reduce((a, b) => (b.load < a.load ? b : a));
+  }
+
+  /** Reads every line of text in the image, in reading order. */
+  async read(image: RgbImage): Promise<OcrResult> {
+    if (this.#released) throw new InferenceError('This model has been released.');
+    const start = performance.now();
+    const img = transferable(image);
+    const located = await this.#leastBusy().send({ type: 'locate', image: img }, [
+      img.data.buffer as ArrayBuffer,
+    ]);
+    const { boxes, crops } = located.result as { boxes: Quad[]; crops: RgbImage[] };
+    const timings: OcrTimings = { ...located.timings, rec: 0, total: 0 };
+    const recStart = performance.now();
+    const texts: RecognizedText[] = new Array(crops.length);
+    const perThread = new Map<InferenceThread, number>();
+    await Promise.all(
+      planRecognition(crops, this.#params).map(async (batch) => {
+        const thread = this.#leastBusy();
+        const batchCrops = batch.map((i) => crops[i]!);
+        const reply = await thread.send(
+          { type: 'recognize', crops: batchCrops },
+          batchCrops.map((c) => c.data.buffer as ArrayBuffer),
+        );
+        (reply.result as RecognizedText[]).forEach((r, k) => {
+          texts[batch[k]!] = r;
+        });
+        perThread.set(thread, (perThread.get(thread) ?? 0) + reply.timings.inference);
+      }),
+    );
+    timings.rec = performance.now() - recStart;
+    // Batches run in parallel: the time inside run() is the busiest thread's.
+    timings.inference += Math.max(0, ...perThread.values());
+    timings.total = performance.now() - start;
+    return { lines: assembleLines(boxes, texts, this.#params.rec.dropScore), timings };
+  }
+
+  /** Releases every thread's sessions and stops the threads. Safe to call twice. */
+  release(): Promise<void> {
+    this.#released ??= Promise.all(this.#threads.map((t) => t.close())).then(() => {});
+    return this.#released;
+  }
+}
