@@ -66,20 +66,26 @@ async function handle(
   }
 }
 
+// One task at a time: runs on this thread's sessions never overlap, so each task's timings
+// are its own, and queued tasks wait here rather than inside onnxruntime.
+let queue: Promise<unknown> = Promise.resolve();
+
 port.on('message', (msg: WorkerRequest) => {
-  handle(msg).then(
-    ({ result, timings, transfer }) => {
-      port.postMessage({ id: msg.id, ok: true, result, timings } satisfies WorkerReply, transfer ?? []);
-      if (msg.type === 'release') port.close();
-    },
-    (error: unknown) => {
-      const e = error instanceof Error ? error : new Error(String(error));
-      const code = error instanceof HotocrError ? error.code : 'INFERENCE_FAILED';
-      port.postMessage({
-        id: msg.id,
-        ok: false,
-        error: { code, message: e.message, name: e.name },
-      } satisfies WorkerReply);
-    },
-  );
+  queue = queue
+    .then(() => handle(msg))
+    .then(
+      ({ result, timings, transfer }) => {
+        port.postMessage({ id: msg.id, ok: true, result, timings } satisfies WorkerReply, transfer ?? []);
+        if (msg.type === 'release') port.close();
+      },
+      (error: unknown) => {
+        const e = error instanceof Error ? error : new Error(String(error));
+        const code = error instanceof HotocrError ? error.code : 'INFERENCE_FAILED';
+        port.postMessage({
+          id: msg.id,
+          ok: false,
+          error: { code, message: e.message, name: e.name },
+        } satisfies WorkerReply);
+      },
+    );
 });
