@@ -6,6 +6,7 @@ import { keygenCommand } from './keygen-command.js';
 import { ocrCommand } from './ocr-command.js';
 import { EXIT, printError } from './output.js';
 import { packCommand } from './pack-command.js';
+import { serveCommand } from './serve-command.js';
 import { verifyCommand } from './verify-command.js';
 
 const program = new Command('hotocr')
@@ -16,7 +17,14 @@ const program = new Command('hotocr')
   .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
-for (const command of [keygenCommand(), packCommand(), verifyCommand(), inspectCommand(), ocrCommand()]) {
+for (const command of [
+  serveCommand(),
+  keygenCommand(),
+  packCommand(),
+  verifyCommand(),
+  inspectCommand(),
+  ocrCommand(),
+]) {
   program.addCommand(command.exitOverride());
 }
 

@@ -1,0 +1,150 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
+import sharp from 'sharp';
+import { readServeConfig } from '../src/config.js';
+import { type RunningServer, startServer } from '../src/server/index.js';
+import { renderText } from './helpers/images.js';
+import { tempDir } from './helpers/tmp.js';
+
+const work = tempDir();
+let server: RunningServer;
+let page: Buffer;
+
+before(async () => {
+  server = await startServer(
+    readServeConfig({ port: '0', host: '127.0.0.1', data: join(work, 'home'), bodyLimit: '2000000' }, {}),
+    pino({ level: 'silent' }),
+  );
+  page = await renderText(['Served over HTTP 42']);
+});
+after(async () => {
+  await server?.close();
+});
+
+async function post(body: Buffer | string, type: string): Promise<Response> {
+  return fetch(`${server.url}/v1/ocr`, { method: 'POST', headers: { 'content-type': type }, body });
+}
+
+describe('POST /v1/ocr', () => {
+  test('answers an image with its lines, the model and the X-Model-Version header', async () => {
+    const res = await post(page, 'image/png');
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-model-version'), 'ppocr/4.0.0');
+    const body = (await res.json()) as {
+      model: unknown;
+      lines: { text: string; score: number; box: number[][] }[];
+      timings: { total: number; inference: number };
+    };
+    assert.deepEqual(body.model, { name: 'ppocr', version: '4.0.0' });
+    assert.deepEqual(
+      body.lines.map((l) => l.text.replace(/ /g, '')),
+      ['ServedoverHTTP42'],
+    );
+    assert.equal(body.lines[0]!.box.length, 4);
+    assert.ok(body.timings.total >= body.timings.inference);
+  });
+
+  test('takes JPEG, WebP and TIFF too', async () => {
+    for (const [type, bytes] of [
+      ['image/jpeg', await sharp(page).jpeg().toBuffer()],
+      ['image/webp', await sharp(page).webp().toBuffer()],
+      ['image/tiff', await sharp(page).tiff().toBuffer()],
+    ] as const) {
+      const res = await post(bytes, type);
+      assert.equal(res.status, 200, type);
+    }
+  });
+
+  test('refuses a content type that is not an image with 415', async () => {
+    const res = await post('hello', 'text/plain');
+    assert.equal(res.status, 415);
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'UNSUPPORTED_MEDIA_TYPE');
+  });
+
+  test('refuses bytes that are not an image with 400 IMAGE_INVALID', async () => {
+    const res = await post('definitely not a png', 'image/png');
+    assert.equal(res.status, 400);
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'IMAGE_INVALID');
+  });
+
+  test('refuses an empty body with 400', async () => {
+    const res = await post(Buffer.alloc(0), 'image/png');
+    assert.equal(res.status, 400);
+  });
+
+  test('refuses a body over the limit with 413', async () => {
+    const res = await post(Buffer.alloc(2_100_000, 1), 'image/png');
+    assert.equal(res.status, 413);
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'BODY_TOO_LARGE');
+  });
+});
+
+describe('probes and models', () => {
+  test('is alive and ready once the model is active', async () => {
+    assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
+    const ready = await fetch(`${server.url}/readyz`);
+    assert.equal(ready.status, 200);
+  });
+
+  test('lists the active version with its hash and signer', async () => {
+    const body = (await (await fetch(`${server.url}/v1/models`)).json()) as {
+      models: {
+        name: string;
+        versions: { version: string; state: string; sha256: string; signer: { kind: string } }[];
+      }[];
+    };
+    assert.equal(body.models[0]!.name, 'ppocr');
+    assert.equal(body.models[0]!.versions[0]!.state, 'active');
+    assert.match(body.models[0]!.versions[0]!.sha256, /^[0-9a-f]{64}$/);
+    assert.equal(body.models[0]!.versions[0]!.signer.kind, 'key');
+  });
+
+  test('answers an unknown route with a JSON 404', async () => {
+    const res = await fetch(`${server.url}/v1/nothing`);
+    assert.equal(res.status, 404);
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'NOT_FOUND');
+  });
+});
+
+describe('hotocr serve', () => {
+  test('refuses --model without --trust, and a bad port, before starting', () => {
+    assert.throws(() => readServeConfig({ model: 'x.zip' }, {}), /--trust/);
+    assert.throws(() => readServeConfig({ port: 'eighty' }, {}), /--port/);
+    assert.equal(readServeConfig({}, { HOTOCR_PORT: '9999' }).port, 9999);
+  });
+
+  test('finishes in-flight requests on SIGTERM and exits 0', async () => {
+    const cli = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
+    const child = spawn(
+      process.execPath,
+      [cli, 'serve', '--port', '0', '--host', '127.0.0.1', '--data', join(work, 'home')],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /"msg":"Server listening at (http:\/\/[^"]+)"/.exec(out);
+        if (m) resolve(m[1]!);
+      });
+      child.once('exit', (code) => reject(new Error(`serve exited early (${code}): ${out}`)));
+    });
+    const inflight = Array.from({ length: 4 }, () =>
+      fetch(`${url}/v1/ocr`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: page }),
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    const responses = await Promise.all(inflight);
+    assert.deepEqual(
+      responses.map((r) => r.status),
+      [200, 200, 200, 200],
+    );
+    assert.equal(await exited, 0);
+  });
+});
