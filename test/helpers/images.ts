@@ -11,7 +11,7 @@ export interface LineStyle {
   readonly margin?: number;
 }
 
-function escape(text: string): string {
+function escapeMarkup(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
@@ -21,7 +21,7 @@ export async function renderText(lines: readonly string[], style: LineStyle = {}
   const markup = lines
     .map(
       (l) =>
-        `<span foreground="${style.color ?? '#000000'}" size="${Math.round(px * 1024 * 0.75)}">${escape(l)}</span>`,
+        `<span foreground="${style.color ?? '#000000'}" size="${Math.round(px * 1024 * 0.75)}">${escapeMarkup(l)}</span>`,
     )
     .join('\n');
   const text = await sharp({
