@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { renderText } from './helpers/images.js';
 import { sourceDir, standardPackage } from './helpers/packages.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -12,7 +13,9 @@ const run = promisify(execFile);
 
 async function hotocr(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args]);
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], {
+      env: { ...process.env, HOTOCR_HOME: join(work, 'home') },
+    });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string };
@@ -135,5 +138,25 @@ describe('hotocr inspect', () => {
     const r = await hotocr('inspect', join(work, 'keys', 'signing.pub'));
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^ARCHIVE_INVALID: /);
+  });
+});
+
+describe('hotocr ocr', () => {
+  test('prints one JSON object per image per line, and a clear error for a file that is not an image', async () => {
+    const page = join(work, 'page.png');
+    await writeFile(page, await renderText(['Command line 2026']));
+    const r = await hotocr('ocr', page, join(work, 'keys', 'signing.pub'), page, '--json');
+    assert.equal(r.code, 1, 'one of the files was not an image');
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.equal(lines.length, 2);
+    for (const out of lines) {
+      assert.deepEqual(Object.keys(out), ['file', 'model', 'lines', 'timings']);
+      assert.deepEqual(out.model, { name: 'ppocr', version: '4.0.0' });
+      assert.equal(out.lines[0].text.replace(/ /g, ''), 'Commandline2026');
+    }
+    assert.match(r.stderr, /signing\.pub: IMAGE_INVALID: /);
   });
 });

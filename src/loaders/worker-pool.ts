@@ -24,9 +24,10 @@ import type { SessionOptions } from './onnxruntime-node.js';
 
 export interface PoolOptions extends SessionOptions {
   /**
-   * Inference threads, each with its own sessions (memory grows with each). Default 1, whose
-   * onnxruntime uses every core (`intraOpThreads`): on 2 cores that read a page faster than
-   * 2 single-threaded workers splitting its recognition batches (bench/ocr-speed).
+   * Inference threads, each with its own sessions (memory grows with each). Default: one per
+   * core (at most 4), each onnxruntime single-threaded: on 2 cores that reads a page as fast
+   * as one thread using both cores, and a third more pages per second under load
+   * (bench/ocr-threads).
    */
   readonly workers?: number;
 }
@@ -134,7 +135,7 @@ export class OcrWorkerPool {
     const graphs = { det: file(m.graphs.det), rec: file(m.graphs.rec)!, cls: file(m.graphs.cls) };
     const dictionary = Buffer.from(file(m.dict)!).toString('utf8');
     const params = paramsFromManifest(m);
-    const count = Math.max(1, options.workers ?? 1);
+    const count = Math.max(1, options.workers ?? Math.min(availableParallelism(), 4));
     const session: SessionOptions = {
       intraOpThreads: options.intraOpThreads ?? Math.max(1, Math.floor(availableParallelism() / count)),
       ...(options.spinning !== undefined ? { spinning: options.spinning } : {}),
