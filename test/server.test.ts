@@ -116,6 +116,29 @@ describe('hotocr serve', () => {
     assert.equal(readServeConfig({}, { HOTOCR_PORT: '9999' }).port, 9999);
   });
 
+  test('comes back after a restart on the version that was active, verified again', async () => {
+    const data = join(work, 'restart-home');
+    const config = readServeConfig({ port: '0', host: '127.0.0.1', data }, {});
+    const first = await startServer(config, pino({ level: 'silent' }));
+    const sha256 = first.registry.active()!.sha256;
+    await first.close();
+    await first.close();
+    const second = await startServer(config, pino({ level: 'silent' }));
+    try {
+      const active = second.registry.active()!;
+      assert.equal(active.sha256, sha256);
+      assert.equal(active.source, 'restore');
+      const res = await fetch(`${second.url}/v1/ocr`, {
+        method: 'POST',
+        headers: { 'content-type': 'image/png' },
+        body: page,
+      });
+      assert.equal(res.status, 200);
+    } finally {
+      await second.close();
+    }
+  });
+
   test('finishes in-flight requests on SIGTERM and exits 0', async () => {
     const cli = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
     const child = spawn(

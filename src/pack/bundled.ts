@@ -40,6 +40,7 @@ export function bundledManifest(version = BUNDLED_VERSION): Record<string, unkno
     },
     cls: { enabled: false, threshold: 0.9 },
     rec: { imageHeight: 48, batchSize: 6, dropScore: 0.5 },
+    warmup: { expect: 'hotocr warm-up 2026' },
   };
 }
 

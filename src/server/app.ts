@@ -1,23 +1,13 @@
 import type { FastifyBaseLogger } from 'fastify';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { HotocrError } from '../errors.js';
-import type { LoadedOcrModel } from '../loaders/index.js';
 import { decodeImage } from '../ocr/index.js';
-import type { SignerInfo } from '../verify/index.js';
+import type { ModelVersion, Registry } from '../registry/index.js';
 import { errorHandler } from './errors.js';
 
-/** A model version that is serving, with what the API reports about it. */
-export interface ServingVersion {
-  readonly model: LoadedOcrModel;
-  readonly sha256: string;
-  readonly signer: SignerInfo;
-  readonly loadedAt: Date;
-  inflight: number;
-}
-
 export interface AppOptions {
-  /** The version that answers requests, or undefined while none is ready. */
-  readonly serving: () => ServingVersion | undefined;
+  /** The versions; each request runs on a lease of the active one. */
+  readonly registry: Registry;
   readonly logger: FastifyBaseLogger | false;
   /** Largest accepted request body (default 20 MB). */
   readonly bodyLimit?: number;
@@ -45,34 +35,32 @@ export function createApp(options: AppOptions): FastifyInstance {
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/readyz', async (_request, reply) => {
-    const v = options.serving();
+    const v = options.registry.active();
     if (!v)
       return reply
         .status(503)
         .send({ error: { code: 'NOT_READY', message: 'No model version is active yet.' } });
-    return { status: 'ready', model: { name: v.model.name, version: v.model.version } };
+    return { status: 'ready', model: { name: v.name, version: v.version } };
   });
 
   app.get('/v1/models', async () => {
-    const v = options.serving();
+    const byName = new Map<string, ModelVersion[]>();
+    for (const v of options.registry.versions()) byName.set(v.name, [...(byName.get(v.name) ?? []), v]);
     return {
-      models: v
-        ? [
-            {
-              name: v.model.name,
-              versions: [
-                {
-                  version: v.model.version,
-                  state: 'active',
-                  sha256: v.sha256,
-                  signer: v.signer,
-                  loadedAt: v.loadedAt.toISOString(),
-                  inflight: v.inflight,
-                },
-              ],
-            },
-          ]
-        : [],
+      models: [...byName].map(([name, versions]) => ({
+        name,
+        active: options.registry.active(name)?.version ?? null,
+        versions: versions.map((v) => ({
+          version: v.version,
+          state: v.state,
+          sha256: v.sha256,
+          source: v.source,
+          signer: v.signer,
+          loadedAt: v.loadedAt?.toISOString() ?? null,
+          inflight: v.inflight,
+          ...(v.failure ? { failure: v.failure } : {}),
+        })),
+      })),
     };
   });
 
@@ -84,17 +72,18 @@ export function createApp(options: AppOptions): FastifyInstance {
         'Send the image bytes as the request body (Content-Type image/png, image/jpeg, image/webp or image/tiff).',
       );
     }
-    const v = options.serving();
-    if (!v) throw new HotocrError('NOT_READY', 'No model version is active yet; retry shortly.');
-    v.inflight++;
+    const lease = options.registry.lease();
+    if (!lease) throw new HotocrError('NOT_READY', 'No model version is active yet; retry shortly.');
+    // The lease covers the inference, whatever happens to the client meanwhile.
     try {
+      const { model } = lease;
       const started = performance.now();
       const image = await decodeImage(body);
       const decode = performance.now() - started;
-      const result = await v.model.read(image);
-      void reply.header('X-Model-Version', `${v.model.name}/${v.model.version}`);
+      const result = await model.read(image);
+      void reply.header('X-Model-Version', `${model.name}/${model.version}`);
       return {
-        model: { name: v.model.name, version: v.model.version },
+        model: { name: model.name, version: model.version },
         lines: result.lines.map((l) => ({
           text: l.text,
           score: Math.round(l.score * 1e4) / 1e4,
@@ -110,7 +99,7 @@ export function createApp(options: AppOptions): FastifyInstance {
         },
       };
     } finally {
-      v.inflight--;
+      lease.release();
     }
   });
 

@@ -1,2 +1,2 @@
-export { type AppOptions, createApp, type ServingVersion } from './app.js';
+export { type AppOptions, createApp } from './app.js';
 export { type RunningServer, startServer } from './serve.js';

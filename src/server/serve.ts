@@ -1,22 +1,27 @@
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import type { ServeConfig } from '../config.js';
+import { HotocrError } from '../errors.js';
 import { loadOcrModel } from '../loaders/index.js';
 import { ensureBundledPackage } from '../pack/index.js';
+import { Registry, StateStore, warmUp } from '../registry/index.js';
 import { TrustStore, verifyPackage } from '../verify/index.js';
-import { createApp, type ServingVersion } from './app.js';
+import { createApp } from './app.js';
 
 export interface RunningServer {
   readonly app: FastifyInstance;
+  readonly registry: Registry;
   /** The address it listens on, e.g. http://127.0.0.1:8080. */
   readonly url: string;
-  /** Stops accepting, lets in-flight requests finish, releases the model. Safe to call twice. */
+  /** Stops accepting, lets in-flight requests finish, releases every version. Safe to call twice. */
   close(): Promise<void>;
 }
 
 /**
- * Verifies and loads the model (the given package, or the bundled PP-OCRv4 signed with a
- * development key in the data folder), then listens.
+ * Starts the registry on the data folder, resumes the version that was active before a
+ * restart (verifying it again), and loads the configured package (the given one, or the
+ * bundled PP-OCRv4 signed with a development key) when nothing was active; then listens.
  */
 export async function startServer(
   config: ServeConfig,
@@ -24,54 +29,91 @@ export async function startServer(
 ): Promise<RunningServer> {
   let packagePath: string;
   let trustPath: string;
+  let source: string;
   if (config.model && config.trust) {
     packagePath = config.model;
     trustPath = config.trust;
+    source = 'cli';
   } else {
     const bundled = await ensureBundledPackage(config.data);
     packagePath = bundled.packagePath;
     trustPath = config.trust ?? bundled.trustPath;
+    source = 'bundled';
     logger.warn(
       { trust: bundled.trustPath, created: bundled.createdKey },
-      'serving the bundled model signed with a development key; production runs name their own trust roots',
+      'trusting a development key for the bundled model; production runs name their own trust roots',
     );
   }
   const trust = await TrustStore.load(trustPath);
-  const pkg = await verifyPackage(packagePath, {
-    trust,
-    keepBytes: true,
-    allowLegacySignatures: config.allowLegacySignatures,
+  const registry = await Registry.create({
+    verify: (path, policy) =>
+      verifyPackage(path, {
+        trust,
+        keepBytes: true,
+        allowLegacySignatures: config.allowLegacySignatures,
+        ...policy,
+      }),
+    load: (pkg) => {
+      if (pkg.legacy)
+        logger.warn(
+          { unprotected: pkg.legacy.unprotected, path: pkg.path },
+          'legacy signature: these entries are not protected',
+        );
+      return loadOcrModel(pkg);
+    },
+    warmUp: (model, pkg) => warmUp(model, pkg.manifest),
+    store: new StateStore(join(config.data, 'state.json')),
+    packagesDir: join(config.data, 'packages'),
   });
-  if (pkg.legacy)
-    logger.warn(
-      { unprotected: pkg.legacy.unprotected },
-      'legacy signature: these entries are not protected by it',
+  registry.on((event) => {
+    const level = event.type === 'rejected' || event.type === 'failed' ? 'error' : 'info';
+    logger[level]({ event }, `model ${event.type}`);
+  });
+
+  for (const r of await registry.restore()) {
+    if (r.fellBackFrom)
+      logger.warn(
+        r,
+        `the last active version ${r.fellBackFrom} no longer verifies or loads; serving ${r.version} instead`,
+      );
+    else if (r.version) logger.info(r, 'resumed the last active version');
+    else logger.error(r, 'could not resume any version of this model');
+  }
+  const nothingActive = registry.active() === undefined;
+  try {
+    await registry.submit(packagePath, { source, activate: nothingActive });
+  } catch (error) {
+    if (nothingActive) {
+      await registry.close();
+      throw error;
+    }
+    logger.error(
+      { err: error, path: packagePath },
+      'the configured package was not loaded; the resumed version keeps serving',
     );
-  const model = await loadOcrModel(pkg);
-  const serving: ServingVersion = {
-    model,
-    sha256: pkg.sha256,
-    signer: pkg.signer,
-    loadedAt: new Date(),
-    inflight: 0,
-  };
-  logger.info({ name: model.name, version: model.version, sha256: pkg.sha256 }, 'model active');
-  const app = createApp({ serving: () => serving, logger, bodyLimit: config.bodyLimit });
+  }
+  if (!registry.active()) {
+    await registry.close();
+    throw new HotocrError('NOT_READY', 'No model version could be activated.');
+  }
+
+  const app = createApp({ registry, logger, bodyLimit: config.bodyLimit });
   let url: string;
   try {
     url = await app.listen({ port: config.port, host: config.host });
   } catch (error) {
-    await model.release();
+    await registry.close();
     throw error;
   }
   let closing: Promise<void> | undefined;
   return {
     app,
+    registry,
     url,
     close() {
       closing ??= (async () => {
         await app.close();
-        await model.release();
+        await registry.close();
       })();
       return closing;
     },

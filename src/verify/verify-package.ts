@@ -47,8 +47,11 @@ export interface VerifyOptions {
   readonly limits?: ArchiveLimits;
   /** Keep each hashed entry's bytes for loading. Off for `hotocr verify`, which then streams in flat memory. */
   readonly keepBytes?: boolean;
-  /** The highest version already activated from this package's source; lower versions are downgrades. */
-  readonly highestActivated?: string;
+  /**
+   * The highest version already activated from this package's source (or, given the
+   * package's model name, a function that tells it); lower versions are downgrades.
+   */
+  readonly highestActivated?: string | ((name: string) => string | undefined);
   /** Accept a version lower than `highestActivated` (an operator's explicit request). */
   readonly allowDowngrade?: boolean;
 }
@@ -420,18 +423,15 @@ function checkManifest(
       },
     );
   }
-  if (
-    options.highestActivated &&
-    !options.allowDowngrade &&
-    semver.lt(manifest.version, options.highestActivated)
-  ) {
+  const highest =
+    typeof options.highestActivated === 'function'
+      ? options.highestActivated(manifest.name)
+      : options.highestActivated;
+  if (highest && !options.allowDowngrade && semver.lt(manifest.version, highest)) {
     fail(
       'VERSION_DOWNGRADE',
-      `${manifest.name} ${manifest.version} is lower than ${options.highestActivated}, already activated from this source; an operator must allow the downgrade explicitly.`,
-      {
-        version: manifest.version,
-        highest: options.highestActivated,
-      },
+      `${manifest.name} ${manifest.version} is lower than ${highest}, already activated from this source; an operator must allow the downgrade explicitly.`,
+      { version: manifest.version, highest },
     );
   }
   return manifest;

@@ -1,0 +1,31 @@
+/** Every state change the registry reports; the server streams these and the dashboard shows them. */
+export type RegistryEvent =
+  | { type: 'package-seen'; ts: string; path: string; source: string }
+  | { type: 'verifying'; ts: string; path: string; source: string }
+  | {
+      type: 'rejected';
+      ts: string;
+      path: string;
+      source: string;
+      code: string;
+      message: string;
+      sha256?: string;
+      name?: string;
+      version?: string;
+    }
+  | { type: 'loading'; ts: string; name: string; version: string; sha256: string }
+  | { type: 'ready'; ts: string; name: string; version: string; sha256: string; loadMs: number }
+  | {
+      type: 'failed';
+      ts: string;
+      name: string;
+      version: string;
+      sha256: string;
+      code: string;
+      message: string;
+    }
+  | { type: 'activated'; ts: string; name: string; version: string; previous?: string }
+  | { type: 'draining'; ts: string; name: string; version: string; inflight: number }
+  | { type: 'released'; ts: string; name: string; version: string };
+
+export type RegistryEventType = RegistryEvent['type'];

@@ -1,0 +1,360 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { copyFile, mkdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import semver from 'semver';
+import { HotocrError, PackageRejectedError } from '../errors.js';
+import type { LoadedOcrModel } from '../loaders/index.js';
+import type { VerifiedPackage } from '../verify/index.js';
+import type { RegistryEvent } from './events.js';
+import type { PersistedState, StateStore, VersionRef } from './state-store.js';
+import { type Lease, ModelVersion } from './version.js';
+
+export interface RegistryOptions {
+  /** Verifies a package (SPEC section 2, steps 1-5), keeping the verified bytes. */
+  readonly verify: (
+    path: string,
+    policy: { highestActivated: (name: string) => string | undefined; allowDowngrade: boolean },
+  ) => Promise<VerifiedPackage>;
+  /** Loads verified bytes into a model (step 6, graphs). */
+  readonly load: (pkg: VerifiedPackage) => Promise<LoadedOcrModel>;
+  /** Reads the built-in image with a loaded model before it may serve (step 6, warm-up). */
+  readonly warmUp: (model: LoadedOcrModel, pkg: VerifiedPackage) => Promise<void>;
+  readonly store: StateStore;
+  /** Where accepted packages are kept, by hash, to verify again after a restart. */
+  readonly packagesDir: string;
+  /** How many previously active versions stay loaded for an instant rollback (default 0). */
+  readonly keepWarm?: number;
+}
+
+export interface SubmitOptions {
+  /** Where the package came from (`folder`, `upload`, ...): downgrades are judged per source. */
+  readonly source: string;
+  /** Switch to it once ready (default true); false stages it as ready. */
+  readonly activate?: boolean;
+  /** Accept a version lower than one already activated from this source. */
+  readonly allowDowngrade?: boolean;
+}
+
+type Listener = (event: RegistryEvent) => void;
+
+const now = () => new Date().toISOString();
+
+async function sha256Of(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/**
+ * Every model version the server knows, and which one of each name is active. Packages are
+ * verified and loaded one at a time; the switch is one assignment; a version that fails at
+ * any step is recorded as failed and never touches the one in service.
+ */
+export class Registry {
+  readonly #options: RegistryOptions;
+  readonly #versions = new Map<string, Map<string, ModelVersion>>();
+  readonly #active = new Map<string, ModelVersion>();
+  readonly #listeners = new Set<Listener>();
+  #state: PersistedState;
+  #queue: Promise<unknown> = Promise.resolve();
+  #closed = false;
+
+  private constructor(options: RegistryOptions, state: PersistedState) {
+    this.#options = options;
+    this.#state = state;
+  }
+
+  static async create(options: RegistryOptions): Promise<Registry> {
+    return new Registry(options, await options.store.read());
+  }
+
+  /** Subscribes to every event; returns the unsubscribe function. */
+  on(listener: Listener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #emit(event: RegistryEvent): void {
+    for (const l of this.#listeners) {
+      try {
+        l(event);
+      } catch {
+        // A listener's failure is its own; the registry goes on.
+      }
+    }
+  }
+
+  /** Every version, grouped by name, newest first. */
+  versions(): ModelVersion[] {
+    return [...this.#versions.values()].flatMap((m) =>
+      [...m.values()].sort((a, b) => semver.rcompare(a.version, b.version)),
+    );
+  }
+
+  active(name?: string): ModelVersion | undefined {
+    if (name !== undefined) return this.#active.get(name);
+    return this.#active.values().next().value;
+  }
+
+  /** What was persisted: active versions, history, highest versions per source. */
+  get persisted(): Readonly<PersistedState> {
+    return this.#state;
+  }
+
+  /**
+   * A lease on the active version of `name` (the first model when omitted), or on a given
+   * ready or active version. Undefined when there is none to serve.
+   */
+  lease(name?: string, version?: string): Lease | undefined {
+    if (version !== undefined && name !== undefined) return this.#versions.get(name)?.get(version)?.acquire();
+    return this.active(name)?.acquire();
+  }
+
+  /**
+   * Verifies, loads and warms up the package at `path`, then (unless `activate` is false)
+   * switches to it. One submission runs at a time; the others wait their turn. Throws the
+   * refusal (a {@link PackageRejectedError}) after reporting it; the active version is untouched.
+   */
+  submit(path: string, options: SubmitOptions): Promise<ModelVersion> {
+    const run = this.#queue.then(() => this.#submit(path, options));
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  async #submit(path: string, options: SubmitOptions): Promise<ModelVersion> {
+    if (this.#closed) throw new HotocrError('REGISTRY_CLOSED', 'The server is stopping.');
+    const { source } = options;
+    this.#emit({ type: 'package-seen', ts: now(), path, source });
+    this.#emit({ type: 'verifying', ts: now(), path, source });
+    let pkg: VerifiedPackage;
+    try {
+      pkg = await this.#options.verify(path, {
+        allowDowngrade: options.allowDowngrade ?? false,
+        highestActivated: (name) => this.#state.highest[source]?.[name],
+      });
+    } catch (error) {
+      if (error instanceof PackageRejectedError) {
+        const sha256 = typeof error.details.sha256 === 'string' ? error.details.sha256 : undefined;
+        this.#emit({
+          type: 'rejected',
+          ts: now(),
+          path,
+          source,
+          code: error.code,
+          message: error.message,
+          ...(sha256 ? { sha256 } : {}),
+        });
+      }
+      throw error;
+    }
+    const { name, version } = pkg.manifest;
+    const existing = this.#versions.get(name)?.get(version);
+    if (existing && existing.state !== 'failed' && existing.state !== 'released') {
+      if (existing.sha256 === pkg.sha256) {
+        if ((options.activate ?? true) && existing.state === 'ready') await this.activate(name, version);
+        return existing;
+      }
+      const error = new HotocrError(
+        'VERSION_EXISTS',
+        `${name} ${version} is already loaded with different contents; publish it under a new version.`,
+      );
+      this.#emit({
+        type: 'rejected',
+        ts: now(),
+        path,
+        source,
+        code: error.code,
+        message: error.message,
+        sha256: pkg.sha256,
+        name,
+        version,
+      });
+      throw error;
+    }
+    const packagePath = await this.#keepCopy(path, pkg.sha256);
+    const v = new ModelVersion(
+      { name, version, sha256: pkg.sha256, source, signer: pkg.signer, manifest: pkg.manifest, packagePath },
+      (released) =>
+        this.#emit({ type: 'released', ts: now(), name: released.name, version: released.version }),
+    );
+    if (!this.#versions.has(name)) this.#versions.set(name, new Map());
+    this.#versions.get(name)!.set(version, v);
+    this.#emit({ type: 'loading', ts: now(), name, version, sha256: pkg.sha256 });
+    const started = performance.now();
+    let model: LoadedOcrModel | undefined;
+    try {
+      model = await this.#options.load(pkg);
+      await this.#options.warmUp(model, pkg);
+    } catch (error) {
+      await model?.release();
+      const code = error instanceof HotocrError ? error.code : 'LOAD_FAILED';
+      const message = error instanceof Error ? error.message : String(error);
+      v.fail(code, message);
+      this.#emit({ type: 'failed', ts: now(), name, version, sha256: pkg.sha256, code, message });
+      throw error instanceof HotocrError ? error : new HotocrError('LOAD_FAILED', message, { cause: error });
+    }
+    v.loaded(model);
+    this.#emit({
+      type: 'ready',
+      ts: now(),
+      name,
+      version,
+      sha256: pkg.sha256,
+      loadMs: Math.round(performance.now() - started),
+    });
+    if (options.activate ?? true) await this.activate(name, version);
+    return v;
+  }
+
+  async #keepCopy(path: string, sha256: string): Promise<string> {
+    await mkdir(this.#options.packagesDir, { recursive: true });
+    const target = join(this.#options.packagesDir, `${sha256}.zip`);
+    if (target === path) return target;
+    const tmp = `${target}.${process.pid}.tmp`;
+    await copyFile(path, tmp);
+    if ((await sha256Of(tmp)) !== sha256) {
+      await rm(tmp, { force: true });
+      throw new PackageRejectedError(
+        'ARCHIVE_INVALID',
+        `${path} changed while it was being loaded; it will be looked at again.`,
+      );
+    }
+    await rename(tmp, target);
+    return target;
+  }
+
+  /** Switches `name` to a ready version in one step; the previous one drains (or stays warm). */
+  async activate(name: string, version: string): Promise<void> {
+    const v = this.#versions.get(name)?.get(version);
+    if (!v) throw new HotocrError('VERSION_NOT_FOUND', `${name} ${version} is not loaded.`);
+    if (v.state === 'active') return;
+    if (v.state !== 'ready')
+      throw new HotocrError(
+        'VERSION_NOT_READY',
+        `${name} ${version} is ${v.state}, not ready; only a ready version can be activated.`,
+      );
+    const previous = this.#active.get(name);
+    this.#active.set(name, v);
+    v.serving = true;
+    if (previous) previous.serving = false;
+    this.#emit({
+      type: 'activated',
+      ts: now(),
+      name,
+      version,
+      ...(previous ? { previous: previous.version } : {}),
+    });
+    await this.#persistActivation(v);
+    this.#trimWarm(name);
+  }
+
+  /** Back to the version that was active before the current one: instantly if kept warm, else loaded again. */
+  async rollback(name: string): Promise<ModelVersion> {
+    const current = this.#active.get(name);
+    if (!current)
+      throw new HotocrError('VERSION_NOT_FOUND', `${name} has no active version to roll back from.`);
+    const history = this.#state.history[name] ?? [];
+    const previous = [...history].reverse().find((h) => h.version !== current.version);
+    if (!previous)
+      throw new HotocrError('NO_PREVIOUS_VERSION', `${name} has no earlier version to roll back to.`);
+    const warm = this.#versions.get(name)?.get(previous.version);
+    if (warm?.state === 'ready') {
+      await this.activate(name, previous.version);
+      return warm;
+    }
+    return this.submit(previous.package, { source: 'rollback', allowDowngrade: true });
+  }
+
+  /** Unloads a version that is not active: it drains, then its sessions are released. */
+  async unload(name: string, version: string): Promise<void> {
+    const v = this.#versions.get(name)?.get(version);
+    if (!v) throw new HotocrError('VERSION_NOT_FOUND', `${name} ${version} is not loaded.`);
+    if (this.#active.get(name) === v) {
+      throw new HotocrError(
+        'VERSION_ACTIVE',
+        `${name} ${version} is active; activate another version or roll back first.`,
+      );
+    }
+    await this.#drain(v);
+  }
+
+  async #drain(v: ModelVersion): Promise<void> {
+    if (v.state === 'released' || v.state === 'failed') return;
+    this.#emit({ type: 'draining', ts: now(), name: v.name, version: v.version, inflight: v.inflight });
+    await v.drain();
+  }
+
+  /** Keeps the `keepWarm` most recent non-active ready versions of `name`; drains the rest. */
+  #trimWarm(name: string): void {
+    const keep = this.#options.keepWarm ?? 0;
+    const ready = [...(this.#versions.get(name)?.values() ?? [])]
+      .filter((v) => v.state === 'ready')
+      .sort((a, b) => (b.loadedAt?.getTime() ?? 0) - (a.loadedAt?.getTime() ?? 0));
+    const history = (this.#state.history[name] ?? []).map((h) => h.version);
+    // Warm means "was active before": staged versions never activated are left alone.
+    const previously = ready.filter((v) => history.includes(v.version));
+    for (const v of previously.slice(keep)) void this.#drain(v);
+  }
+
+  async #persistActivation(v: ModelVersion): Promise<void> {
+    const ref: VersionRef = { version: v.version, sha256: v.sha256, package: v.packagePath };
+    const state = structuredClone(this.#state);
+    state.active[v.name] = ref;
+    const history = (state.history[v.name] ?? []).filter((h) => h.sha256 !== v.sha256);
+    history.push(ref);
+    state.history[v.name] = history.slice(-10);
+    if (v.source !== 'rollback' && v.source !== 'restore') {
+      const perSource = state.highest[v.source] ?? {};
+      state.highest[v.source] = perSource;
+      const highest = perSource[v.name];
+      if (!highest || semver.gt(v.version, highest)) perSource[v.name] = v.version;
+    }
+    await this.#options.store.write(state);
+    this.#state = state;
+  }
+
+  /**
+   * After a restart: verifies and loads again the version that was active for each name;
+   * if that fails, the most recent other version from the history that does. Returns what
+   * happened, for the log.
+   */
+  async restore(): Promise<{ name: string; version?: string; fellBackFrom?: string; error?: string }[]> {
+    const report: { name: string; version?: string; fellBackFrom?: string; error?: string }[] = [];
+    for (const [name, ref] of Object.entries(this.#state.active)) {
+      const candidates = [
+        ref,
+        ...[...(this.#state.history[name] ?? [])].reverse().filter((h) => h.sha256 !== ref.sha256),
+      ];
+      let restored: ModelVersion | undefined;
+      let firstError: string | undefined;
+      for (const c of candidates) {
+        try {
+          restored = await this.submit(c.package, { source: 'restore', allowDowngrade: true });
+          break;
+        } catch (error) {
+          firstError ??=
+            error instanceof Error
+              ? `${(error as HotocrError).code ?? 'ERROR'}: ${error.message}`
+              : String(error);
+        }
+      }
+      if (restored) {
+        report.push({
+          name,
+          version: restored.version,
+          ...(restored.sha256 !== ref.sha256 ? { fellBackFrom: ref.version, error: firstError } : {}),
+        });
+      } else report.push({ name, ...(firstError ? { error: firstError } : {}) });
+    }
+    return report;
+  }
+
+  /** Stops taking packages and releases every version (in-flight leases first end). Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#queue;
+    await Promise.all(this.versions().map((v) => v.drain()));
+  }
+}
