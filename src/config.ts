@@ -23,6 +23,11 @@ export interface ServeConfig {
   readonly model?: string;
   readonly trust?: string;
   readonly allowLegacySignatures: boolean;
+  /** The watched folder, if any. */
+  readonly models?: string;
+  readonly settleMs: number;
+  /** Where refused packages from the watched folder are moved, if anywhere. */
+  readonly quarantine?: string;
   readonly bodyLimit: number;
   readonly logLevel: string;
 }
@@ -34,6 +39,9 @@ export interface ServeFlags {
   model?: string;
   trust?: string;
   allowLegacySignatures?: boolean;
+  models?: string;
+  settleMs?: string;
+  quarantine?: string;
   bodyLimit?: string;
   logLevel?: string;
 }
@@ -53,6 +61,8 @@ export function readServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
   const pick = (flag: string | undefined, name: string) => flag ?? (env[name] || undefined);
   const model = pick(flags.model, 'HOTOCR_MODEL');
   const trust = pick(flags.trust, 'HOTOCR_TRUST');
+  const models = pick(flags.models, 'HOTOCR_MODELS');
+  const quarantine = pick(flags.quarantine, 'HOTOCR_QUARANTINE');
   if (model && !trust)
     throw new HotocrError(
       'CONFIG_INVALID',
@@ -65,6 +75,14 @@ export function readServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
     ...(model ? { model } : {}),
     ...(trust ? { trust } : {}),
     allowLegacySignatures: flags.allowLegacySignatures ?? env.HOTOCR_ALLOW_LEGACY_SIGNATURES === '1',
+    ...(models ? { models: resolve(models) } : {}),
+    settleMs: integer(
+      '--settle-ms (HOTOCR_SETTLE_MS)',
+      pick(flags.settleMs, 'HOTOCR_SETTLE_MS') ?? '1000',
+      0,
+      600_000,
+    ),
+    ...(quarantine ? { quarantine: resolve(quarantine) } : {}),
     bodyLimit: integer(
       '--body-limit (HOTOCR_BODY_LIMIT)',
       pick(flags.bodyLimit, 'HOTOCR_BODY_LIMIT') ?? String(20 * 1024 * 1024),

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import sharp from 'sharp';
 import { readServeConfig } from '../src/config.js';
+import { keyFileSigner, pack, writeBundledSource } from '../src/pack/index.js';
 import { type RunningServer, startServer } from '../src/server/index.js';
 import { renderText } from './helpers/images.js';
 import { tempDir } from './helpers/tmp.js';
@@ -106,6 +108,58 @@ describe('probes and models', () => {
     const res = await fetch(`${server.url}/v1/nothing`);
     assert.equal(res.status, 404);
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'NOT_FOUND');
+  });
+});
+
+describe('the watched folder, end to end', () => {
+  test('a package renamed into the folder goes live with no failed request; a bad one changes nothing', async () => {
+    const home = join(work, 'watch-home');
+    const models = join(work, 'models');
+    const srv = await startServer(
+      readServeConfig({ port: '0', host: '127.0.0.1', data: home, models, settleMs: '200' }, {}),
+      pino({ level: 'silent' }),
+    );
+    try {
+      const src = await writeBundledSource(join(work, 'src-4.1.0'), '4.1.0');
+      const next = join(work, 'ppocr-4.1.0.zip');
+      await pack(src, { signer: await keyFileSigner(join(home, 'dev-key', 'signing.key')), out: next });
+      const statuses: number[] = [];
+      const versions = new Set<string>();
+      let stop = false;
+      const load = (async () => {
+        while (!stop) {
+          const res = await fetch(`${srv.url}/v1/ocr`, {
+            method: 'POST',
+            headers: { 'content-type': 'image/png' },
+            body: page,
+          });
+          statuses.push(res.status);
+          versions.add(res.headers.get('x-model-version') ?? 'none');
+          await res.arrayBuffer();
+        }
+      })();
+      await rename(next, join(models, 'ppocr-4.1.0.zip'));
+      const deadline = Date.now() + 20_000;
+      while (!versions.has('ppocr/4.1.0') && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+      stop = true;
+      await load;
+      assert.ok(versions.has('ppocr/4.1.0'), `versions seen: ${[...versions].join(', ')}`);
+      assert.ok(statuses.length > 0 && statuses.every((s) => s === 200), `statuses: ${statuses.join(',')}`);
+
+      await writeFile(join(work, 'junk.zip'), 'not a package at all');
+      await rename(join(work, 'junk.zip'), join(models, 'junk.zip'));
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(srv.registry.active()?.version, '4.1.0');
+      const res = await fetch(`${srv.url}/v1/ocr`, {
+        method: 'POST',
+        headers: { 'content-type': 'image/png' },
+        body: page,
+      });
+      assert.equal(res.headers.get('x-model-version'), 'ppocr/4.1.0');
+    } finally {
+      await srv.close();
+    }
   });
 });
 

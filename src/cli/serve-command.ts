@@ -13,6 +13,18 @@ export function serveCommand(): Command {
     .option('--model <package>', 'serve this signed package instead of the bundled model (HOTOCR_MODEL)')
     .option('--trust <file_or_dir>', 'trusted public keys or pinned root certificates (HOTOCR_TRUST)')
     .option(
+      '--models <dir>',
+      'watched folder: a .zip renamed in, or written and left unchanged for --settle-ms, is verified, loaded and activated (HOTOCR_MODELS)',
+    )
+    .option(
+      '--settle-ms <ms>',
+      'how long a written package must stay unchanged before it counts (HOTOCR_SETTLE_MS, default 1000)',
+    )
+    .option(
+      '--quarantine <dir>',
+      'move refused packages from the watched folder here, with a .reason.json (HOTOCR_QUARANTINE)',
+    )
+    .option(
       '--allow-legacy-signatures',
       'accept seed-style packages signed over model.onnx alone (HOTOCR_ALLOW_LEGACY_SIGNATURES=1)',
     )

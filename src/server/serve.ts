@@ -6,6 +6,7 @@ import { HotocrError } from '../errors.js';
 import { loadOcrModel } from '../loaders/index.js';
 import { ensureBundledPackage } from '../pack/index.js';
 import { Registry, StateStore, warmUp } from '../registry/index.js';
+import { FolderSource } from '../sources/index.js';
 import { TrustStore, verifyPackage } from '../verify/index.js';
 import { createApp } from './app.js';
 
@@ -97,11 +98,23 @@ export async function startServer(
     throw new HotocrError('NOT_READY', 'No model version could be activated.');
   }
 
+  const folder = config.models
+    ? await FolderSource.create({
+        dir: config.models,
+        settleMs: config.settleMs,
+        ...(config.quarantine ? { quarantine: config.quarantine } : {}),
+        submit: (path) => registry.submit(path, { source: 'folder' }),
+        onError: (error) => logger.error({ err: error }, 'watched folder'),
+      })
+    : undefined;
+  if (folder) logger.info({ dir: config.models, settleMs: config.settleMs }, 'watching for packages');
+
   const app = createApp({ registry, logger, bodyLimit: config.bodyLimit });
   let url: string;
   try {
     url = await app.listen({ port: config.port, host: config.host });
   } catch (error) {
+    folder?.close();
     await registry.close();
     throw error;
   }
@@ -112,6 +125,7 @@ export async function startServer(
     url,
     close() {
       closing ??= (async () => {
+        folder?.close();
         await app.close();
         await registry.close();
       })();

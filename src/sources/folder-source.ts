@@ -1,0 +1,200 @@
+import { type FSWatcher, watch } from 'node:fs';
+import { mkdir, readdir, rename, stat, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { HotocrError } from '../errors.js';
+
+export interface FolderSourceOptions {
+  readonly dir: string;
+  /**
+   * How long a written file's size and mtime must stay the same before it counts as
+   * complete (default 1000 ms). A file renamed into the folder counts at once.
+   */
+  readonly settleMs?: number;
+  /** Where refused packages are moved, with a `.reason.json` beside them (default: left in place). */
+  readonly quarantine?: string;
+  /** Hands a complete package over; resolves when it was accepted, rejects with the refusal. */
+  readonly submit: (path: string) => Promise<unknown>;
+  /** Called for what cannot be reported through `submit` (the folder vanished, a stat failed...). */
+  readonly onError?: (error: Error) => void;
+  /** How often the whole folder is looked at again, in case an event was missed (default 5000 ms). */
+  readonly rescanMs?: number;
+}
+
+interface Seen {
+  size: number;
+  mtimeMs: number;
+  /** When this size and mtime were first observed. */
+  since: number;
+}
+
+const isPackage = (name: string) => name.endsWith('.zip') && !name.startsWith('.');
+/** How soon a file that appeared by rename is looked at (events for a file being written come within this). */
+const RENAME_GRACE_MS = 20;
+
+/**
+ * The watched folder. A `.zip` counts once it is complete: renamed in, or its size and mtime
+ * unchanged for `settleMs`. A file still being written, or changed after it was looked at,
+ * is looked at again when it settles; the same file (path, size, mtime) is handed over once,
+ * whether it was accepted or refused. Deleting a file unloads nothing.
+ */
+export class FolderSource {
+  readonly #options: FolderSourceOptions;
+  readonly #settleMs: number;
+  readonly #seen = new Map<string, Seen>();
+  /** path → "size:mtime" of what was handed over last. */
+  readonly #handled = new Map<string, string>();
+  readonly #timers = new Map<string, NodeJS.Timeout>();
+  #watcher: FSWatcher | undefined;
+  #rescan: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  private constructor(options: FolderSourceOptions) {
+    this.#options = options;
+    this.#settleMs = options.settleMs ?? 1000;
+  }
+
+  /** Starts watching `dir` (created if missing) and looks at what is already there. */
+  static async create(options: FolderSourceOptions): Promise<FolderSource> {
+    const source = new FolderSource(options);
+    await mkdir(options.dir, { recursive: true });
+    source.#watch();
+    source.#rescan = setInterval(() => void source.#scan(), options.rescanMs ?? 5000);
+    source.#rescan.unref();
+    await source.#scan();
+    return source;
+  }
+
+  #watch(): void {
+    if (this.#closed) return;
+    try {
+      this.#watcher = watch(this.#options.dir, { persistent: false }, (event, name) => {
+        if (!name || !isPackage(name)) return;
+        const path = join(this.#options.dir, name);
+        if (event === 'change') {
+          // Being written: any earlier observation no longer counts.
+          this.#seen.set(path, { size: -1, mtimeMs: -1, since: Date.now() });
+          this.#schedule(path, this.#settleMs, false);
+        } else {
+          this.#seen.delete(path);
+          this.#schedule(path, RENAME_GRACE_MS, true);
+        }
+      });
+      this.#watcher.on('error', () => this.#rewatch());
+    } catch {
+      this.#rewatch();
+    }
+  }
+
+  /** The folder was deleted (or could not be watched): watch it again once it is back. */
+  #rewatch(): void {
+    this.#watcher?.close();
+    this.#watcher = undefined;
+    if (this.#closed) return;
+    const retry = setTimeout(async () => {
+      try {
+        await mkdir(this.#options.dir, { recursive: true });
+        this.#watch();
+        await this.#scan();
+      } catch (error) {
+        this.#options.onError?.(error as Error);
+        this.#rewatch();
+      }
+    }, 200);
+    retry.unref();
+  }
+
+  async #scan(): Promise<void> {
+    if (this.#closed) return;
+    let names: string[];
+    try {
+      names = await readdir(this.#options.dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !this.#watcher) return;
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') this.#rewatch();
+      else this.#options.onError?.(error as Error);
+      return;
+    }
+    for (const name of names.filter(isPackage)) {
+      const path = join(this.#options.dir, name);
+      if (!this.#timers.has(path)) this.#schedule(path, 0, false);
+    }
+  }
+
+  #schedule(path: string, delay: number, renamed: boolean): void {
+    clearTimeout(this.#timers.get(path));
+    const timer = setTimeout(() => {
+      this.#timers.delete(path);
+      void this.#check(path, renamed);
+    }, delay);
+    timer.unref();
+    this.#timers.set(path, timer);
+  }
+
+  /**
+   * `renamed`: the file appeared by rename and no write followed within the grace period,
+   * so it is complete. Otherwise it is complete once its size and mtime held for `settleMs`.
+   */
+  async #check(path: string, renamed: boolean): Promise<void> {
+    if (this.#closed) return;
+    let info: { size: number; mtimeMs: number; isFile(): boolean };
+    try {
+      info = await stat(path);
+    } catch {
+      this.#seen.delete(path);
+      return; // deleted: nothing to do, and nothing is unloaded
+    }
+    if (!info.isFile()) return;
+    const key = `${info.size}:${info.mtimeMs}`;
+    if (this.#handled.get(path) === key) return;
+    const seen = this.#seen.get(path);
+    if (!(renamed && !seen)) {
+      const now = Date.now();
+      if (!seen || seen.size !== info.size || seen.mtimeMs !== info.mtimeMs) {
+        this.#seen.set(path, { size: info.size, mtimeMs: info.mtimeMs, since: now });
+        this.#schedule(path, this.#settleMs, false);
+        return;
+      }
+      if (now - seen.since < this.#settleMs) {
+        this.#schedule(path, this.#settleMs - (now - seen.since), false);
+        return;
+      }
+    }
+    this.#handled.set(path, key);
+    this.#seen.delete(path);
+    try {
+      await this.#options.submit(path);
+    } catch (error) {
+      if (this.#options.quarantine && error instanceof HotocrError) await this.#quarantine(path, error);
+    }
+  }
+
+  async #quarantine(path: string, error: HotocrError): Promise<void> {
+    const dir = this.#options.quarantine!;
+    try {
+      await mkdir(dir, { recursive: true });
+      const target = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${basename(path)}`);
+      await rename(path, target);
+      const reason = {
+        code: error.code,
+        message: error.message,
+        path,
+        quarantinedAt: new Date().toISOString(),
+        ...error.details,
+      };
+      await writeFile(`${target}.reason.json`, `${JSON.stringify(reason, null, 2)}\n`);
+      this.#handled.delete(path);
+    } catch (cause) {
+      this.#options.onError?.(cause as Error);
+    }
+  }
+
+  /** Stops watching. Safe to call twice. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#watcher?.close();
+    clearInterval(this.#rescan);
+    for (const t of this.#timers.values()) clearTimeout(t);
+    this.#timers.clear();
+  }
+}

@@ -1,0 +1,1 @@
+export { FolderSource, type FolderSourceOptions } from './folder-source.js';
