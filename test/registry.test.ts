@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { HotocrError, PackageRejectedError } from '../src/errors.js';
@@ -7,6 +7,7 @@ import { type LoadedOcrModel, loadOcrModel } from '../src/loaders/index.js';
 import { decodeImage, type RgbImage } from '../src/ocr/index.js';
 import { ensureBundledPackage, keyFileSigner, pack, writeBundledSource } from '../src/pack/index.js';
 import { Registry, type RegistryEvent, StateStore, warmUp } from '../src/registry/index.js';
+import { FolderSource } from '../src/sources/index.js';
 import { TrustStore, verifyPackage } from '../src/verify/index.js';
 import { renderText } from './helpers/images.js';
 import { tempDir } from './helpers/tmp.js';
@@ -31,6 +32,9 @@ async function packageOf(version: string, change?: (dir: string) => Promise<void
   return out;
 }
 
+/** Loads running at once, and the most ever seen. */
+const concurrency = { now: 0, max: 0 };
+
 async function makeRegistry(
   data: string,
   keepWarm = 0,
@@ -38,7 +42,11 @@ async function makeRegistry(
   const registry = await Registry.create({
     verify: (path, policy) => verifyPackage(path, { trust, keepBytes: true, ...policy }),
     load: async (pkg) => {
-      const model = await loadOcrModel(pkg, { workers: 1, intraOpThreads: 1 });
+      concurrency.now++;
+      concurrency.max = Math.max(concurrency.max, concurrency.now);
+      const model = await loadOcrModel(pkg, { workers: 1, intraOpThreads: 1 }).finally(() => {
+        concurrency.now--;
+      });
       const label = `${data}:${pkg.manifest.version}`;
       return {
         ...model,
@@ -236,6 +244,45 @@ describe('rollback, staging, unload and restart', () => {
       assert.equal(report?.version, '4.0.2');
       assert.match(report?.error ?? '', /CHECKSUM_MISMATCH|ARCHIVE_INVALID/);
     } finally {
+      await registry.close();
+    }
+  });
+});
+
+describe('many packages at once', () => {
+  test('twenty packages dropped together are each processed, one load at a time, and the highest ends active', async () => {
+    const data = join(work, 'twenty');
+    const dir = join(work, 'twenty-drop');
+    const { registry, events } = await makeRegistry(data);
+    const source = await FolderSource.create({
+      dir,
+      settleMs: 200,
+      submit: (path) => registry.submit(path, { source: 'folder' }),
+    });
+    try {
+      const versions = Array.from({ length: 20 }, (_, i) => `5.0.${i}`);
+      const paths = await Promise.all(versions.map((v) => packageOf(v)));
+      concurrency.max = 0;
+      // Dropped in shuffled order, all at once.
+      const order = [...paths.keys()].sort((a, b) => ((a * 7) % 20) - ((b * 7) % 20));
+      await Promise.all(order.map((i) => copyFile(paths[i]!, join(dir, `pkg-${i}.zip`))));
+      const deadline = Date.now() + 120_000;
+      const settled = () =>
+        versions.every((v) =>
+          events.some(
+            (e) =>
+              ('version' in e && e.version === v && (e.type === 'activated' || e.type === 'ready')) ||
+              (e.type === 'rejected' && e.message.includes(v)),
+          ),
+        );
+      while (!settled() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      assert.ok(settled(), 'every package was processed');
+      assert.equal(concurrency.max, 1, 'one load at a time');
+      assert.equal(registry.active('ppocr')?.version, '5.0.19');
+      const refused = events.filter((e) => e.type === 'rejected');
+      assert.ok(refused.every((e) => e.type === 'rejected' && e.code === 'VERSION_DOWNGRADE'));
+    } finally {
+      source.close();
       await registry.close();
     }
   });

@@ -238,6 +238,8 @@ export class Registry {
     this.#active.set(name, v);
     v.serving = true;
     if (previous) previous.serving = false;
+    // Persisted before it is announced: whoever sees "activated" can rely on a restart resuming it.
+    await this.#persistActivation(v);
     this.#emit({
       type: 'activated',
       ts: now(),
@@ -245,7 +247,6 @@ export class Registry {
       version,
       ...(previous ? { previous: previous.version } : {}),
     });
-    await this.#persistActivation(v);
     this.#trimWarm(name);
   }
 

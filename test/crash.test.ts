@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { before, test } from 'node:test';
+import { ensureBundledPackage, keyFileSigner, pack, writeBundledSource } from '../src/pack/index.js';
+import { StateStore } from '../src/registry/index.js';
+import { tempDir } from './helpers/tmp.js';
+
+const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
+const work = tempDir();
+const home = join(work, 'home');
+const models = join(work, 'models');
+
+/** Starts `hotocr serve` and resolves with its URL and a way to wait for a log line. */
+async function serve(): Promise<{
+  child: ChildProcess;
+  url: string;
+  waitFor(pattern: RegExp): Promise<void>;
+}> {
+  const child = spawn(
+    process.execPath,
+    [
+      CLI,
+      'serve',
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--data',
+      home,
+      '--models',
+      models,
+      '--settle-ms',
+      '200',
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  const waiters: { pattern: RegExp; from: number; resolve: () => void }[] = [];
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+    for (const w of waiters.splice(0)) {
+      if (w.pattern.test(out.slice(w.from))) w.resolve();
+      else waiters.push(w);
+    }
+  });
+  /** Resolves when `pattern` appears in what the server logs from now on. */
+  const waitFor = (pattern: RegExp) =>
+    new Promise<void>((resolve, reject) => {
+      waiters.push({ pattern, from: out.length, resolve });
+      child.once('exit', (code) =>
+        reject(new Error(`serve exited (${code}) before ${pattern}: ${out.slice(-2000)}`)),
+      );
+    });
+  await waitFor(/Server listening at/);
+  const url = /"msg":"Server listening at (http:\/\/[^"]+)"/.exec(out)![1]!;
+  return { child, url, waitFor };
+}
+
+async function servedVersion(url: string): Promise<string> {
+  const res = await fetch(`${url}/readyz`);
+  assert.equal(res.status, 200);
+  return ((await res.json()) as { model: { version: string } }).model.version;
+}
+
+const packages: string[] = [];
+before(async () => {
+  await ensureBundledPackage(home);
+  const signer = await keyFileSigner(join(home, 'dev-key', 'signing.key'));
+  for (const v of ['4.1.0', '4.2.0', '4.3.0']) {
+    const src = await writeBundledSource(join(work, `src-${v}`), v);
+    const out = join(work, `ppocr-${v}.zip`);
+    await pack(src, { signer, out });
+    packages.push(out);
+  }
+});
+
+test('a server killed with SIGKILL in the middle of a swap comes back on the last good version, its state file intact', async () => {
+  // Killed while verifying, while loading, and just after the switch.
+  const killPoints = [
+    /"type":"verifying"/,
+    /"type":"loading"/,
+    /"type":"activated","ts":"[^"]+","name":"ppocr","version":"4\.3\.0"/,
+  ];
+  const dropped = ['4.1.0', '4.2.0', '4.3.0'];
+  let expected = '4.0.0';
+  for (const [i, killAt] of killPoints.entries()) {
+    const { child, url, waitFor } = await serve();
+    assert.equal(
+      await servedVersion(url),
+      expected,
+      `run ${i}: serving the last good version after the restart`,
+    );
+    const killed = waitFor(killAt);
+    const drop = join(models, `drop-${i}.zip`);
+    await rename(packages[i]!, drop);
+    await killed;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+    // The package is gone from the folder, so what serves next is what the state file says.
+    await rm(drop);
+    const text = await readFile(join(home, 'state.json'), 'utf8');
+    const state = await new StateStore(join(home, 'state.json')).read();
+    assert.doesNotThrow(() => JSON.parse(text));
+    const active = state.active.ppocr?.version;
+    assert.ok(active === expected || active === dropped[i], `state names ${active}`);
+    if (i === 2) assert.equal(active, '4.3.0', 'killed after the switch: the switch was persisted');
+    expected = active!;
+  }
+  const { child, url } = await serve();
+  try {
+    assert.equal(await servedVersion(url), expected);
+  } finally {
+    child.kill('SIGTERM');
+  }
+});
