@@ -26,6 +26,8 @@ export interface ServeConfig {
   /** The watched folder, if any. */
   readonly models?: string;
   readonly settleMs: number;
+  /** Previously active versions kept loaded for an instant rollback. */
+  readonly keepWarm: number;
   /** Where refused packages from the watched folder are moved, if anywhere. */
   readonly quarantine?: string;
   readonly bodyLimit: number;
@@ -41,6 +43,7 @@ export interface ServeFlags {
   allowLegacySignatures?: boolean;
   models?: string;
   settleMs?: string;
+  keepWarm?: string;
   quarantine?: string;
   bodyLimit?: string;
   logLevel?: string;
@@ -81,6 +84,12 @@ export function readServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
       pick(flags.settleMs, 'HOTOCR_SETTLE_MS') ?? '1000',
       0,
       600_000,
+    ),
+    keepWarm: integer(
+      '--keep-warm (HOTOCR_KEEP_WARM)',
+      pick(flags.keepWarm, 'HOTOCR_KEEP_WARM') ?? '0',
+      0,
+      16,
     ),
     ...(quarantine ? { quarantine: resolve(quarantine) } : {}),
     bodyLimit: integer(

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { rename, writeFile } from 'node:fs/promises';
+import { rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
@@ -147,6 +147,8 @@ describe('the watched folder, end to end', () => {
       assert.ok(versions.has('ppocr/4.1.0'), `versions seen: ${[...versions].join(', ')}`);
       assert.ok(statuses.length > 0 && statuses.every((s) => s === 200), `statuses: ${statuses.join(',')}`);
 
+      // Deleting the file of the version in service unloads nothing.
+      await rm(join(models, 'ppocr-4.1.0.zip'));
       await writeFile(join(work, 'junk.zip'), 'not a package at all');
       await rename(join(work, 'junk.zip'), join(models, 'junk.zip'));
       await new Promise((r) => setTimeout(r, 500));
@@ -168,6 +170,8 @@ describe('hotocr serve', () => {
     assert.throws(() => readServeConfig({ model: 'x.zip' }, {}), /--trust/);
     assert.throws(() => readServeConfig({ port: 'eighty' }, {}), /--port/);
     assert.equal(readServeConfig({}, { HOTOCR_PORT: '9999' }).port, 9999);
+    assert.equal(readServeConfig({}, { HOTOCR_KEEP_WARM: '2' }).keepWarm, 2);
+    assert.throws(() => readServeConfig({ keepWarm: '-1' }, {}), /--keep-warm/);
   });
 
   test('comes back after a restart on the version that was active, verified again', async () => {

@@ -21,6 +21,10 @@ export function serveCommand(): Command {
       'how long a written package must stay unchanged before it counts (HOTOCR_SETTLE_MS, default 1000)',
     )
     .option(
+      '--keep-warm <n>',
+      'previously active versions kept loaded for an instant rollback (HOTOCR_KEEP_WARM, default 0)',
+    )
+    .option(
       '--quarantine <dir>',
       'move refused packages from the watched folder here, with a .reason.json (HOTOCR_QUARANTINE)',
     )

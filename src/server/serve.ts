@@ -65,6 +65,7 @@ export async function startServer(
     warmUp: (model, pkg) => warmUp(model, pkg.manifest),
     store: new StateStore(join(config.data, 'state.json')),
     packagesDir: join(config.data, 'packages'),
+    keepWarm: config.keepWarm,
   });
   registry.on((event) => {
     const level = event.type === 'rejected' || event.type === 'failed' ? 'error' : 'info';
