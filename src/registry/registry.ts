@@ -136,15 +136,7 @@ export class Registry {
     } catch (error) {
       if (error instanceof PackageRejectedError) {
         const sha256 = typeof error.details.sha256 === 'string' ? error.details.sha256 : undefined;
-        this.#emit({
-          type: 'rejected',
-          ts: now(),
-          path,
-          source,
-          code: error.code,
-          message: error.message,
-          ...(sha256 ? { sha256 } : {}),
-        });
+        this.#rejected(path, source, error, sha256 ? { sha256 } : {});
       }
       throw error;
     }
@@ -159,17 +151,7 @@ export class Registry {
         'VERSION_EXISTS',
         `${name} ${version} is already loaded with different contents; publish it under a new version.`,
       );
-      this.#emit({
-        type: 'rejected',
-        ts: now(),
-        path,
-        source,
-        code: error.code,
-        message: error.message,
-        sha256: pkg.sha256,
-        name,
-        version,
-      });
+      this.#rejected(path, source, error, { sha256: pkg.sha256, name, version });
       throw error;
     }
     const packagePath = await this.#keepCopy(path, pkg.sha256);
@@ -205,6 +187,23 @@ export class Registry {
     });
     if (options.activate ?? true) await this.activate(name, version);
     return v;
+  }
+
+  #rejected(
+    path: string,
+    source: string,
+    error: HotocrError,
+    extra: { sha256?: string; name?: string; version?: string },
+  ): void {
+    this.#emit({
+      type: 'rejected',
+      ts: now(),
+      path,
+      source,
+      code: error.code,
+      message: error.message,
+      ...extra,
+    });
   }
 
   async #keepCopy(path: string, sha256: string): Promise<string> {
