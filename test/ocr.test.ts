@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { HotocrError, PackageRejectedError } from '../src/errors.js';
-import { type LoadedOcrModel, loadOcrModel } from '../src/loaders/index.js';
-import { decodeImage, type OcrResult } from '../src/ocr/index.js';
+import { type LoadedOcrModel, loadOcrModel, OrtGraphSession } from '../src/loaders/index.js';
+import { decodeImage, OcrEngine, type OcrResult, paramsFromManifest } from '../src/ocr/index.js';
 import { ensureBundledPackage, keyFileSigner, pack, writeBundledSource } from '../src/pack/index.js';
 import { TrustStore, verifyPackage } from '../src/verify/index.js';
 import { characterErrorRate, renderText } from './helpers/images.js';
@@ -134,6 +134,39 @@ describe('reading text', () => {
 });
 
 describe('inference threads', () => {
+  test('reads the same in-process, through OcrEngine on sessions of its own, as through the threads', async () => {
+    const pkg = await verifyPackage((await ensureBundledPackage(join(work, 'home'))).packagePath, {
+      trust,
+      keepBytes: true,
+    });
+    const m = pkg.manifest;
+    const sessions = await Promise.all(
+      (['det', 'rec', 'cls'] as const).map((role) =>
+        OrtGraphSession.create(role, pkg.files.get(m.graphs[role]!)!),
+      ),
+    );
+    try {
+      const [det, rec, cls] = sessions as [OrtGraphSession, OrtGraphSession, OrtGraphSession];
+      const engine = await OcrEngine.create(
+        { det, rec, cls },
+        pkg.files.get(m.dict!)!.toString('utf8'),
+        paramsFromManifest(m),
+      );
+      const image = await decodeImage(
+        await renderText(['In process 7', '同一个结果'], { font: 'WenQuanYi Micro Hei' }),
+      );
+      const inProcess = await engine.read(image);
+      const threaded = await model.read(image);
+      assert.deepEqual(texts(inProcess), texts(threaded));
+      assert.deepEqual(
+        inProcess.lines.map((l) => l.box),
+        threaded.lines.map((l) => l.box),
+      );
+    } finally {
+      await Promise.all(sessions.map((s) => s.release()));
+    }
+  });
+
   test('keeps the main thread free while a page is read', async () => {
     const png = await renderText(['The event loop keeps turning', '主线程保持响应'], {
       font: 'WenQuanYi Micro Hei',
