@@ -154,7 +154,10 @@ export class Registry {
       this.#rejected(path, source, error, { sha256: pkg.sha256, name, version });
       throw error;
     }
-    const packagePath = await this.#keepCopy(path, pkg.sha256);
+    // The kept copy (for restarts) is made while the graphs load, off the critical path.
+    const packagePath = join(this.#options.packagesDir, `${pkg.sha256}.zip`);
+    const copied = this.#keepCopy(path, pkg.sha256);
+    copied.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
     const v = new ModelVersion(
       { name, version, sha256: pkg.sha256, source, signer: pkg.signer, manifest: pkg.manifest, packagePath },
       (released) =>
@@ -168,6 +171,7 @@ export class Registry {
     try {
       model = await this.#options.load(pkg);
       await this.#options.warmUp(model, pkg);
+      await copied;
     } catch (error) {
       await model?.release();
       const code = error instanceof HotocrError ? error.code : 'LOAD_FAILED';
