@@ -181,6 +181,15 @@ describe('the switch', () => {
     assert.equal(releases.get(`${data}:4.0.5`), 1, 'the failed version released its sessions');
   });
 
+  test('does not load the same bytes twice, under whatever file name they arrive', async () => {
+    const copy = join(work, 'same-bytes-other-name.zip');
+    await copyFile(await packageOf('4.0.3'), copy);
+    const before = events.length;
+    const v = await registry.submit(copy, { source: 'folder' });
+    assert.equal(v, registry.active('ppocr'));
+    assert.ok(!events.slice(before).some((e) => e.type === 'loading'), 'no second load');
+  });
+
   test('refuses a downgrade from the same source unless asked for explicitly', async () => {
     await assert.rejects(
       registry.submit(await packageOf('4.0.1'), { source: 'folder' }),
