@@ -156,10 +156,6 @@ export class OcrWorkerPool {
     return this.#params;
   }
 
-  get threads(): number {
-    return this.#threads.length;
-  }
-
   #leastBusy(): InferenceThread {
     return this.#threads.reduce((a, b) => (b.load < a.load ? b : a));
   }

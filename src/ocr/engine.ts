@@ -112,10 +112,6 @@ export class OcrEngine {
     return new OcrEngine(graphs, chars, params);
   }
 
-  get params(): OcrParams {
-    return this.#params;
-  }
-
   /** Reads every line of text in the image, in reading order. */
   async read(image: RgbImage): Promise<OcrResult> {
     const timings: OcrTimings = { det: 0, cls: 0, rec: 0, inference: 0, total: 0 };

@@ -45,33 +45,8 @@ export const DEFAULT_PARAMS: OcrParams = Object.freeze({
   },
 }) as OcrParams;
 
-/** The package's parameters over the defaults. */
+/** The package's parameters over the defaults (a parsed manifest holds only the keys it gives). */
 export function paramsFromManifest(m: Manifest): OcrParams {
   const d = DEFAULT_PARAMS;
-  return {
-    det: {
-      limitSideLen: m.det?.limitSideLen ?? d.det.limitSideLen,
-      limitType: m.det?.limitType ?? d.det.limitType,
-      thresh: m.det?.thresh ?? d.det.thresh,
-      boxThresh: m.det?.boxThresh ?? d.det.boxThresh,
-      unclipRatio: m.det?.unclipRatio ?? d.det.unclipRatio,
-      maxCandidates: m.det?.maxCandidates ?? d.det.maxCandidates,
-      minSize: m.det?.minSize ?? d.det.minSize,
-    },
-    cls: {
-      enabled: m.cls?.enabled ?? d.cls.enabled,
-      threshold: m.cls?.threshold ?? d.cls.threshold,
-      imageHeight: m.cls?.imageHeight ?? d.cls.imageHeight,
-      imageWidth: m.cls?.imageWidth ?? d.cls.imageWidth,
-      batchSize: m.cls?.batchSize ?? d.cls.batchSize,
-    },
-    rec: {
-      imageHeight: m.rec?.imageHeight ?? d.rec.imageHeight,
-      imageWidth: d.rec.imageWidth,
-      maxImageWidth: m.rec?.maxImageWidth ?? d.rec.maxImageWidth,
-      batchSize: m.rec?.batchSize ?? d.rec.batchSize,
-      dropScore: m.rec?.dropScore ?? d.rec.dropScore,
-      useSpaceChar: m.rec?.useSpaceChar ?? d.rec.useSpaceChar,
-    },
-  };
+  return { det: { ...d.det, ...m.det }, cls: { ...d.cls, ...m.cls }, rec: { ...d.rec, ...m.rec } };
 }

@@ -1,6 +1,25 @@
 import type { Point, Quad } from './geometry.js';
 import type { RgbImage } from './image.js';
 
+/**
+ * The source pixel and weight for destination index `d` along one axis, as OpenCV's
+ * INTER_LINEAR: half-pixel centres, clamped at the edges.
+ */
+function linearTap(d: number, scale: number, size: number): [number, number] {
+  let f = (d + 0.5) * scale - 0.5;
+  let i = Math.floor(f);
+  f -= i;
+  if (i < 0) {
+    i = 0;
+    f = 0;
+  }
+  if (i >= size - 1) {
+    i = size - 1;
+    f = 0;
+  }
+  return [i, f];
+}
+
 /** Bilinear resize with OpenCV's INTER_LINEAR conventions (half-pixel centres, edge clamp). */
 export function resizeBilinear(src: RgbImage, width: number, height: number): RgbImage {
   const out = new Uint8Array(width * height * 3);
@@ -10,17 +29,7 @@ export function resizeBilinear(src: RgbImage, width: number, height: number): Rg
   const x1 = new Int32Array(width);
   const fx = new Float32Array(width);
   for (let x = 0; x < width; x++) {
-    let f = (x + 0.5) * sx - 0.5;
-    let i = Math.floor(f);
-    f -= i;
-    if (i < 0) {
-      i = 0;
-      f = 0;
-    }
-    if (i >= src.width - 1) {
-      i = src.width - 1;
-      f = 0;
-    }
+    const [i, f] = linearTap(x, sx, src.width);
     x0[x] = i * 3;
     x1[x] = Math.min(i + 1, src.width - 1) * 3;
     fx[x] = f;
@@ -28,20 +37,9 @@ export function resizeBilinear(src: RgbImage, width: number, height: number): Rg
   const s = src.data;
   const rowStride = src.width * 3;
   for (let y = 0; y < height; y++) {
-    let f = (y + 0.5) * sy - 0.5;
-    let j = Math.floor(f);
-    f -= j;
-    if (j < 0) {
-      j = 0;
-      f = 0;
-    }
-    if (j >= src.height - 1) {
-      j = src.height - 1;
-      f = 0;
-    }
+    const [j, fy] = linearTap(y, sy, src.height);
     const r0 = j * rowStride;
     const r1 = Math.min(j + 1, src.height - 1) * rowStride;
-    const fy = f;
     let o = y * width * 3;
     for (let x = 0; x < width; x++) {
       const a = x0[x]!;

@@ -97,11 +97,6 @@ export class Registry {
     return this.#active.values().next().value;
   }
 
-  /** What was persisted: active versions, history, highest versions per source. */
-  get persisted(): Readonly<PersistedState> {
-    return this.#state;
-  }
-
   /**
    * A lease on the active version of `name` (the first model when omitted), or on a given
    * ready or active version. Undefined when there is none to serve.

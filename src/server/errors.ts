@@ -21,7 +21,6 @@ const FASTIFY: Record<string, { code: string; message: string }> = {
     code: 'UNSUPPORTED_MEDIA_TYPE',
     message: 'Send the image as the body with Content-Type image/png, image/jpeg, image/webp or image/tiff.',
   },
-  FST_ERR_CTP_EMPTY_JSON_BODY: { code: 'BODY_MISSING', message: 'The request has no body.' },
 };
 
 /** The one place errors become HTTP responses: `{error: {code, message}}` with a fitting status. */

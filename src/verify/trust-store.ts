@@ -91,10 +91,6 @@ export class TrustStore {
     }
     return new TrustStore(keys, roots);
   }
-
-  get size(): number {
-    return this.keys.length + this.roots.length;
-  }
 }
 
 function trustedKey(pem: string, source: string): TrustedKey {
