@@ -92,7 +92,7 @@ describe('the switch', () => {
     assert.equal(registry.active('ppocr')?.version, '4.0.1');
     assert.deepEqual(
       events.map((e) => e.type),
-      ['package-seen', 'verifying', 'loading', 'ready', 'activated'],
+      ['package-seen', 'verifying', 'verified', 'loading', 'ready', 'activated'],
     );
   });
 

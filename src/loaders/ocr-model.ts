@@ -1,13 +1,17 @@
 import type { OcrParams, OcrResult, RgbImage } from '../ocr/index.js';
 import type { VerifiedPackage } from '../verify/index.js';
-import { OcrWorkerPool, type PoolOptions } from './worker-pool.js';
+import { OcrWorkerPool, type PoolOptions, type ReadOptions } from './worker-pool.js';
 
 /** An OCR model loaded from a verified package, ready to read images. */
 export interface LoadedOcrModel {
   readonly name: string;
   readonly version: string;
   readonly params: OcrParams;
-  read(image: RgbImage): Promise<OcrResult>;
+  /**
+   * Reads every line of text. An aborted `signal` stops the work at the next stage boundary
+   * (a stage already running on a thread finishes first) and rejects with REQUEST_ABORTED.
+   */
+  read(image: RgbImage, options?: ReadOptions): Promise<OcrResult>;
   /** Frees every session and stops its threads. Safe to call twice. */
   release(): Promise<void>;
 }
@@ -23,7 +27,7 @@ export async function loadOcrModel(pkg: VerifiedPackage, options: PoolOptions = 
     name: pkg.manifest.name,
     version: pkg.manifest.version,
     params: pool.params,
-    read: (image) => pool.read(image),
+    read: (image, readOptions) => pool.read(image, readOptions),
     release: () => pool.release(),
   };
 }

@@ -32,6 +32,16 @@ export interface PoolOptions extends SessionOptions {
   readonly workers?: number;
 }
 
+export interface ReadOptions {
+  /** Aborting stops the read at the next stage boundary. */
+  readonly signal?: AbortSignal;
+}
+
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted)
+    throw new HotocrError('REQUEST_ABORTED', 'The client went away; the read was stopped.');
+}
+
 /** A request without its id (distributes over the union). */
 type Request = WorkerRequest extends infer R ? (R extends unknown ? Omit<R, 'id'> : never) : never;
 
@@ -161,14 +171,16 @@ export class OcrWorkerPool {
   }
 
   /** Reads every line of text in the image, in reading order. */
-  async read(image: RgbImage): Promise<OcrResult> {
+  async read(image: RgbImage, options: ReadOptions = {}): Promise<OcrResult> {
     if (this.#released) throw new InferenceError('This model has been released.');
+    checkAborted(options.signal);
     const start = performance.now();
     const img = transferable(image);
     const located = await this.#leastBusy().send({ type: 'locate', image: img }, [
       img.data.buffer as ArrayBuffer,
     ]);
     const { boxes, crops } = located.result as { boxes: Quad[]; crops: RgbImage[] };
+    checkAborted(options.signal);
     const timings: OcrTimings = { ...located.timings, rec: 0, total: 0 };
     const recStart = performance.now();
     const texts: RecognizedText[] = new Array(crops.length);

@@ -1,3 +1,5 @@
+import type { SignerInfo } from '../verify/index.js';
+
 /** Every state change the registry reports; the server streams these and the dashboard shows them. */
 export type RegistryEvent =
   | { type: 'package-seen'; ts: string; path: string; source: string }
@@ -13,8 +15,31 @@ export type RegistryEvent =
       name?: string;
       version?: string;
     }
+  | {
+      type: 'verified';
+      ts: string;
+      path: string;
+      source: string;
+      name: string;
+      version: string;
+      sha256: string;
+      signer: SignerInfo;
+      /** When the package stops being accepted, if it says. */
+      expires?: string;
+      verifyMs: number;
+    }
   | { type: 'loading'; ts: string; name: string; version: string; sha256: string }
-  | { type: 'ready'; ts: string; name: string; version: string; sha256: string; loadMs: number }
+  | {
+      type: 'ready';
+      ts: string;
+      name: string;
+      version: string;
+      sha256: string;
+      /** Opening the graphs. */
+      loadMs: number;
+      /** Reading the warm-up image. */
+      warmupMs: number;
+    }
   | {
       type: 'failed';
       ts: string;
@@ -24,7 +49,15 @@ export type RegistryEvent =
       code: string;
       message: string;
     }
-  | { type: 'activated'; ts: string; name: string; version: string; previous?: string }
+  | {
+      type: 'activated';
+      ts: string;
+      name: string;
+      version: string;
+      previous?: string;
+      /** Persisting the choice and the switch itself. */
+      switchMs: number;
+    }
   | { type: 'draining'; ts: string; name: string; version: string; inflight: number }
   | { type: 'released'; ts: string; name: string; version: string };
 

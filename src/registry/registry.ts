@@ -123,6 +123,7 @@ export class Registry {
     this.#emit({ type: 'package-seen', ts: now(), path, source });
     this.#emit({ type: 'verifying', ts: now(), path, source });
     let pkg: VerifiedPackage;
+    const verifyStarted = performance.now();
     try {
       pkg = await this.#options.verify(path, {
         allowDowngrade: options.allowDowngrade ?? false,
@@ -136,6 +137,18 @@ export class Registry {
       throw error;
     }
     const { name, version } = pkg.manifest;
+    this.#emit({
+      type: 'verified',
+      ts: now(),
+      path,
+      source,
+      name,
+      version,
+      sha256: pkg.sha256,
+      signer: pkg.signer,
+      ...(pkg.manifest.expires ? { expires: pkg.manifest.expires } : {}),
+      verifyMs: Math.round(performance.now() - verifyStarted),
+    });
     const existing = this.#versions.get(name)?.get(version);
     if (existing && existing.state !== 'failed' && existing.state !== 'released') {
       if (existing.sha256 === pkg.sha256) {
@@ -163,8 +176,10 @@ export class Registry {
     this.#emit({ type: 'loading', ts: now(), name, version, sha256: pkg.sha256 });
     const started = performance.now();
     let model: LoadedOcrModel | undefined;
+    let warmupStarted = started;
     try {
       model = await this.#options.load(pkg);
+      warmupStarted = performance.now();
       await this.#options.warmUp(model, pkg);
       await copied;
     } catch (error) {
@@ -182,7 +197,8 @@ export class Registry {
       name,
       version,
       sha256: pkg.sha256,
-      loadMs: Math.round(performance.now() - started),
+      loadMs: Math.round(warmupStarted - started),
+      warmupMs: Math.round(performance.now() - warmupStarted),
     });
     if (options.activate ?? true) await this.activate(name, version);
     return v;
@@ -232,6 +248,7 @@ export class Registry {
         'VERSION_NOT_READY',
         `${name} ${version} is ${v.state}, not ready; only a ready version can be activated.`,
       );
+    const started = performance.now();
     const previous = this.#active.get(name);
     this.#active.set(name, v);
     v.serving = true;
@@ -244,6 +261,7 @@ export class Registry {
       name,
       version,
       ...(previous ? { previous: previous.version } : {}),
+      switchMs: Math.round((performance.now() - started) * 100) / 100,
     });
     this.#trimWarm(name);
   }
