@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { HotocrError } from './errors.js';
 
@@ -32,6 +34,17 @@ export interface ServeConfig {
   readonly quarantine?: string;
   readonly bodyLimit: number;
   readonly logLevel: string;
+  /** The admin bearer token; without one every admin call is refused. */
+  readonly adminToken?: string;
+  /** Largest accepted package upload. */
+  readonly uploadLimit: number;
+  /** Inferences running at once, and requests allowed to wait behind them. */
+  readonly maxInflight: number;
+  readonly maxQueue: number;
+  /** How long a request may wait for and run its inference before 503/504. */
+  readonly requestTimeoutMs: number;
+  /** Whether clients may pin a version with the X-Model-Version header. */
+  readonly allowPinning: boolean;
 }
 
 export interface ServeFlags {
@@ -47,6 +60,47 @@ export interface ServeFlags {
   quarantine?: string;
   bodyLimit?: string;
   logLevel?: string;
+  adminToken?: string;
+  adminTokenFile?: string;
+  uploadLimit?: string;
+  maxInflight?: string;
+  maxQueue?: string;
+  requestTimeoutMs?: string;
+  allowPinning?: boolean;
+}
+
+/** Admin tokens shorter than this are refused: they would be guessable. */
+export const MIN_ADMIN_TOKEN_LENGTH = 16;
+
+function adminToken(flags: ServeFlags, env: NodeJS.ProcessEnv): string | undefined {
+  const file = flags.adminTokenFile ?? (env.HOTOCR_ADMIN_TOKEN_FILE || undefined);
+  const inline = flags.adminToken ?? (env.HOTOCR_ADMIN_TOKEN || undefined);
+  if (file && inline)
+    throw new HotocrError(
+      'CONFIG_INVALID',
+      'Give the admin token once: either --admin-token-file (HOTOCR_ADMIN_TOKEN_FILE) or --admin-token (HOTOCR_ADMIN_TOKEN).',
+    );
+  let token = inline;
+  if (file) {
+    try {
+      token = readFileSync(file, 'utf8').trim();
+    } catch (error) {
+      throw new HotocrError(
+        'CONFIG_INVALID',
+        `Cannot read the admin token file ${file}: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
+    }
+  }
+  if (token === undefined) return undefined;
+  if (token.length < MIN_ADMIN_TOKEN_LENGTH || /\s/.test(token))
+    throw new HotocrError(
+      'CONFIG_INVALID',
+      `The admin token must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters with no spaces; make one with: openssl rand -hex 32`,
+    );
+  return token;
 }
 
 function integer(name: string, value: string, min: number, max: number): number {
@@ -66,6 +120,7 @@ export function readServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
   const trust = pick(flags.trust, 'HOTOCR_TRUST');
   const models = pick(flags.models, 'HOTOCR_MODELS');
   const quarantine = pick(flags.quarantine, 'HOTOCR_QUARANTINE');
+  const token = adminToken(flags, env);
   if (model && !trust)
     throw new HotocrError(
       'CONFIG_INVALID',
@@ -99,5 +154,31 @@ export function readServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
       1024 ** 3,
     ),
     logLevel: pick(flags.logLevel, 'HOTOCR_LOG_LEVEL') ?? 'info',
+    ...(token ? { adminToken: token } : {}),
+    uploadLimit: integer(
+      '--upload-limit (HOTOCR_UPLOAD_LIMIT)',
+      pick(flags.uploadLimit, 'HOTOCR_UPLOAD_LIMIT') ?? String(1024 ** 3),
+      1024,
+      64 * 1024 ** 3,
+    ),
+    maxInflight: integer(
+      '--max-inflight (HOTOCR_MAX_INFLIGHT)',
+      pick(flags.maxInflight, 'HOTOCR_MAX_INFLIGHT') ?? String(availableParallelism()),
+      1,
+      1024,
+    ),
+    maxQueue: integer(
+      '--max-queue (HOTOCR_MAX_QUEUE)',
+      pick(flags.maxQueue, 'HOTOCR_MAX_QUEUE') ?? '32',
+      0,
+      100_000,
+    ),
+    requestTimeoutMs: integer(
+      '--request-timeout-ms (HOTOCR_REQUEST_TIMEOUT_MS)',
+      pick(flags.requestTimeoutMs, 'HOTOCR_REQUEST_TIMEOUT_MS') ?? '30000',
+      100,
+      3_600_000,
+    ),
+    allowPinning: flags.allowPinning ?? env.HOTOCR_ALLOW_PINNING === '1',
   };
 }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import sharp from 'sharp';
+import WebSocket from 'ws';
 import { readServeConfig } from '../src/config.js';
 import { keyFileSigner, pack, writeBundledSource } from '../src/pack/index.js';
 import { type RunningServer, startServer } from '../src/server/index.js';
@@ -197,7 +198,7 @@ describe('hotocr serve', () => {
     }
   });
 
-  test('finishes in-flight requests on SIGTERM and exits 0', async () => {
+  test('finishes in-flight requests on SIGTERM, closes event streams, and exits 0', async () => {
     const cli = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
     const child = spawn(
       process.execPath,
@@ -215,17 +216,23 @@ describe('hotocr serve', () => {
       });
       child.once('exit', (code) => reject(new Error(`serve exited early (${code}): ${out}`)));
     });
+    const events = new WebSocket(`${url.replace('http', 'ws')}/v1/events`);
+    const streamClosed = new Promise<number>((resolve) => events.once('close', resolve));
+    await new Promise((resolve) => events.once('open', resolve));
     const inflight = Array.from({ length: 4 }, () =>
       fetch(`${url}/v1/ocr`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: page }),
     );
     await new Promise((r) => setTimeout(r, 50));
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const stopAt = Date.now();
     child.kill('SIGTERM');
     const responses = await Promise.all(inflight);
     assert.deepEqual(
       responses.map((r) => r.status),
       [200, 200, 200, 200],
     );
+    assert.equal(await streamClosed, 1001);
     assert.equal(await exited, 0);
+    assert.ok(Date.now() - stopAt < 10_000, `stopping took ${Date.now() - stopAt} ms`);
   });
 });

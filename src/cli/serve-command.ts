@@ -32,7 +32,35 @@ export function serveCommand(): Command {
       '--allow-legacy-signatures',
       'accept seed-style packages signed over model.onnx alone (HOTOCR_ALLOW_LEGACY_SIGNATURES=1)',
     )
-    .option('--body-limit <bytes>', 'largest accepted request body (HOTOCR_BODY_LIMIT, default 20971520)')
+    .option(
+      '--admin-token-file <file>',
+      'file holding the bearer token for admin calls (HOTOCR_ADMIN_TOKEN_FILE); without a token admin calls are refused',
+    )
+    .option(
+      '--admin-token <token>',
+      'the admin bearer token itself (HOTOCR_ADMIN_TOKEN); visible to other users in the process list, so prefer the file',
+    )
+    .option('--body-limit <bytes>', 'largest accepted image (HOTOCR_BODY_LIMIT, default 20971520)')
+    .option(
+      '--upload-limit <bytes>',
+      'largest accepted package upload (HOTOCR_UPLOAD_LIMIT, default 1073741824)',
+    )
+    .option(
+      '--max-inflight <n>',
+      'OCR inferences running at once (HOTOCR_MAX_INFLIGHT, default: the number of cores)',
+    )
+    .option(
+      '--max-queue <n>',
+      'OCR requests waiting behind them; one more is answered 503 with Retry-After (HOTOCR_MAX_QUEUE, default 32)',
+    )
+    .option(
+      '--request-timeout-ms <ms>',
+      'longest an OCR request may wait and run before 503 TIMEOUT (HOTOCR_REQUEST_TIMEOUT_MS, default 30000)',
+    )
+    .option(
+      '--allow-pinning',
+      'let clients pin a version with the X-Model-Version header (HOTOCR_ALLOW_PINNING=1)',
+    )
     .option('--log-level <level>', 'pino log level (HOTOCR_LOG_LEVEL, default info)')
     .action(async (flags: ServeFlags) => {
       const server = await startServer(readServeConfig(flags));

@@ -1,107 +1,253 @@
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
 import type { FastifyBaseLogger } from 'fastify';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { HotocrError } from '../errors.js';
-import { decodeImage } from '../ocr/index.js';
-import type { ModelVersion, Registry } from '../registry/index.js';
+import type { Registry } from '../registry/index.js';
+import { Admission, RETRY_AFTER_SECONDS } from './admission.js';
+import { adminGuard } from './auth.js';
 import { errorHandler } from './errors.js';
+import { eventStream, type StreamEvent } from './events-stream.js';
+import { Metrics } from './metrics.js';
+import { describeModels, modelRoutes, PACKAGE_TYPES } from './model-routes.js';
+import { IMAGE_TYPES, ocrRoutes } from './ocr-routes.js';
+import { Profiler } from './profiling.js';
+import { Router } from './routing.js';
+import { errors, statusSchema } from './schemas.js';
 
 export interface AppOptions {
-  /** The versions; each request runs on a lease of the active one. */
   readonly registry: Registry;
   readonly logger: FastifyBaseLogger | false;
-  /** Largest accepted request body (default 20 MB). */
+  /** Where uploads are written while they arrive and are verified. */
+  readonly uploadsDir: string;
+  /** Without one, every admin call is refused with ADMIN_DISABLED. */
+  readonly adminToken?: string;
+  /** Largest image (default 20 MB) and largest package upload (default 1 GiB). */
   readonly bodyLimit?: number;
+  readonly uploadLimit?: number;
+  /** Inferences at once (default 2) and requests waiting behind them (default 32). */
+  readonly maxInflight?: number;
+  readonly maxQueue?: number;
+  /** From arrival to answer, waiting included (default 30 s). */
+  readonly requestTimeoutMs?: number;
+  /** Whether X-Model-Version pins a version (default false; changeable with PUT /v1/routing). */
+  readonly allowPinning?: boolean;
+  /** Event-stream limits (defaults: 1000 clients, 1 MiB unsent each, 30 s heartbeat). */
+  readonly events?: { maxClients?: number; maxBufferedBytes?: number; heartbeatMs?: number };
 }
 
-const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/webp', 'image/tiff'];
-const round = (n: number) => Math.round(n * 10) / 10;
+export interface HotocrApp {
+  readonly app: FastifyInstance;
+  readonly router: Router;
+  readonly metrics: Metrics;
+  readonly admission: Admission;
+}
 
-/** The HTTP API (SPEC section 5): OCR, the model list and the probes. */
-export function createApp(options: AppOptions): FastifyInstance {
-  const common = { bodyLimit: options.bodyLimit ?? 20 * 1024 * 1024, requestIdHeader: 'x-request-id' };
+/** Request ids from X-Request-Id when they are sane, else fresh ones; echoed back on every answer. */
+function requestId(request: { headers: Record<string, string | string[] | undefined> }): string {
+  const given = request.headers['x-request-id'];
+  return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
+}
+
+/**
+ * The HTTP API of SPEC section 5: OCR, the management and routing API, the event stream,
+ * metrics, probes, profiling and the OpenAPI document generated from the route schemas.
+ */
+export async function createApp(options: AppOptions): Promise<HotocrApp> {
+  const common = {
+    bodyLimit: options.bodyLimit ?? 20 * 1024 * 1024,
+    genReqId: requestId,
+    // Unknown fields are refused rather than silently dropped.
+    ajv: { customOptions: { removeAdditional: false } },
+  };
   const app: FastifyInstance = options.logger
     ? Fastify({ ...common, loggerInstance: options.logger })
     : Fastify({ ...common, logger: false });
+  const { registry } = options;
+  const admission = new Admission({
+    maxInflight: options.maxInflight ?? 2,
+    maxQueue: options.maxQueue ?? 32,
+  });
+  const router = new Router(registry, { allowPinning: options.allowPinning ?? false });
+  const metrics = new Metrics(registry, admission);
+  const admin = adminGuard(options.adminToken);
+  const profiler = new Profiler();
 
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser(IMAGE_TYPES, { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) => {
-    void reply
-      .status(404)
-      .send({ error: { code: 'NOT_FOUND', message: `No route ${request.method} ${request.url}.` } });
+    void reply.status(404).send({
+      error: { code: 'NOT_FOUND', message: `No route ${request.method} ${request.url.slice(0, 200)}.` },
+    });
+  });
+  let stopping = false;
+  app.addHook('preClose', async () => {
+    stopping = true;
+  });
+  app.addHook('onSend', async (request, reply) => {
+    void reply.header('X-Request-Id', request.id);
+    // Answers finishing during shutdown close their connection, so no idle keep-alive holds it up;
+    // so do answers given before the body was read (401, 413, 503...): the rest of it is not wanted.
+    if (stopping || !request.raw.complete) void reply.header('Connection', 'close');
+    if (reply.statusCode === 503) void reply.header('Retry-After', String(RETRY_AFTER_SECONDS));
+    if (reply.statusCode === 401) void reply.header('WWW-Authenticate', 'Bearer');
   });
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
-
-  app.get('/readyz', async (_request, reply) => {
-    const v = options.registry.active();
-    if (!v)
-      return reply
-        .status(503)
-        .send({ error: { code: 'NOT_READY', message: 'No model version is active yet.' } });
-    return { status: 'ready', model: { name: v.name, version: v.version } };
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'hotocr',
+        version: '0.1.0',
+        description:
+          'OCR server whose signed model packages are verified and hot-swapped while it serves. Errors are {error: {code, message}}.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+    transformObject: (document) =>
+      'openapiObject' in document
+        ? withBinaryBodies(document.openapiObject as OpenApi)
+        : document.swaggerObject,
   });
 
-  app.get('/v1/models', async () => {
-    const byName = new Map<string, ModelVersion[]>();
-    for (const v of options.registry.versions()) byName.set(v.name, [...(byName.get(v.name) ?? []), v]);
-    return {
-      models: [...byName].map(([name, versions]) => ({
-        name,
-        active: options.registry.active(name)?.version ?? null,
-        versions: versions.map((v) => ({
-          version: v.version,
-          state: v.state,
-          sha256: v.sha256,
-          source: v.source,
-          signer: v.signer,
-          loadedAt: v.loadedAt?.toISOString() ?? null,
-          inflight: v.inflight,
-          ...(v.failure ? { failure: v.failure } : {}),
-        })),
-      })),
-    };
+  await app.register(ocrRoutes, {
+    router,
+    admission,
+    metrics,
+    bodyLimit: common.bodyLimit,
+    requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
   });
-
-  app.post('/v1/ocr', async (request, reply) => {
-    const body = request.body;
-    if (!Buffer.isBuffer(body) || body.length === 0) {
-      throw new HotocrError(
-        'BODY_MISSING',
-        'Send the image bytes as the request body (Content-Type image/png, image/jpeg, image/webp or image/tiff).',
-      );
-    }
-    const lease = options.registry.lease();
-    if (!lease) throw new HotocrError('NOT_READY', 'No model version is active yet; retry shortly.');
-    // The lease covers the inference, whatever happens to the client meanwhile.
-    try {
-      const { model } = lease;
-      const started = performance.now();
-      const image = await decodeImage(body);
-      const decode = performance.now() - started;
-      const result = await model.read(image);
-      void reply.header('X-Model-Version', `${model.name}/${model.version}`);
-      return {
-        model: { name: model.name, version: model.version },
-        lines: result.lines.map((l) => ({
-          text: l.text,
-          score: Math.round(l.score * 1e4) / 1e4,
-          box: l.box,
-        })),
-        timings: {
-          decode: round(decode),
-          det: round(result.timings.det),
-          cls: round(result.timings.cls),
-          rec: round(result.timings.rec),
-          inference: round(result.timings.inference),
-          total: round(performance.now() - started),
-        },
+  await app.register(modelRoutes, {
+    registry,
+    router,
+    admin,
+    uploadsDir: options.uploadsDir,
+    uploadLimit: options.uploadLimit ?? 1024 ** 3,
+  });
+  await app.register(eventStream, {
+    subscribe: (listener: (event: StreamEvent) => void) => {
+      const offRegistry = registry.on(listener);
+      const offRouter = router.on(listener);
+      return () => {
+        offRegistry();
+        offRouter();
       };
-    } finally {
-      lease.release();
-    }
+    },
+    snapshot: () => ({
+      type: 'snapshot',
+      ts: new Date().toISOString(),
+      ...describeModels(registry),
+      routing: router.view(),
+    }),
+    ...options.events,
   });
 
-  return app;
+  app.get(
+    '/healthz',
+    { schema: { summary: 'Alive', tags: ['probes'], response: { 200: statusSchema } } },
+    async () => ({ status: 'ok' }),
+  );
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        summary: 'Ready once a model version is active',
+        tags: ['probes'],
+        response: { 200: statusSchema, ...errors },
+      },
+    },
+    async (_request, reply) => {
+      const v = registry.active();
+      if (!v)
+        return reply
+          .status(503)
+          .send({ error: { code: 'NOT_READY', message: 'No model version is active yet.' } });
+      return { status: 'ready', model: { name: v.name, version: v.version } };
+    },
+  );
+  app.get(
+    '/metrics',
+    { schema: { summary: 'Prometheus metrics', tags: ['probes'] } },
+    async (_request, reply) => {
+      void reply.header('content-type', metrics.contentType);
+      return metrics.text();
+    },
+  );
+  app.get(
+    '/openapi.json',
+    { schema: { summary: 'This API, described by OpenAPI 3', tags: ['probes'] } },
+    async () => app.swagger(),
+  );
+
+  app.post(
+    '/v1/admin/profile/cpu',
+    {
+      onRequest: admin,
+      schema: {
+        summary: 'A CPU profile of the main thread over N seconds (.cpuprofile)',
+        tags: ['admin'],
+        security: [{ bearer: [] }],
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { seconds: { type: 'number', minimum: 0.1, maximum: 120, default: 10 } },
+        },
+      },
+    },
+    async (request, reply) => {
+      const { seconds } = request.query as { seconds: number };
+      const controller = new AbortController();
+      reply.raw.once('close', () => controller.abort());
+      const profile = await profiler.cpu(seconds, controller.signal);
+      void reply
+        .header('content-type', 'application/json')
+        .header('content-disposition', `attachment; filename="hotocr-${Date.now()}.cpuprofile"`);
+      return profile;
+    },
+  );
+  app.post(
+    '/v1/admin/profile/heap',
+    {
+      onRequest: admin,
+      schema: {
+        summary: 'A heap snapshot of the main thread (.heapsnapshot)',
+        tags: ['admin'],
+        security: [{ bearer: [] }],
+      },
+    },
+    async (_request, reply) => {
+      const snapshot = await profiler.heap();
+      void reply
+        .header('content-type', 'application/json')
+        .header('content-disposition', `attachment; filename="hotocr-${Date.now()}.heapsnapshot"`);
+      return reply.send(snapshot);
+    },
+  );
+
+  return { app, router, metrics, admission };
+}
+
+type OpenApi = { paths?: Record<string, Record<string, { requestBody?: unknown }>> };
+
+/** Request bodies that are bytes, not JSON, which route schemas cannot describe. */
+function withBinaryBodies(doc: OpenApi): OpenApi {
+  const binary = { schema: { type: 'string', format: 'binary' } };
+  const file = {
+    schema: {
+      type: 'object',
+      properties: { file: { type: 'string', format: 'binary' } },
+      required: ['file'],
+    },
+  };
+  const bodies: Record<string, string[]> = { '/v1/ocr': IMAGE_TYPES, '/v1/models': PACKAGE_TYPES };
+  for (const [path, types] of Object.entries(bodies)) {
+    const post = doc.paths?.[path]?.post;
+    if (!post) continue;
+    post.requestBody = {
+      required: true,
+      content: {
+        ...Object.fromEntries(types.map((t) => [t, binary])),
+        'multipart/form-data': file,
+      },
+    };
+  }
+  return doc;
 }

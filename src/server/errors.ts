@@ -1,25 +1,63 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { HotocrError } from '../errors.js';
+import { HotocrError, REJECTION_CODES } from '../errors.js';
 
 /** HTTP status for each error code hotocr answers with; anything else is a 500. */
 const STATUS: Record<string, number> = {
+  // A package refused by verification, or whose graphs failed to load or warm up.
+  ...Object.fromEntries(REJECTION_CODES.map((code) => [code, 422])),
+  LOAD_FAILED: 422,
+  VERSION_DOWNGRADE: 409,
+  VERSION_EXISTS: 409,
   IMAGE_INVALID: 400,
   IMAGE_TOO_SMALL: 400,
   IMAGE_UNSUPPORTED: 415,
   IMAGE_TOO_LARGE: 413,
   BODY_TOO_LARGE: 413,
+  PACKAGE_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   BODY_MISSING: 400,
+  REQUEST_INVALID: 400,
+  ROUTING_INVALID: 400,
+  UNAUTHORIZED: 401,
+  ADMIN_TOKEN_INVALID: 403,
+  ADMIN_DISABLED: 403,
+  PINNING_DISABLED: 403,
   NOT_FOUND: 404,
-  NOT_READY: 503,
+  VERSION_NOT_FOUND: 404,
+  VERSION_NOT_READY: 409,
+  VERSION_ACTIVE: 409,
+  NO_PREVIOUS_VERSION: 409,
+  PROFILE_BUSY: 409,
+  // The client went away; nobody reads this answer (nginx's code for it).
+  REQUEST_ABORTED: 499,
   INFERENCE_FAILED: 500,
+  UPLOAD_FAILED: 500,
+  NOT_READY: 503,
+  OVERLOADED: 503,
+  TIMEOUT: 503,
+  REGISTRY_CLOSED: 503,
+  STORAGE_FULL: 507,
 };
 
 const FASTIFY: Record<string, { code: string; message: string }> = {
   FST_ERR_CTP_BODY_TOO_LARGE: { code: 'BODY_TOO_LARGE', message: 'The request body is over the size limit.' },
+  FST_REQ_FILE_TOO_LARGE: { code: 'BODY_TOO_LARGE', message: 'The uploaded file is over the size limit.' },
   FST_ERR_CTP_INVALID_MEDIA_TYPE: {
     code: 'UNSUPPORTED_MEDIA_TYPE',
-    message: 'Send the image as the body with Content-Type image/png, image/jpeg, image/webp or image/tiff.',
+    message:
+      'This Content-Type is not accepted here: images go to POST /v1/ocr as image/png, image/jpeg, image/webp, image/tiff or multipart; packages to POST /v1/models as application/zip or multipart; other bodies are JSON.',
+  },
+  FST_INVALID_MULTIPART_CONTENT_TYPE: {
+    code: 'UNSUPPORTED_MEDIA_TYPE',
+    message: 'The body is not multipart/form-data.',
+  },
+  FST_FILES_LIMIT: { code: 'REQUEST_INVALID', message: 'Send one file per request.' },
+  FST_PARTS_LIMIT: { code: 'REQUEST_INVALID', message: 'The multipart body has too many parts.' },
+  FST_FIELDS_LIMIT: { code: 'REQUEST_INVALID', message: 'The multipart body has too many fields.' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { code: 'BODY_MISSING', message: 'The JSON body is empty.' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: {
+    code: 'REQUEST_INVALID',
+    message: 'Content-Length does not match the body.',
   },
 };
 
@@ -38,6 +76,10 @@ export function errorHandler(
   const known = 'code' in error && typeof error.code === 'string' ? FASTIFY[error.code] : undefined;
   if (known) {
     void reply.status(STATUS[known.code] ?? 400).send({ error: known });
+    return;
+  }
+  if ('validation' in error && error.validation) {
+    void reply.status(400).send({ error: { code: 'REQUEST_INVALID', message: `The ${error.message}.` } });
     return;
   }
   const status = 'statusCode' in error && typeof error.statusCode === 'number' ? error.statusCode : 500;

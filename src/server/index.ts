@@ -1,2 +1,3 @@
-export { type AppOptions, createApp } from './app.js';
+export { type AppOptions, createApp, type HotocrApp } from './app.js';
+export { Router, type RoutingView, userPoint } from './routing.js';
 export { type RunningServer, startServer } from './serve.js';

@@ -9,10 +9,13 @@ import { Registry, StateStore, warmUp } from '../registry/index.js';
 import { FolderSource } from '../sources/index.js';
 import { TrustStore, verifyPackage } from '../verify/index.js';
 import { createApp } from './app.js';
+import type { Router } from './routing.js';
+import { clearUploads } from './uploads.js';
 
 export interface RunningServer {
   readonly app: FastifyInstance;
   readonly registry: Registry;
+  readonly router: Router;
   /** The address it listens on, e.g. http://127.0.0.1:8080. */
   readonly url: string;
   /** Stops accepting, lets in-flight requests finish, releases every version. Safe to call twice. */
@@ -110,19 +113,40 @@ export async function startServer(
     : undefined;
   if (folder) logger.info({ dir: config.models, settleMs: config.settleMs }, 'watching for packages');
 
-  const app = createApp({ registry, logger, bodyLimit: config.bodyLimit });
+  const uploadsDir = join(config.data, 'uploads');
+  await clearUploads(uploadsDir);
+  let app: FastifyInstance;
+  let router: Router;
   let url: string;
   try {
+    ({ app, router } = await createApp({
+      registry,
+      logger,
+      uploadsDir,
+      bodyLimit: config.bodyLimit,
+      uploadLimit: config.uploadLimit,
+      maxInflight: config.maxInflight,
+      maxQueue: config.maxQueue,
+      requestTimeoutMs: config.requestTimeoutMs,
+      allowPinning: config.allowPinning,
+      ...(config.adminToken ? { adminToken: config.adminToken } : {}),
+    }));
+    router.on((event) => logger.info({ event }, 'routing changed'));
     url = await app.listen({ port: config.port, host: config.host });
   } catch (error) {
     folder?.close();
     await registry.close();
     throw error;
   }
+  if (!config.adminToken)
+    logger.warn(
+      'no admin token: the management API refuses every call (set --admin-token-file or HOTOCR_ADMIN_TOKEN)',
+    );
   let closing: Promise<void> | undefined;
   return {
     app,
     registry,
+    router,
     url,
     close() {
       closing ??= (async () => {

@@ -1,0 +1,157 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
+import type { Registry } from '../registry/index.js';
+import type { Admission } from './admission.js';
+
+/**
+ * The Prometheus metrics of SPEC section 7, on a registry of their own (so two servers in one
+ * process never share counters), plus the process defaults: GC pauses, event-loop lag, memory.
+ */
+export class Metrics {
+  readonly prom = new PromRegistry();
+  readonly #requestSeconds: Histogram<'version'>;
+  readonly #requests: Counter<'version' | 'status'>;
+
+  constructor(registry: Registry, admission: Admission) {
+    const prom = this.prom;
+    collectDefaultMetrics({ register: prom, gcDurationBuckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5] });
+
+    const stageSeconds = new Histogram({
+      name: 'hotocr_package_load_seconds',
+      help: 'Time spent on each stage of taking a package in: verify, load (graphs), warmup, switch.',
+      labelNames: ['stage'],
+      buckets: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [prom],
+    });
+    const rejections = new Counter({
+      name: 'hotocr_package_rejections_total',
+      help: 'Packages refused (verification) or failed (load, warm-up), by reason code.',
+      labelNames: ['reason'],
+      registers: [prom],
+    });
+    const swaps = new Counter({
+      name: 'hotocr_model_swaps_total',
+      help: 'Times a model switched from one active version to another.',
+      registers: [prom],
+    });
+    const releases = new Counter({
+      name: 'hotocr_model_releases_total',
+      help: 'Versions whose sessions were released after draining.',
+      registers: [prom],
+    });
+    registry.on((event) => {
+      switch (event.type) {
+        case 'verified':
+          stageSeconds.observe({ stage: 'verify' }, event.verifyMs / 1000);
+          break;
+        case 'ready':
+          stageSeconds.observe({ stage: 'load' }, event.loadMs / 1000);
+          stageSeconds.observe({ stage: 'warmup' }, event.warmupMs / 1000);
+          break;
+        case 'activated':
+          stageSeconds.observe({ stage: 'switch' }, event.switchMs / 1000);
+          if (event.previous !== undefined) swaps.inc();
+          break;
+        case 'rejected':
+        case 'failed':
+          rejections.inc({ reason: event.code });
+          break;
+        case 'released':
+          releases.inc();
+          break;
+      }
+    });
+
+    const versionsNow = () => registry.versions();
+    new Gauge({
+      name: 'hotocr_active_model_info',
+      help: 'The active version of each model (value 1).',
+      labelNames: ['name', 'version', 'sha256'],
+      registers: [prom],
+      collect() {
+        this.reset();
+        for (const v of versionsNow())
+          if (v.state === 'active') this.set({ name: v.name, version: v.version, sha256: v.sha256 }, 1);
+      },
+    });
+    new Gauge({
+      name: 'hotocr_model_inflight',
+      help: 'Requests running on each loaded version.',
+      labelNames: ['name', 'version'],
+      registers: [prom],
+      collect() {
+        this.reset();
+        for (const v of versionsNow())
+          if (v.state === 'active' || v.state === 'ready' || v.state === 'draining')
+            this.set({ name: v.name, version: v.version }, v.inflight);
+      },
+    });
+    new Gauge({
+      name: 'hotocr_model_versions',
+      help: 'Versions the server knows, by state.',
+      labelNames: ['state'],
+      registers: [prom],
+      collect() {
+        this.reset();
+        for (const state of ['loading', 'ready', 'active', 'draining', 'released', 'failed'])
+          this.set({ state }, versionsNow().filter((v) => v.state === state).length);
+      },
+    });
+    new Gauge({
+      name: 'hotocr_package_expiry_timestamp_seconds',
+      help: 'When each loaded version stops being accepted (config.json "expires"); alert before it.',
+      labelNames: ['name', 'version'],
+      registers: [prom],
+      collect() {
+        this.reset();
+        for (const v of versionsNow())
+          if (v.manifest.expires && (v.state === 'active' || v.state === 'ready'))
+            this.set({ name: v.name, version: v.version }, Date.parse(v.manifest.expires) / 1000);
+      },
+    });
+    new Gauge({
+      name: 'hotocr_ocr_queue_depth',
+      help: 'OCR requests waiting for an inference slot.',
+      registers: [prom],
+      collect() {
+        this.set(admission.queued);
+      },
+    });
+    new Gauge({
+      name: 'hotocr_ocr_running',
+      help: 'OCR inferences running now.',
+      registers: [prom],
+      collect() {
+        this.set(admission.running);
+      },
+    });
+
+    this.#requestSeconds = new Histogram({
+      name: 'hotocr_ocr_request_seconds',
+      help: 'OCR request time, from arrival to answer, by the version that answered.',
+      labelNames: ['version'],
+      buckets: [0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2.5, 5, 10, 30],
+      registers: [prom],
+    });
+    this.#requests = new Counter({
+      name: 'hotocr_ocr_requests_total',
+      help: 'OCR requests by the version that answered ("none" when none did) and HTTP status.',
+      labelNames: ['version', 'status'],
+      registers: [prom],
+    });
+  }
+
+  /** Records one OCR request; `version` is `name/version`, or undefined when none answered. */
+  ocrRequest(version: string | undefined, status: number, seconds: number): void {
+    const v = version ?? 'none';
+    this.#requests.inc({ version: v, status: String(status) });
+    if (version !== undefined) this.#requestSeconds.observe({ version: v }, seconds);
+  }
+
+  get contentType(): string {
+    return this.prom.contentType;
+  }
+
+  text(): Promise<string> {
+    return this.prom.metrics();
+  }
+}

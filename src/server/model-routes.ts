@@ -1,0 +1,237 @@
+import { rm } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import multipart from '@fastify/multipart';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { HotocrError } from '../errors.js';
+import type { ModelVersion, Registry } from '../registry/index.js';
+import type { Router, RoutingUpdate } from './routing.js';
+import {
+  errors,
+  modelsSchema,
+  nameParams,
+  routingSchema,
+  routingUpdateSchema,
+  versionParams,
+  versionSchema,
+} from './schemas.js';
+import { saveUpload } from './uploads.js';
+
+export const PACKAGE_TYPES = ['application/zip', 'application/x-zip-compressed', 'application/octet-stream'];
+
+export interface ModelRouteOptions {
+  readonly registry: Registry;
+  readonly router: Router;
+  /** The admin check, run before a body is read. */
+  readonly admin: (request: FastifyRequest) => Promise<void>;
+  /** Where uploads are written while they arrive and are verified. */
+  readonly uploadsDir: string;
+  readonly uploadLimit: number;
+}
+
+/** One version as the API and the event stream show it. */
+export function describeVersion(v: ModelVersion) {
+  return {
+    name: v.name,
+    version: v.version,
+    state: v.state,
+    sha256: v.sha256,
+    source: v.source,
+    signer: v.signer,
+    loadedAt: v.loadedAt?.toISOString() ?? null,
+    ...(v.manifest.expires ? { expires: v.manifest.expires } : {}),
+    inflight: v.inflight,
+    ...(v.failure ? { failure: v.failure } : {}),
+  };
+}
+
+/** Every version grouped by model, newest first. */
+export function describeModels(registry: Registry) {
+  const byName = new Map<string, ModelVersion[]>();
+  for (const v of registry.versions()) byName.set(v.name, [...(byName.get(v.name) ?? []), v]);
+  return {
+    models: [...byName].map(([name, versions]) => ({
+      name,
+      active: registry.active(name)?.version ?? null,
+      versions: versions.map(describeVersion),
+    })),
+  };
+}
+
+const adminDoc = { security: [{ bearer: [] }] };
+
+/** The management API of SPEC section 5 and the routing API of section 6. */
+export async function modelRoutes(app: FastifyInstance, options: ModelRouteOptions): Promise<void> {
+  const { registry, router, admin } = options;
+  // Packages arrive as a raw body, streamed to disk by the handler, or as a multipart file.
+  app.removeContentTypeParser('text/plain');
+  app.addContentTypeParser(PACKAGE_TYPES, (_request, payload, done) => done(null, payload));
+  await app.register(multipart, {
+    limits: { fileSize: options.uploadLimit, files: 1, fields: 10, parts: 20 },
+  });
+
+  app.get(
+    '/v1/models',
+    {
+      schema: {
+        summary: 'Every known version with its state, hash, signer, load time and in-flight count',
+        tags: ['models'],
+        response: { 200: modelsSchema, ...errors },
+      },
+    },
+    async () => describeModels(registry),
+  );
+
+  app.post(
+    '/v1/models',
+    {
+      onRequest: admin,
+      schema: {
+        summary: 'Upload a package: verified, loaded, warmed up and activated (or staged)',
+        description:
+          'The body is the package (application/zip) or a multipart file. It is streamed to disk under the upload limit and goes through exactly the checks of the watched folder.',
+        tags: ['models'],
+        ...adminDoc,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            activate: { type: 'boolean', default: true, description: 'false stages it as ready' },
+            allowDowngrade: {
+              type: 'boolean',
+              default: false,
+              description: 'accept a version lower than one uploaded before',
+            },
+          },
+        },
+        response: { 201: versionSchema, 200: versionSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const query = request.query as { activate: boolean; allowDowngrade: boolean };
+      const declared = Number(request.headers['content-length']);
+      if (declared > options.uploadLimit)
+        throw new HotocrError(
+          'PACKAGE_TOO_LARGE',
+          `The upload (${declared} bytes) is over the ${options.uploadLimit}-byte limit (--upload-limit, HOTOCR_UPLOAD_LIMIT).`,
+        );
+      const stream = await packageStream(request);
+      const path = await saveUpload(stream, options.uploadsDir, options.uploadLimit);
+      const known = new Set(registry.versions().map((v) => `${v.name}/${v.version}/${v.sha256}`));
+      let v: ModelVersion;
+      try {
+        v = await registry.submit(path, {
+          source: 'upload',
+          activate: query.activate,
+          allowDowngrade: query.allowDowngrade,
+        });
+      } finally {
+        // The registry keeps its own hash-checked copy of what it accepted.
+        await rm(path, { force: true });
+      }
+      const fresh = !known.has(`${v.name}/${v.version}/${v.sha256}`);
+      return reply.status(fresh ? 201 : 200).send(describeVersion(v));
+    },
+  );
+
+  app.post(
+    '/v1/models/:name/versions/:version/activate',
+    {
+      onRequest: admin,
+      schema: {
+        summary: 'Switch to a ready version',
+        tags: ['models'],
+        ...adminDoc,
+        params: versionParams,
+        response: { 200: versionSchema, ...errors },
+      },
+    },
+    async (request) => {
+      const { name, version } = request.params as { name: string; version: string };
+      await registry.activate(name, version);
+      return describeVersion(registry.active(name)!);
+    },
+  );
+
+  app.post(
+    '/v1/models/:name/rollback',
+    {
+      onRequest: admin,
+      schema: {
+        summary: 'Back to the previously active version (instant when kept warm, else loaded again)',
+        tags: ['models'],
+        ...adminDoc,
+        params: nameParams,
+        response: { 200: versionSchema, ...errors },
+      },
+    },
+    async (request) => {
+      const { name } = request.params as { name: string };
+      return describeVersion(await registry.rollback(name));
+    },
+  );
+
+  app.delete(
+    '/v1/models/:name/versions/:version',
+    {
+      onRequest: admin,
+      schema: {
+        summary: 'Unload a version that is not active: it drains, then its sessions are released',
+        tags: ['models'],
+        ...adminDoc,
+        params: versionParams,
+        response: { 200: versionSchema, ...errors },
+      },
+    },
+    async (request) => {
+      const { name, version } = request.params as { name: string; version: string };
+      const v = registry.versions().find((x) => x.name === name && x.version === version);
+      await registry.unload(name, version);
+      return describeVersion(v!);
+    },
+  );
+
+  app.get(
+    '/v1/routing',
+    {
+      schema: {
+        summary: 'How traffic is split between versions',
+        tags: ['routing'],
+        response: { 200: routingSchema, ...errors },
+      },
+    },
+    async () => router.view(),
+  );
+
+  app.put(
+    '/v1/routing',
+    {
+      onRequest: admin,
+      schema: {
+        summary: 'Split traffic between ready versions by weight, or end the split with {"split": {}}',
+        tags: ['routing'],
+        ...adminDoc,
+        body: routingUpdateSchema,
+        response: { 200: routingSchema, ...errors },
+      },
+    },
+    async (request) => router.update(request.body as RoutingUpdate),
+  );
+}
+
+async function packageStream(request: FastifyRequest): Promise<Readable> {
+  if (request.isMultipart()) {
+    const part = await request.file();
+    if (!part)
+      throw new HotocrError(
+        'BODY_MISSING',
+        'The multipart body has no file; send the package as a file field.',
+      );
+    return part.file;
+  }
+  if (request.body === undefined || request.body === null)
+    throw new HotocrError(
+      'BODY_MISSING',
+      'Send the package as the body (Content-Type application/zip) or as a multipart file.',
+    );
+  return request.body as Readable;
+}

@@ -1,0 +1,183 @@
+import multipart from '@fastify/multipart';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { HotocrError } from '../errors.js';
+import { decodeImage } from '../ocr/index.js';
+import type { Admission } from './admission.js';
+import type { Metrics } from './metrics.js';
+import type { Router } from './routing.js';
+import { errors, ocrResultSchema } from './schemas.js';
+
+export const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/webp', 'image/tiff'];
+
+export interface OcrRouteOptions {
+  readonly router: Router;
+  readonly admission: Admission;
+  readonly metrics: Metrics;
+  /** Largest image accepted, raw or as a multipart file. */
+  readonly bodyLimit: number;
+  /** From arrival to answer, waiting included. */
+  readonly requestTimeoutMs: number;
+}
+
+interface OcrRequestState {
+  started: number;
+  signal: AbortSignal;
+}
+
+const state = new WeakMap<FastifyRequest, OcrRequestState>();
+const round = (n: number) => Math.round(n * 10) / 10;
+
+/**
+ * POST /v1/ocr, in a scope of its own: it parses only image bodies and multipart. The
+ * request is admitted (or refused with OVERLOADED) before its body is read; a client that
+ * goes away stops its work at the next stage and never takes a lease if it was still waiting.
+ */
+export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions): Promise<void> {
+  const { router, admission, metrics } = options;
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(IMAGE_TYPES, { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  await app.register(multipart, {
+    limits: { fileSize: options.bodyLimit, files: 1, fields: 10, parts: 20, fieldSize: 1024 },
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    const release = admission.admit();
+    const controller = new AbortController();
+    reply.raw.once('close', () => {
+      release();
+      if (!reply.raw.writableFinished) controller.abort();
+    });
+    state.set(request, { started: performance.now(), signal: controller.signal });
+  });
+  app.addHook('onResponse', async (_request, reply) => {
+    const version = reply.getHeader('x-model-version');
+    metrics.ocrRequest(
+      typeof version === 'string' ? version : undefined,
+      reply.statusCode,
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  app.post(
+    '/v1/ocr',
+    {
+      schema: {
+        summary: 'Read the text in an image',
+        description:
+          'The body is the image (image/png, image/jpeg, image/webp, image/tiff) or a multipart/form-data file. X-User-Id keeps one user on one version during a split; X-Model-Version (name/version) pins a version when pinning is allowed.',
+        tags: ['ocr'],
+        headers: {
+          type: 'object',
+          properties: {
+            'x-user-id': { type: 'string', maxLength: 256 },
+            'x-model-version': { type: 'string', maxLength: 256 },
+          },
+        },
+        response: {
+          200: {
+            description: 'The lines, the version that read them (also in X-Model-Version) and timings',
+            ...ocrResultSchema,
+          },
+          ...errors,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { started, signal } = state.get(request)!;
+      const bytes = await imageOf(request, options.bodyLimit);
+      const deadline = started + options.requestTimeoutMs;
+      const work = admission.run(
+        async () => {
+          const waited = performance.now() - started;
+          const lease = router.lease({
+            userId: header(request, 'x-user-id'),
+            pin: header(request, 'x-model-version'),
+          });
+          if (!lease) throw new HotocrError('NOT_READY', 'No model version is active yet; retry shortly.');
+          try {
+            const { model } = lease;
+            void reply.header('X-Model-Version', `${model.name}/${model.version}`);
+            const t0 = performance.now();
+            const image = await decodeImage(bytes);
+            const decode = performance.now() - t0;
+            const result = await model.read(image, { signal });
+            return { model, result, waited, decode };
+          } finally {
+            lease.release();
+          }
+        },
+        deadline,
+        signal,
+      );
+      const { model, result, waited, decode } = await beforeDeadline(work, deadline);
+      return {
+        model: { name: model.name, version: model.version },
+        lines: result.lines.map((l) => ({
+          text: l.text,
+          score: Math.round(l.score * 1e4) / 1e4,
+          box: l.box,
+        })),
+        timings: {
+          queue: round(waited),
+          decode: round(decode),
+          det: round(result.timings.det),
+          cls: round(result.timings.cls),
+          rec: round(result.timings.rec),
+          inference: round(result.timings.inference),
+          total: round(performance.now() - started),
+        },
+      };
+    },
+  );
+}
+
+function header(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** The image bytes of a raw or multipart body. */
+async function imageOf(request: FastifyRequest, limit: number): Promise<Buffer> {
+  if (request.isMultipart()) {
+    const part = await request.file();
+    if (!part)
+      throw new HotocrError(
+        'BODY_MISSING',
+        'The multipart body has no file; send the image as a file field.',
+      );
+    if (!IMAGE_TYPES.includes(part.mimetype) && part.mimetype !== 'application/octet-stream') {
+      part.file.resume();
+      throw new HotocrError(
+        'UNSUPPORTED_MEDIA_TYPE',
+        `The file is ${part.mimetype}; send image/png, image/jpeg, image/webp or image/tiff.`,
+      );
+    }
+    const bytes = await part.toBuffer();
+    if (part.file.truncated)
+      throw new HotocrError('BODY_TOO_LARGE', `The image is over the ${limit}-byte limit.`);
+    if (bytes.length > 0) return bytes;
+  } else if (Buffer.isBuffer(request.body) && request.body.length > 0) return request.body;
+  throw new HotocrError(
+    'BODY_MISSING',
+    'Send the image bytes as the request body (Content-Type image/png, image/jpeg, image/webp or image/tiff) or as a multipart file.',
+  );
+}
+
+/** The work's result, or TIMEOUT at the deadline (the work still ends on its own, and frees its slot). */
+function beforeDeadline<T>(work: Promise<T>, deadline: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new HotocrError(
+            'TIMEOUT',
+            'The request took longer than the request timeout (--request-timeout-ms); retry later.',
+          ),
+        ),
+      Math.max(0, deadline - performance.now()),
+    );
+  });
+  work.catch(() => {}); // settled below or abandoned at the deadline
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}

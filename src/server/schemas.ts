@@ -1,0 +1,166 @@
+/**
+ * JSON schemas of the HTTP API. Fastify serialises answers with them (fields not listed are
+ * not sent) and /openapi.json is generated from them, so they are the API's contract.
+ */
+
+const error = {
+  type: 'object',
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      required: ['code', 'message'],
+      properties: { code: { type: 'string' }, message: { type: 'string' } },
+    },
+  },
+} as const;
+
+/** Every route can answer with an error of this shape. */
+export const errors = {
+  '4xx': { description: 'Refused: the code says why', ...error },
+  '5xx': { description: 'Could not serve now (503: retry after Retry-After seconds)', ...error },
+} as const;
+
+const modelRef = {
+  type: 'object',
+  required: ['name', 'version'],
+  properties: { name: { type: 'string' }, version: { type: 'string' } },
+} as const;
+
+export const versionSchema = {
+  type: 'object',
+  required: ['name', 'version', 'state', 'sha256', 'source', 'signer', 'loadedAt', 'inflight'],
+  properties: {
+    name: { type: 'string' },
+    version: { type: 'string' },
+    state: { type: 'string', enum: ['loading', 'ready', 'active', 'draining', 'released', 'failed'] },
+    sha256: { type: 'string', description: 'SHA-256 of the package file' },
+    source: { type: 'string', description: 'bundled, cli, folder, upload, restore or rollback' },
+    signer: {
+      type: 'object',
+      description: 'The key (fingerprint) or certificate (subject, root) that signed it',
+      additionalProperties: true,
+    },
+    loadedAt: { type: ['string', 'null'] },
+    expires: { type: 'string' },
+    inflight: { type: 'integer', description: 'Requests running on it now' },
+    failure: {
+      type: 'object',
+      properties: { code: { type: 'string' }, message: { type: 'string' } },
+    },
+  },
+} as const;
+
+export const modelsSchema = {
+  type: 'object',
+  required: ['models'],
+  properties: {
+    models: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['name', 'active', 'versions'],
+        properties: {
+          name: { type: 'string' },
+          active: { type: ['string', 'null'] },
+          versions: { type: 'array', items: versionSchema },
+        },
+      },
+    },
+  },
+} as const;
+
+export const ocrResultSchema = {
+  type: 'object',
+  required: ['model', 'lines', 'timings'],
+  properties: {
+    model: modelRef,
+    lines: {
+      type: 'array',
+      description: 'In reading order',
+      items: {
+        type: 'object',
+        required: ['text', 'score', 'box'],
+        properties: {
+          text: { type: 'string' },
+          score: { type: 'number' },
+          box: {
+            type: 'array',
+            description: 'Four corners [x, y], clockwise from the top left, in image pixels',
+            items: { type: 'array', items: { type: 'number' } },
+          },
+        },
+      },
+    },
+    timings: {
+      type: 'object',
+      description: 'Milliseconds',
+      properties: {
+        queue: { type: 'number' },
+        decode: { type: 'number' },
+        det: { type: 'number' },
+        cls: { type: 'number' },
+        rec: { type: 'number' },
+        inference: { type: 'number' },
+        total: { type: 'number' },
+      },
+    },
+  },
+} as const;
+
+const split = {
+  type: 'array',
+  items: {
+    type: 'object',
+    required: ['version', 'weight'],
+    properties: { version: { type: 'string' }, weight: { type: 'integer' } },
+  },
+} as const;
+
+export const routingSchema = {
+  type: 'object',
+  required: ['name', 'active', 'split', 'allowPinning', 'updatedAt'],
+  properties: {
+    name: { type: ['string', 'null'] },
+    active: { type: ['string', 'null'] },
+    split,
+    allowPinning: { type: 'boolean' },
+    updatedAt: { type: 'string' },
+  },
+} as const;
+
+export const routingUpdateSchema = {
+  type: 'object',
+  required: ['split'],
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string', description: 'The model (default: the active one)' },
+    split: {
+      type: 'object',
+      description: 'Version to percent, in range order; whole numbers adding up to 100; {} ends the split',
+      additionalProperties: { type: 'integer', minimum: 0, maximum: 100 },
+    },
+    allowPinning: { type: 'boolean' },
+  },
+} as const;
+
+export const versionParams = {
+  type: 'object',
+  required: ['name', 'version'],
+  properties: {
+    name: { type: 'string', maxLength: 128 },
+    version: { type: 'string', maxLength: 128 },
+  },
+} as const;
+
+export const nameParams = {
+  type: 'object',
+  required: ['name'],
+  properties: { name: { type: 'string', maxLength: 128 } },
+} as const;
+
+export const statusSchema = {
+  type: 'object',
+  required: ['status'],
+  properties: { status: { type: 'string' }, model: modelRef },
+} as const;
