@@ -1,15 +1,18 @@
 /**
  * The server under load while versions are swapped in: autocannon against POST /v1/ocr with a
- * real page, first for --baseline seconds with no swap (the peer figure), then for --duration
- * seconds while a new signed version is uploaded through the admin API every --interval
- * seconds (verified, loaded, warmed up, switched in; the old one drains and is released).
- * Prints requests/s, p50, p99 and errors for both phases, and p99 of the requests that
- * overlapped a swap window against the p99 of those that did not.
+ * real page for --baseline seconds with no swap (the peer figure), and for --duration seconds
+ * while a new signed version is uploaded through the admin API every --interval seconds
+ * (verified, loaded, warmed up, switched in; the old one drains and is released).
+ * Runs saturated (closed loop, --connections at once) and at a fixed rate (--rate, default
+ * half the measured capacity: a server is not run flat out), each without and with swaps.
+ * Prints requests/s, p50, p99 and errors, and the p99 of requests that overlapped a swap
+ * window against the p99 of those that did not.
  *
- *   npm run build && node dist/bench/load.js [--duration 60] [--interval 2] [--baseline 20] [--connections 4]
+ *   npm run build && node dist/bench/load.js [--duration 60] [--interval 2] [--baseline 20] [--connections 4] [--rate N]
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
@@ -36,28 +39,36 @@ interface Sample {
 const dir = await mkdtemp(join(tmpdir(), 'hotocr-bench-load-'));
 const home = join(dir, 'home');
 await writeFile(join(dir, 'token'), TOKEN);
+// A free port, so the server can log at warn level only (request logs would cost it time).
+const port = await new Promise<number>((resolve) => {
+  const probe = createServer().listen(0, '127.0.0.1', () => {
+    const { port } = probe.address() as AddressInfo;
+    probe.close(() => resolve(port));
+  });
+});
+const url = `http://127.0.0.1:${port}`;
 const child = spawn(
   process.execPath,
   [
     join(import.meta.dirname, '..', 'src', 'cli', 'main.js'),
     'serve',
-    ...['--port', '0', '--host', '127.0.0.1', '--data', home, '--admin-token-file', join(dir, 'token')],
-    ...['--log-level', 'warn'],
+    ...['--port', String(port), '--host', '127.0.0.1', '--data', home],
+    ...['--admin-token-file', join(dir, 'token'), '--log-level', 'warn'],
   ],
-  { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, HOTOCR_LOG_LEVEL: 'info' } },
+  { stdio: ['ignore', 'inherit', 'inherit'] },
 );
 try {
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /"msg":"Server listening at (http:\/\/[^"]+)"/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`the server exited (${code})`)));
-  });
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the server exited (${child.exitCode})`);
+    const ready = await fetch(`${url}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ready) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
 
-  const swaps = Math.ceil(duration / interval) + 1;
+  const swaps = 2 * (Math.ceil(duration / interval) + 1);
   console.log(`packing ${swaps} versions to swap in...`);
   const signer = await keyFileSigner(join(home, 'dev-key', 'signing.key'));
   const packages: Buffer[] = [];
@@ -71,14 +82,12 @@ try {
   }
   const page = (await makePages(1))[0]!;
 
-  const run = async (
-    seconds: number,
-  ): Promise<{ samples: Sample[]; errors: number; result: autocannon.Result }> => {
+  const run = async (seconds: number, rate?: number): Promise<{ samples: Sample[]; errors: number }> => {
     const samples: Sample[] = [];
     let errors = 0;
-    let finished: (result: autocannon.Result) => void = () => {};
+    let finished: () => void = () => {};
     let failed: (error: Error) => void = () => {};
-    const done = new Promise<autocannon.Result>((resolve, reject) => {
+    const done = new Promise<void>((resolve, reject) => {
       finished = resolve;
       failed = reject;
     });
@@ -91,69 +100,103 @@ try {
         connections,
         duration: seconds,
         timeout: 30,
+        ...(rate ? { overallRate: rate } : {}),
       },
-      (error, result) => (error ? failed(error) : finished(result)),
+      (error) => (error ? failed(error) : finished()),
     );
     instance.on('response', (_client, status, _bytes, responseTime) => {
       const end = performance.now();
       samples.push({ start: end - responseTime, end, status });
     });
     instance.on('reqError', () => errors++);
-    const result = await done;
-    return { samples, errors, result };
+    await done;
+    return { samples, errors };
   };
 
-  const describe = (label: string, samples: Sample[], seconds: number, errors: number) => {
+  const report = (label: string, samples: Sample[], seconds: number, errors: number) => {
     const ok = samples.filter((s) => s.status === 200).map((s) => s.end - s.start);
     const failed = samples.filter((s) => s.status !== 200).length + errors;
+    const p99 = ok.length ? percentile(ok, 99) : Number.NaN;
     console.log(
-      `${label.padEnd(22)} ${(ok.length / seconds).toFixed(2).padStart(6)} req/s  p50 ${median(ok).toFixed(0).padStart(5)} ms  p99 ${percentile(ok, 99).toFixed(0).padStart(5)} ms  errors ${failed}`,
+      `${label.padEnd(34)} ${(ok.length / seconds).toFixed(2).padStart(6)} req/s  p50 ${median(ok).toFixed(0).padStart(5)} ms  p99 ${p99.toFixed(0).padStart(5)} ms  errors ${failed}`,
     );
-    return { p99: percentile(ok, 99), failed };
+    return { p99, failed, perSecond: ok.length / seconds };
+  };
+
+  let next = 0;
+  /** A run of `seconds` while a new version is uploaded every `interval` seconds. */
+  const withSwaps = async (label: string, rate?: number) => {
+    const windows: { start: number; end: number }[] = [];
+    let swapErrors = 0;
+    let stop = false;
+    const swapper = (async () => {
+      while (!stop && next < packages.length) {
+        const start = performance.now();
+        const res = await fetch(`${url}/v1/models`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/zip' },
+          body: packages[next++]!,
+        });
+        await res.arrayBuffer();
+        if (res.status !== 201) swapErrors++;
+        // The old version drains and its threads stop just after the switch: part of the window.
+        windows.push({ start, end: performance.now() + 250 });
+        const wait = start + interval * 1000 - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
+    })();
+    const loaded = await run(duration, rate);
+    stop = true;
+    await swapper;
+    const all = report(label, loaded.samples, duration, loaded.errors);
+    const overlaps = (x: Sample) => windows.some((w) => x.start < w.end && x.end > w.start);
+    const swapTime = windows.reduce((t, w) => t + (w.end - w.start), 0) / 1000;
+    const inside = report('  overlapping a swap', loaded.samples.filter(overlaps), swapTime, 0);
+    const outside = report(
+      '  not overlapping one',
+      loaded.samples.filter((x) => !overlaps(x)),
+      duration - swapTime,
+      0,
+    );
+    const window = median(windows.map((w) => w.end - w.start));
+    console.log(
+      `  ${windows.length} swaps (${swapErrors} failed), median window ${window.toFixed(0)} ms; p99 inside / outside: ${(inside.p99 / outside.p99).toFixed(2)}x`,
+    );
+    return { errors: all.failed + swapErrors, ratio: inside.p99 / outside.p99, p99: all.p99 };
   };
 
   console.log(`${await machine()}; ${connections} connections; a ${page.lines.length}-line page`);
-  // One warm-up second so the first requests' costs are not in either phase.
-  await run(1);
-  const quiet = await run(baseline);
-  const base = describe('no swaps', quiet.samples, baseline, quiet.errors);
+  await run(2); // warm-up, counted nowhere
+  const saturated = report('saturated, no swaps', ...(await runOf(baseline)));
+  const rate = arg('--rate', Math.max(1, Math.round(saturated.perSecond * 0.5)));
+  const steady = report(`${rate} req/s, no swaps`, ...(await runOf(baseline, rate)));
+  const atRate = await withSwaps(`${rate} req/s, swap every ${interval} s`, rate);
+  const flatOut = await withSwaps(`saturated, swap every ${interval} s`);
+  console.log(
+    `at ${rate} req/s (half of capacity): p99 with swaps / without ${(atRate.p99 / steady.p99).toFixed(2)}x, inside / outside swap windows ${atRate.ratio.toFixed(2)}x (target <= 1.2)`,
+  );
+  console.log(
+    `saturated: p99 with swaps / without ${(flatOut.p99 / saturated.p99).toFixed(2)}x, inside / outside ${flatOut.ratio.toFixed(2)}x`,
+  );
+  console.log(`errors in all runs: ${atRate.errors + flatOut.errors + steady.failed + saturated.failed}`);
+  // Where a swap's time goes under load: the server's own stage histograms (mean per swap).
+  const metrics = await (await fetch(`${url}/metrics`)).text();
+  const stat = (stage: string, what: 'sum' | 'count') =>
+    Number(
+      new RegExp(`^hotocr_package_load_seconds_${what}\\{stage="${stage}"\\} (\\S+)$`, 'm').exec(
+        metrics,
+      )?.[1],
+    );
+  console.log(
+    `mean stage times under load: ${['verify', 'load', 'warmup', 'switch']
+      .map((stage) => `${stage} ${((1000 * stat(stage, 'sum')) / stat(stage, 'count')).toFixed(1)} ms`)
+      .join(', ')}`,
+  );
 
-  const windows: { start: number; end: number }[] = [];
-  let swapErrors = 0;
-  let stop = false;
-  const swapper = (async () => {
-    for (const pkg of packages) {
-      if (stop) break;
-      const start = performance.now();
-      const res = await fetch(`${url}/v1/models`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/zip' },
-        body: pkg,
-      });
-      await res.arrayBuffer();
-      if (res.status !== 201) swapErrors++;
-      // The old version drains and its threads stop just after the switch: part of the window.
-      windows.push({ start, end: performance.now() + 250 });
-      const wait = start + interval * 1000 - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    }
-  })();
-  const loaded = await run(duration);
-  stop = true;
-  await swapper;
-  const all = describe(`swap every ${interval} s`, loaded.samples, duration, loaded.errors);
-  const overlaps = (s: Sample) => windows.some((w) => s.start < w.end && s.end > w.start);
-  const inside = loaded.samples.filter(overlaps);
-  const outside = loaded.samples.filter((s) => !overlaps(s));
-  const swapTime = windows.reduce((t, w) => t + (w.end - w.start), 0) / 1000;
-  const inWin = describe('  inside swap windows', inside, swapTime, 0);
-  const outWin = describe('  outside them', outside, duration - swapTime, 0);
-  console.log(
-    `${windows.length} swaps (${swapErrors} failed), median window ${median(windows.map((w) => w.end - w.start)).toFixed(0)} ms`,
-  );
-  console.log(
-    `p99 inside / outside swap windows: ${(inWin.p99 / outWin.p99).toFixed(2)}x (target <= 1.2); p99 with swaps / without: ${(all.p99 / base.p99).toFixed(2)}x; errors: ${all.failed + base.failed + swapErrors}`,
-  );
+  async function runOf(seconds: number, r?: number): Promise<[Sample[], number, number]> {
+    const { samples, errors } = await run(seconds, r);
+    return [samples, seconds, errors];
+  }
 } finally {
   child.kill('SIGTERM');
   await new Promise((r) => child.once('exit', r));

@@ -673,3 +673,50 @@ describe('the event stream', () => {
     }
   });
 });
+
+describe('a production start', () => {
+  test('with --trust alone it is not ready until a package arrives, then serves it', async () => {
+    const keys = await keygen({ type: 'rsa', bits: 2048, out: join(work, 'prod-key') });
+    const pkg = join(work, 'prod-5.0.0.zip');
+    await pack(await writeBundledSource(join(work, 'src-prod'), '5.0.0'), {
+      signer: await keyFileSigner(keys.privateKeyPath),
+      out: pkg,
+    });
+    const quiet = pino({ level: 'silent' });
+    const base = { port: '0', host: '127.0.0.1', trust: keys.publicKeyPath };
+    await assert.rejects(
+      startServer(readServeConfig({ ...base, data: join(work, 'prod-none') }, {}), quiet),
+      /--models DIR/,
+    );
+    const data = join(work, 'prod-home');
+    const prod = await startServer(readServeConfig({ ...base, data, adminToken: TOKEN }, {}), quiet);
+    try {
+      const ready = await fetch(`${prod.url}/readyz`);
+      assert.equal(ready.status, 503);
+      assert.equal(await errorOf(ready), 'NOT_READY');
+      const early = await fetch(`${prod.url}/v1/ocr`, {
+        method: 'POST',
+        headers: { 'content-type': 'image/png' },
+        body: page,
+      });
+      assert.equal(early.status, 503);
+      assert.ok(early.headers.get('retry-after'));
+      const up = await fetch(`${prod.url}/v1/models`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/zip' },
+        body: await readFile(pkg),
+      });
+      assert.equal(up.status, 201);
+      assert.equal((await fetch(`${prod.url}/readyz`)).status, 200);
+      const res = await fetch(`${prod.url}/v1/ocr`, {
+        method: 'POST',
+        headers: { 'content-type': 'image/png' },
+        body: page,
+      });
+      assert.equal(res.headers.get('x-model-version'), 'ppocr/5.0.0');
+      assert.deepEqual(await readdir(data).then((names) => names.includes('dev-key')), false);
+    } finally {
+      await prod.close();
+    }
+  });
+});

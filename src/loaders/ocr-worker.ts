@@ -5,7 +5,10 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { HotocrError } from '../errors.js';
-import { OcrEngine, type OcrParams, type OcrTimings, type RgbImage } from '../ocr/index.js';
+// The engine alone: the package index would also load sharp, 0.1 s more per thread start.
+import { OcrEngine, type OcrTimings } from '../ocr/engine.js';
+import type { RgbImage } from '../ocr/image.js';
+import type { OcrParams } from '../ocr/params.js';
 import { OrtGraphSession, type SessionOptions } from './onnxruntime-node.js';
 
 export type WorkerRequest =
@@ -39,7 +42,8 @@ async function handle(
     case 'load': {
       const open = async (role: string, bytes: Uint8Array | undefined) => {
         if (!bytes) return undefined;
-        const s = await OrtGraphSession.create(role, bytes, msg.session);
+        // onnxruntime takes no shared memory: this thread makes its own copy.
+        const s = await OrtGraphSession.create(role, new Uint8Array(bytes), msg.session);
         sessions.push(s);
         return s;
       };

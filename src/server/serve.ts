@@ -24,28 +24,36 @@ export interface RunningServer {
 
 /**
  * Starts the registry on the data folder, resumes the version that was active before a
- * restart (verifying it again), and loads the configured package (the given one, or the
- * bundled PP-OCRv4 signed with a development key) when nothing was active; then listens.
+ * restart (verifying it again), and loads the configured package: the given one, or with
+ * no options the bundled PP-OCRv4 signed with a development key. With `--trust` alone it
+ * serves what it resumes, or waits (not ready) for a package from the folder or an upload.
  */
 export async function startServer(
   config: ServeConfig,
   logger = pino({ level: config.logLevel }),
 ): Promise<RunningServer> {
-  let packagePath: string;
+  let packagePath: string | undefined;
   let trustPath: string;
-  let source: string;
+  let source = 'cli';
   if (config.model && config.trust) {
     packagePath = config.model;
     trustPath = config.trust;
-    source = 'cli';
+  } else if (config.trust) {
+    // Production without a package named: resume the last active version, or wait for one.
+    if (!config.models && !config.adminToken)
+      throw new HotocrError(
+        'CONFIG_INVALID',
+        '--trust without --model needs a way to receive packages: --models DIR (a watched folder) or --admin-token-file (uploads).',
+      );
+    trustPath = config.trust;
   } else {
     const bundled = await ensureBundledPackage(config.data);
     packagePath = bundled.packagePath;
-    trustPath = config.trust ?? bundled.trustPath;
+    trustPath = bundled.trustPath;
     source = 'bundled';
     logger.warn(
       { trust: bundled.trustPath, created: bundled.createdKey },
-      'trusting a development key for the bundled model; production runs name their own trust roots',
+      'trusting a development key for the bundled model; production runs name their own trust roots (--trust)',
     );
   }
   const trust = await TrustStore.load(trustPath);
@@ -85,22 +93,24 @@ export async function startServer(
     else logger.error(r, 'could not resume any version of this model');
   }
   const nothingActive = registry.active() === undefined;
-  try {
-    await registry.submit(packagePath, { source, activate: nothingActive });
-  } catch (error) {
-    if (nothingActive) {
-      await registry.close();
-      throw error;
+  if (packagePath) {
+    try {
+      await registry.submit(packagePath, { source, activate: nothingActive });
+    } catch (error) {
+      if (nothingActive) {
+        await registry.close();
+        throw error;
+      }
+      logger.error(
+        { err: error, path: packagePath },
+        'the configured package was not loaded; the resumed version keeps serving',
+      );
     }
-    logger.error(
-      { err: error, path: packagePath },
-      'the configured package was not loaded; the resumed version keeps serving',
+  }
+  if (!registry.active())
+    logger.warn(
+      'no model version is active yet: /readyz answers 503 until a package arrives (watched folder or upload)',
     );
-  }
-  if (!registry.active()) {
-    await registry.close();
-    throw new HotocrError('NOT_READY', 'No model version could be activated.');
-  }
 
   const folder = config.models
     ? await FolderSource.create({
