@@ -5,7 +5,7 @@ import { EXIT } from './output.js';
 
 export function describeSigner(signer: SignerInfo): string {
   return signer.kind === 'key'
-    ? `key ${shortFingerprint(signer.fingerprint)} (${signer.source}, ${signer.algorithm})`
+    ? `key ${shortFingerprint(signer.fingerprint)} (${signer.source}, ${signer.algorithm}${signer.notAfter ? `, trusted until ${signer.notAfter}` : ''})`
     : `certificate "${signer.subject}" ${shortFingerprint(signer.fingerprint)} under root "${signer.root}" (${signer.algorithm})`;
 }
 

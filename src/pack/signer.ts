@@ -3,12 +3,14 @@ import { readFile } from 'node:fs/promises';
 import { PackError } from '../errors.js';
 import { algorithmOf, type SignatureAlgorithm } from '../verify/index.js';
 
-/** Produces the signature over `checksum.sha256`. Software keys today; tokens and KMS commands plug in here. */
+/** Produces the signature over `checksum.sha256`: a key file, a PKCS#11 token, or an external command. */
 export interface PackageSigner {
   readonly algorithm: SignatureAlgorithm;
   /** The public half, to check a certificate against and to self-verify the written package. */
   readonly publicKey: KeyObject;
   sign(data: Buffer): Promise<Buffer>;
+  /** Ends a session with a token, if the signer holds one. Safe to call twice. */
+  close?(): void;
 }
 
 /** Signs with a private key in a PEM file (PKCS#8, PKCS#1 or SEC1), as `hotocr keygen` or openssl write them. */

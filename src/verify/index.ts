@@ -1,7 +1,7 @@
 export { keyFingerprint, shortFingerprint } from './fingerprint.js';
 export { algorithmOf, type SignatureAlgorithm } from './key-kind.js';
 export { parsePem } from './pem.js';
-export { verifySignature } from './signature.js';
+export { isDerEcdsaSignature, verifySignature } from './signature.js';
 export { type TrustedKey, type TrustedRoot, TrustStore } from './trust-store.js';
 export {
   hashFile,

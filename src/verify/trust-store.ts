@@ -15,12 +15,31 @@ export interface TrustedKey {
   readonly fingerprint: string;
   /** The file it came from (base name), for messages. */
   readonly source: string;
+  /** Trusted until then (a `Not-After:` line before its PEM block), for key rotation. */
+  readonly notAfter?: Date;
 }
 
 /** A pinned CA certificate: packages carrying a certificate chain must end at one of these. */
 export interface TrustedRoot {
   readonly certificate: CertificateInfo;
   readonly source: string;
+  /** Pinned until then (a `Not-After:` line before its PEM block). */
+  readonly notAfter?: Date;
+}
+
+const NOT_AFTER = /^[ \t]*Not-After:[ \t]*(\S+)[ \t]*$/im;
+
+/** The `Not-After: <ISO 8601 time>` written in the text before a block, if any. */
+function notAfterOf(before: string, source: string): { notAfter?: Date } {
+  const match = NOT_AFTER.exec(before);
+  if (!match) return {};
+  const value = match[1]!;
+  const time = Date.parse(value);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(time))
+    throw new TrustStoreError(
+      `${source}: "Not-After: ${value}" is not an ISO 8601 time (e.g. Not-After: 2027-03-31T00:00:00Z).`,
+    );
+  return { notAfter: new Date(time) };
 }
 
 const TRUST_FILE = /\.(pem|pub|crt|cer)$/i;
@@ -79,9 +98,9 @@ export class TrustStore {
           );
         }
         if (block.type === 'PUBLIC KEY' || block.type === 'RSA PUBLIC KEY') {
-          keys.push(trustedKey(block.text, source));
+          keys.push({ ...trustedKey(block.text, source), ...notAfterOf(block.before, source) });
         } else if (block.type === 'CERTIFICATE') {
-          roots.push(trustedRoot(block.der, source));
+          roots.push({ ...trustedRoot(block.der, source), ...notAfterOf(block.before, source) });
         } else {
           throw new TrustStoreError(
             `${source} holds a "${block.type}" block; expected PUBLIC KEY or CERTIFICATE.`,

@@ -27,7 +27,15 @@ import type { TrustedKey, TrustStore } from './trust-store.js';
 
 /** Who signed a package that verified. */
 export type SignerInfo =
-  | { kind: 'key'; algorithm: SignatureAlgorithm; fingerprint: string; source: string }
+  | {
+      kind: 'key';
+      algorithm: SignatureAlgorithm;
+      fingerprint: string;
+      /** The trust-store file that holds the key. */
+      source: string;
+      /** Until when the trust store trusts it, if it says. */
+      notAfter?: string;
+    }
   | {
       kind: 'certificate';
       algorithm: SignatureAlgorithm;
@@ -295,6 +303,7 @@ async function checkSignature(
   if (signature.length === 0) fail('SIGNATURE_INVALID', `${SIGNATURE_FILE} is empty.`);
   if (archive.has(SIGNER_FILE) && trust.roots.length > 0) {
     const chain = await verifyChain(await archive.readSmall(SIGNER_FILE), trust.roots, now);
+    checkStillTrusted(chain.root, `root ${chain.root.source}`, now);
     const key = chain.leaf.node.publicKey;
     const algorithm = algorithmOf(key);
     if (typeof algorithm !== 'string') {
@@ -322,7 +331,16 @@ async function checkSignature(
     };
   }
   const key = findSigningKey(trust.keys, signed, signature);
-  if (key) return { kind: 'key', algorithm: key.algorithm, fingerprint: key.fingerprint, source: key.source };
+  if (key) {
+    checkStillTrusted(key, `key ${key.source}`, now);
+    return {
+      kind: 'key',
+      algorithm: key.algorithm,
+      fingerprint: key.fingerprint,
+      source: key.source,
+      ...(key.notAfter ? { notAfter: key.notAfter.toISOString() } : {}),
+    };
+  }
   if (trust.keys.length === 0) {
     fail(
       'KEY_UNTRUSTED',
@@ -332,6 +350,16 @@ async function checkSignature(
     );
   }
   explainSignatureFailure(trust.keys, signature);
+}
+
+/** Refuses a key or root whose `Not-After` in the trust store has passed (it was rotated out). */
+function checkStillTrusted(entry: { notAfter?: Date }, what: string, now: Date): void {
+  if (entry.notAfter && now.getTime() > entry.notAfter.getTime())
+    fail(
+      'KEY_UNTRUSTED',
+      `The package is signed by trusted ${what}, which the trust store trusts only until ${entry.notAfter.toISOString()}: re-sign it with the current key.`,
+      { notAfter: entry.notAfter.toISOString() },
+    );
 }
 
 function findSigningKey(
