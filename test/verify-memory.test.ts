@@ -13,13 +13,19 @@ const run = promisify(execFile);
 const work = tempDir();
 let keys: { privateKeyPath: string; publicKeyPath: string };
 
-/** Verifies `pkg` in a fresh process and returns its peak resident memory in MiB. */
+/**
+ * Verifies `pkg` in a fresh process and returns its peak resident memory in MiB: VmHWM,
+ * which starts afresh at exec (getrusage's maxRSS does not: it would carry over the
+ * test process's own peak from the fork, as it did when this test was flaky).
+ */
 async function peakRssWhileVerifying(pkg: string): Promise<number> {
   const verify = join(import.meta.dirname, '..', 'src', 'verify', 'index.js');
   const script = `
     const { TrustStore, verifyPackage } = await import(${JSON.stringify(verify)});
     await verifyPackage(${JSON.stringify(pkg)}, { trust: await TrustStore.load(${JSON.stringify(keys.publicKeyPath)}) });
-    process.stdout.write(String(process.resourceUsage().maxRSS / 1024));`;
+    const { readFileSync } = await import('node:fs');
+    const hwm = /VmHWM:\\s+(\\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    process.stdout.write(String(Number(hwm[1]) / 1024));`;
   const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script]);
   return Number(stdout);
 }

@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Registry } from '../registry/index.js';
 import { Admission, RETRY_AFTER_SECONDS } from './admission.js';
 import { adminGuard } from './auth.js';
+import { dashboardRoutes } from './dashboard.js';
 import { errorHandler } from './errors.js';
 import { eventStream, type StreamEvent } from './events-stream.js';
 import { Metrics } from './metrics.js';
@@ -12,7 +13,8 @@ import { describeModels, modelRoutes, PACKAGE_TYPES } from './model-routes.js';
 import { IMAGE_TYPES, ocrRoutes } from './ocr-routes.js';
 import { Profiler } from './profiling.js';
 import { Router } from './routing.js';
-import { errors, statusSchema } from './schemas.js';
+import { errors, statsSchema, statusSchema } from './schemas.js';
+import { TrafficStats } from './stats.js';
 
 export interface AppOptions {
   readonly registry: Registry;
@@ -69,6 +71,7 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
   });
   const router = new Router(registry, { allowPinning: options.allowPinning ?? false });
   const metrics = new Metrics(registry, admission);
+  const stats = new TrafficStats();
   const admin = adminGuard(options.adminToken);
   const profiler = new Profiler();
 
@@ -112,6 +115,7 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
     router,
     admission,
     metrics,
+    stats,
     bodyLimit: common.bodyLimit,
     requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
   });
@@ -122,6 +126,14 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
     uploadsDir: options.uploadsDir,
     uploadLimit: options.uploadLimit ?? 1024 ** 3,
   });
+  // The last events, so a page opened (or reconnected) now sees what just happened.
+  const recent: StreamEvent[] = [];
+  const remember = (event: StreamEvent) => {
+    recent.push(event);
+    if (recent.length > 100) recent.shift();
+  };
+  registry.on(remember);
+  router.on(remember);
   await app.register(eventStream, {
     subscribe: (listener: (event: StreamEvent) => void) => {
       const offRegistry = registry.on(listener);
@@ -136,10 +148,23 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
       ts: new Date().toISOString(),
       ...describeModels(registry),
       routing: router.view(),
+      recent: [...recent],
     }),
     ...options.events,
   });
 
+  await app.register(dashboardRoutes);
+  app.get(
+    '/v1/stats',
+    {
+      schema: {
+        summary: 'Recent OCR traffic per version (the dashboard charts): requests/s, p99, a 5-minute series',
+        tags: ['probes'],
+        response: { 200: statsSchema },
+      },
+    },
+    async () => ({ now: Date.now(), versions: stats.snapshot() }),
+  );
   app.get(
     '/healthz',
     { schema: { summary: 'Alive', tags: ['probes'], response: { 200: statusSchema } } },

@@ -6,6 +6,7 @@ import type { Admission } from './admission.js';
 import type { Metrics } from './metrics.js';
 import type { Router } from './routing.js';
 import { errors, ocrResultSchema } from './schemas.js';
+import type { TrafficStats } from './stats.js';
 
 export const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/webp', 'image/tiff'];
 
@@ -13,6 +14,7 @@ export interface OcrRouteOptions {
   readonly router: Router;
   readonly admission: Admission;
   readonly metrics: Metrics;
+  readonly stats: TrafficStats;
   /** Largest image accepted, raw or as a multipart file. */
   readonly bodyLimit: number;
   /** From arrival to answer, waiting included. */
@@ -50,12 +52,10 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
     state.set(request, { started: performance.now(), signal: controller.signal });
   });
   app.addHook('onResponse', async (_request, reply) => {
-    const version = reply.getHeader('x-model-version');
-    metrics.ocrRequest(
-      typeof version === 'string' ? version : undefined,
-      reply.statusCode,
-      reply.elapsedTime / 1000,
-    );
+    const header = reply.getHeader('x-model-version');
+    const version = typeof header === 'string' ? header : undefined;
+    metrics.ocrRequest(version, reply.statusCode, reply.elapsedTime / 1000);
+    if (version) options.stats.record(version, reply.elapsedTime, reply.statusCode >= 500);
   });
 
   app.post(

@@ -164,3 +164,39 @@ export const statusSchema = {
   required: ['status'],
   properties: { status: { type: 'string' }, model: modelRef },
 } as const;
+
+const nullableNumber = { type: ['number', 'null'] } as const;
+
+export const statsSchema = {
+  type: 'object',
+  required: ['now', 'versions'],
+  properties: {
+    now: { type: 'number' },
+    versions: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['version', 'perSecond', 'p99', 'series'],
+        properties: {
+          version: { type: 'string', description: 'name/version' },
+          perSecond: { type: 'number', description: 'over the last 10 s' },
+          p99: { ...nullableNumber, description: 'ms, over the last 60 s' },
+          series: {
+            type: 'array',
+            description: '5-second periods over the last 5 minutes (periods without requests left out)',
+            items: {
+              type: 'object',
+              properties: {
+                t: { type: 'number' },
+                count: { type: 'integer' },
+                errors: { type: 'integer' },
+                p50: nullableNumber,
+                p99: nullableNumber,
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+} as const;

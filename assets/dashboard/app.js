@@ -1,0 +1,501 @@
+// The hotocr dashboard: plain ES modules served by the server itself (no build step, no CDN).
+import uPlot from '/dashboard/vendor/uPlot.esm.js';
+
+const TOKEN_KEY = 'hotocr-admin-token';
+const $ = (id) => document.getElementById(id);
+
+/** Creates an element: h('td', {class: 'x'}, 'text', child...). */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === false || v === undefined || v === null) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) el.append(c);
+  return el;
+}
+
+const state = { models: [], routing: null, stats: [], events: [] };
+const short = (hex) => (hex ? hex.slice(0, 12) : '');
+const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '');
+
+function token() {
+  return sessionStorage.getItem(TOKEN_KEY) ?? '';
+}
+
+function showAdminMessage(text, ok) {
+  const box = $('admin-message');
+  box.hidden = !text;
+  box.textContent = text ?? '';
+  box.dataset.result = ok ? 'ok' : 'refused';
+}
+
+/** An admin call; shows the server's code and sentence when it is refused. */
+async function admin(method, path, body) {
+  const headers = { authorization: `Bearer ${token()}` };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const answer = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    const e = answer.error ?? { code: `HTTP_${res.status}`, message: res.statusText };
+    showAdminMessage(`Refused: ${e.code}: ${e.message}`, false);
+    return undefined;
+  }
+  showAdminMessage(`${method} ${path}: done.`, true);
+  await refresh();
+  return answer;
+}
+
+function describeSigner(signer) {
+  if (!signer) return '';
+  return signer.kind === 'certificate'
+    ? `${signer.subject} (${short(signer.fingerprint)})`
+    : `key ${short(signer.fingerprint)} ${signer.source ?? ''}`;
+}
+
+function renderModels() {
+  const box = $('models');
+  const hasToken = token() !== '';
+  const weights = new Map((state.routing?.split ?? []).map((s) => [s.version, s.weight]));
+  const stats = new Map(state.stats.map((s) => [s.version, s]));
+  box.replaceChildren(
+    ...(state.models.length === 0 ? [h('p', { class: 'muted' }, 'No model version yet.')] : []),
+    ...state.models.map((model) =>
+      h(
+        'div',
+        { class: 'model' },
+        h(
+          'div',
+          { class: 'model-head' },
+          h('h3', {}, model.name),
+          h('span', {}, 'active: ', h('strong', { 'data-testid': 'active-version' }, model.active ?? 'none')),
+          h(
+            'button',
+            {
+              type: 'button',
+              disabled: !hasToken,
+              onclick: () => void admin('POST', `/v1/models/${encodeURIComponent(model.name)}/rollback`),
+            },
+            'Roll back',
+          ),
+        ),
+        h(
+          'div',
+          { class: 'scroll' },
+          h(
+            'table',
+            {},
+            h(
+              'thead',
+              {},
+              h(
+                'tr',
+                {},
+                ['version', 'state', 'hash', 'signer', 'loaded', 'in flight', 'req/s', 'p99', ''].map((t) =>
+                  h('th', { scope: 'col' }, t),
+                ),
+              ),
+            ),
+            h(
+              'tbody',
+              {},
+              model.versions.map((v) => {
+                const s = stats.get(`${v.name}/${v.version}`);
+                const weight = weights.get(v.version);
+                const serving = v.state === 'active' || v.state === 'ready';
+                return h(
+                  'tr',
+                  { class: `state-${v.state}`, 'data-version': v.version },
+                  h(
+                    'td',
+                    {},
+                    h('strong', {}, v.version),
+                    v.state === 'active' ? h('span', { class: 'tag' }, '★ active') : null,
+                    weight !== undefined ? h('span', { class: 'tag canary' }, `${weight}% of traffic`) : null,
+                  ),
+                  h(
+                    'td',
+                    {},
+                    h('span', { class: `state state-${v.state}` }, v.state),
+                    v.failure
+                      ? h('div', { class: 'failure' }, `${v.failure.code}: ${v.failure.message}`)
+                      : null,
+                  ),
+                  h('td', { class: 'mono', title: v.sha256 }, short(v.sha256)),
+                  h('td', { class: 'mono' }, describeSigner(v.signer)),
+                  h('td', {}, time(v.loadedAt)),
+                  h('td', { class: 'num' }, String(v.inflight)),
+                  h('td', { class: 'num' }, s ? s.perSecond.toFixed(1) : '–'),
+                  h('td', { class: 'num' }, s?.p99 ? `${s.p99} ms` : '–'),
+                  h(
+                    'td',
+                    { class: 'actions' },
+                    v.state === 'ready'
+                      ? h(
+                          'button',
+                          {
+                            type: 'button',
+                            disabled: !hasToken,
+                            onclick: () =>
+                              void admin(
+                                'POST',
+                                `/v1/models/${encodeURIComponent(v.name)}/versions/${encodeURIComponent(v.version)}/activate`,
+                              ),
+                          },
+                          'Activate',
+                        )
+                      : null,
+                    serving && v.state !== 'active'
+                      ? h(
+                          'button',
+                          {
+                            type: 'button',
+                            disabled: !hasToken,
+                            onclick: () =>
+                              void admin(
+                                'DELETE',
+                                `/v1/models/${encodeURIComponent(v.name)}/versions/${encodeURIComponent(v.version)}`,
+                              ),
+                          },
+                          'Unload',
+                        )
+                      : null,
+                  ),
+                );
+              }),
+            ),
+          ),
+        ),
+      ),
+    ),
+  );
+  renderRouting();
+}
+
+function renderRouting() {
+  const form = $('routing');
+  const routing = state.routing;
+  const model = state.models.find((m) => m.name === routing?.name) ?? state.models[0];
+  if (!model) {
+    form.replaceChildren(h('p', { class: 'muted' }, 'Nothing to route yet.'));
+    return;
+  }
+  const weights = new Map((routing?.split ?? []).map((s) => [s.version, s.weight]));
+  const candidates = model.versions.filter((v) => v.state === 'ready' || v.state === 'active');
+  const hasToken = token() !== '';
+  form.replaceChildren(
+    h(
+      'p',
+      {},
+      routing?.split?.length
+        ? `Split: ${routing.split.map((s) => `${s.version} ${s.weight}%`).join(', ')}.`
+        : `Every request goes to the active version (${model.active ?? 'none'}).`,
+      ` Pinning with X-Model-Version is ${routing?.allowPinning ? 'allowed' : 'off'}.`,
+    ),
+    h(
+      'div',
+      { class: 'weights' },
+      candidates.map((v) =>
+        h(
+          'label',
+          {},
+          `${v.version} `,
+          h('input', {
+            type: 'number',
+            min: 0,
+            max: 100,
+            step: 1,
+            name: v.version,
+            value: weights.get(v.version) ?? (routing?.split?.length ? 0 : v.state === 'active' ? 100 : 0),
+          }),
+          ' %',
+        ),
+      ),
+    ),
+    h(
+      'label',
+      { class: 'pinning' },
+      h('input', { type: 'checkbox', name: 'allowPinning', checked: routing?.allowPinning ?? false }),
+      ' allow pinning with X-Model-Version',
+    ),
+    h(
+      'div',
+      { class: 'row' },
+      h('button', { type: 'submit', disabled: !hasToken }, 'Apply weights'),
+      h(
+        'button',
+        {
+          type: 'button',
+          disabled: !hasToken,
+          onclick: () =>
+            admin('PUT', '/v1/routing', {
+              name: model.name,
+              split: {},
+              allowPinning: form.elements.allowPinning.checked,
+            }),
+        },
+        'End the split',
+      ),
+    ),
+  );
+  form.onsubmit = (event) => {
+    event.preventDefault();
+    const split = {};
+    for (const v of candidates) split[v.version] = Number(form.elements[v.version].value);
+    void admin('PUT', '/v1/routing', {
+      name: model.name,
+      split,
+      allowPinning: form.elements.allowPinning.checked,
+    });
+  };
+}
+
+function describeEvent(e) {
+  const who = [e.name, e.version].filter(Boolean).join(' ');
+  switch (e.type) {
+    case 'rejected':
+      return `${who || (e.path ?? '').split('/').pop()} refused (${e.source}): ${e.code}: ${e.message}`;
+    case 'failed':
+      return `${who} failed: ${e.code}: ${e.message}`;
+    case 'activated':
+      return `${who} activated${e.previous ? ` (was ${e.previous})` : ''}`;
+    case 'ready':
+      return `${who} ready (load ${e.loadMs} ms, warm-up ${e.warmupMs} ms)`;
+    case 'verified':
+      return `${who} verified in ${e.verifyMs} ms`;
+    case 'draining':
+      return `${who} draining (${e.inflight} in flight)`;
+    case 'routing':
+      return `routing: ${e.split.length ? e.split.map((s) => `${s.version} ${s.weight}%`).join(', ') : 'all to the active version'} (${e.reason})`;
+    case 'package-seen':
+    case 'verifying':
+      return `${(e.path ?? '').split('/').pop()} (${e.source})`;
+    default:
+      return who;
+  }
+}
+
+function addEvent(e) {
+  const item = h(
+    'li',
+    { class: `event event-${e.type}`, 'data-type': e.type, ...(e.code ? { 'data-code': e.code } : {}) },
+    h('time', { datetime: e.ts }, time(e.ts)),
+    h('span', { class: 'event-type' }, e.type),
+    h('span', {}, describeEvent(e)),
+  );
+  const list = $('events');
+  list.prepend(item);
+  while (list.children.length > 200) list.lastElementChild.remove();
+}
+
+let refreshTimer;
+async function refresh() {
+  clearTimeout(refreshTimer);
+  try {
+    const [models, routing, stats] = await Promise.all(
+      ['/v1/models', '/v1/routing', '/v1/stats'].map((p) => fetch(p).then((r) => r.json())),
+    );
+    state.models = models.models;
+    state.routing = routing;
+    state.stats = stats.versions;
+    renderModels();
+    renderCharts();
+  } catch {
+    // The server is restarting: the event stream reconnects and calls this again.
+  }
+  refreshTimer = setTimeout(refresh, 2000);
+}
+
+let refreshSoon;
+function connect(delay = 1000) {
+  const live = $('live');
+  const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/events`);
+  ws.onopen = () => {
+    live.dataset.state = 'live';
+    live.textContent = 'live';
+    delay = 1000;
+  };
+  ws.onmessage = (message) => {
+    const event = JSON.parse(message.data);
+    if (event.type === 'snapshot') {
+      state.models = event.models;
+      state.routing = event.routing;
+      $('events').replaceChildren();
+      for (const e of event.recent ?? []) addEvent(e);
+      renderModels();
+      return;
+    }
+    addEvent(event);
+    if (event.type === 'routing') state.routing = { ...state.routing, ...event };
+    clearTimeout(refreshSoon);
+    refreshSoon = setTimeout(refresh, 50);
+  };
+  ws.onclose = () => {
+    live.dataset.state = 'reconnecting';
+    live.textContent = 'reconnecting…';
+    setTimeout(() => connect(Math.min(delay * 2, 8000)), delay);
+  };
+}
+
+// Charts: latency (p50, p99) and throughput per version, one point per 5 s.
+let charts;
+function renderCharts() {
+  const box = $('charts');
+  const versions = state.stats.filter((s) => s.series.length > 0);
+  if (versions.length === 0) return;
+  const xs = [...new Set(versions.flatMap((v) => v.series.map((p) => p.t)))].sort((a, b) => a - b);
+  const column = (v, f) => {
+    const byT = new Map(v.series.map((p) => [p.t, p]));
+    return xs.map((t) => (byT.has(t) ? f(byT.get(t)) : null));
+  };
+  const latency = [
+    xs.map((t) => t / 1000),
+    ...versions.flatMap((v) => [column(v, (p) => p.p50), column(v, (p) => p.p99)]),
+  ];
+  const rate = [xs.map((t) => t / 1000), ...versions.map((v) => column(v, (p) => p.count / 5))];
+  const key = versions.map((v) => v.version).join(',');
+  const width = Math.max(280, box.clientWidth - 8);
+  // Always the last five minutes, however few points there are.
+  const now = Date.now() / 1000;
+  const scales = { x: { time: true, range: () => [now - 300, now] } };
+  if (charts?.key !== key) {
+    const dashes = [[], [6, 4]];
+    box.replaceChildren();
+    const l = new uPlot(
+      {
+        title: 'Latency (ms): p50 solid, p99 dashed',
+        width,
+        scales,
+        height: 200,
+        series: [
+          {},
+          ...versions.flatMap((v, i) =>
+            ['p50', 'p99'].map((q, j) => ({
+              label: `${v.version} ${q}`,
+              stroke: PALETTE[i % PALETTE.length],
+              dash: dashes[j],
+              spanGaps: true,
+            })),
+          ),
+        ],
+      },
+      latency,
+      box,
+    );
+    const r = new uPlot(
+      {
+        title: 'Requests per second',
+        width,
+        scales,
+        height: 160,
+        series: [
+          {},
+          ...versions.map((v, i) => ({
+            label: v.version,
+            stroke: PALETTE[i % PALETTE.length],
+            spanGaps: true,
+          })),
+        ],
+      },
+      rate,
+      box,
+    );
+    charts = { key, l, r };
+  } else {
+    charts.l.setData(latency);
+    charts.r.setData(rate);
+  }
+}
+const PALETTE = ['#1f6feb', '#c2410c', '#15803d', '#7e22ce', '#b91c1c'];
+
+// Try it: send an image, draw the boxes over it, list the lines.
+async function tryImage(file) {
+  const answer = $('answer');
+  answer.textContent = `Reading ${file.name}…`;
+  const form = new FormData();
+  form.append('image', file, file.name);
+  const res = await fetch('/v1/ocr', { method: 'POST', body: form });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    answer.textContent = `Refused: ${body.error?.code ?? res.status}: ${body.error?.message ?? ''}`;
+    $('result').hidden = true;
+    return;
+  }
+  const url = URL.createObjectURL(file);
+  const img = h('img', { src: url, alt: file.name });
+  await new Promise((resolve) => {
+    img.onload = resolve;
+    img.onerror = resolve;
+  });
+  const svgNs = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(svgNs, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${img.naturalWidth} ${img.naturalHeight}`);
+  svg.setAttribute('preserveAspectRatio', 'none');
+  const select = (i) => {
+    for (const el of document.querySelectorAll('[data-line]'))
+      el.classList.toggle('selected', el.dataset.line === String(i));
+  };
+  body.lines.forEach((line, i) => {
+    const poly = document.createElementNS(svgNs, 'polygon');
+    poly.setAttribute('points', line.box.map(([x, y]) => `${x},${y}`).join(' '));
+    poly.dataset.line = String(i);
+    poly.addEventListener('click', () => select(i));
+    svg.append(poly);
+  });
+  $('figure').replaceChildren(h('div', { class: 'overlay' }, img, svg));
+  $('lines').replaceChildren(
+    ...body.lines.map((line, i) =>
+      h(
+        'li',
+        { 'data-line': i },
+        h('button', { type: 'button', onclick: () => select(i) }, line.text || '(empty)'),
+        h('span', { class: 'muted' }, ` ${(line.score * 100).toFixed(1)}%`),
+      ),
+    ),
+  );
+  const t = body.timings;
+  answer.textContent = `${body.lines.length} lines, read by ${body.model.name} ${body.model.version} in ${t.total} ms (queue ${t.queue}, decode ${t.decode}, detection ${t.det}, recognition ${t.rec}).`;
+  $('result').hidden = false;
+}
+
+function setUp() {
+  const input = $('token');
+  input.value = token();
+  $('token-form').onsubmit = (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+    showAdminMessage(input.value.trim() ? 'Token kept for this tab only.' : '', true);
+    renderModels();
+  };
+  $('forget').onclick = () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    input.value = '';
+    showAdminMessage('', true);
+    renderModels();
+  };
+  $('file').onchange = (event) => {
+    const file = event.target.files?.[0];
+    if (file) void tryImage(file);
+  };
+  const drop = $('drop');
+  drop.ondragover = (event) => {
+    event.preventDefault();
+    drop.classList.add('over');
+  };
+  drop.ondragleave = () => drop.classList.remove('over');
+  drop.ondrop = (event) => {
+    event.preventDefault();
+    drop.classList.remove('over');
+    const file = event.dataTransfer?.files?.[0];
+    if (file) void tryImage(file);
+  };
+  connect();
+  void refresh();
+}
+
+setUp();

@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { readServeConfig } from '../src/config.js';
+import { keyFileSigner, pack, writeBundledSource } from '../src/pack/index.js';
+import { type RunningServer, startServer } from '../src/server/index.js';
+import { renderText } from './helpers/images.js';
+import { tempDir } from './helpers/tmp.js';
+
+/** Screenshots land here (git ignores it). */
+const ARTIFACTS = join(import.meta.dirname, '..', '..', 'test-artifacts');
+const TOKEN = 'dashboard-admin-token-0123456789';
+const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+const work = tempDir();
+const home = join(work, 'home');
+const models = join(work, 'models');
+let server: RunningServer;
+let browser: Browser;
+let page: Page;
+
+before(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  server = await startServer(
+    readServeConfig(
+      { port: '0', host: '127.0.0.1', data: home, models, settleMs: '200', adminToken: TOKEN, keepWarm: '1' },
+      {},
+    ),
+    pino({ level: 'silent' }),
+  );
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS });
+  page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  await page.goto(server.url);
+});
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+const shot = (name: string, target: Page = page) =>
+  target.screenshot({ path: join(ARTIFACTS, `dashboard-${name}.png`), fullPage: true });
+const activeVersion = () => page.locator('[data-testid=active-version]').first();
+
+describe('the dashboard', () => {
+  test('shows the active version and a live event stream', async () => {
+    await page.locator('[data-testid=active-version]', { hasText: '4.0.0' }).waitFor();
+    await page.locator('#live[data-state=live]').waitFor();
+    assert.equal(await page.locator('tr.state-active').count(), 1);
+    assert.match((await page.locator('tr.state-active').textContent()) ?? '', /★ active/);
+    await shot('active');
+  });
+
+  test('switches to a version dropped into the watched folder without a reload', async () => {
+    // Browser-side expressions are strings: this file is compiled without the DOM library.
+    await page.evaluate('window.marker = 42');
+    const src = await writeBundledSource(join(work, 'src-4.1.0'), '4.1.0');
+    const next = join(work, 'ppocr-4.1.0.zip');
+    await pack(src, { signer: await keyFileSigner(join(home, 'dev-key', 'signing.key')), out: next });
+    await rename(next, join(models, 'ppocr-4.1.0.zip'));
+    await page.locator('[data-testid=active-version]', { hasText: '4.1.0' }).waitFor({ timeout: 30_000 });
+    await page.locator('#events li[data-type=activated]', { hasText: '4.1.0' }).waitFor();
+    assert.equal(await page.evaluate('window.marker'), 42, 'no reload');
+    assert.equal(await activeVersion().textContent(), '4.1.0');
+    await shot('swapped');
+  });
+
+  test('shows a refused package with its reason code', async () => {
+    await writeFile(join(work, 'broken.zip'), 'this is not a zip archive');
+    await rename(join(work, 'broken.zip'), join(models, 'broken.zip'));
+    const rejected = page.locator('#events li[data-type=rejected]');
+    await rejected.first().waitFor({ timeout: 20_000 });
+    assert.equal(await rejected.first().getAttribute('data-code'), 'ARCHIVE_INVALID');
+    assert.match((await rejected.first().textContent()) ?? '', /ARCHIVE_INVALID: /);
+    assert.equal(await activeVersion().textContent(), '4.1.0');
+    await shot('rejected');
+  });
+
+  test('reads an uploaded image: boxes over it, the lines beside, the version and timings', async () => {
+    const image = await renderText(['Dashboard upload 2026', 'Second line here']);
+    await page.setInputFiles('#file', { name: 'page.png', mimeType: 'image/png', buffer: image });
+    await page.locator('#lines li').nth(1).waitFor({ timeout: 20_000 });
+    const texts = (await page.locator('#lines li button').allTextContents()).map((t) => t.replace(/ /g, ''));
+    assert.deepEqual(texts, ['Dashboardupload2026', 'Secondlinehere']);
+    assert.equal(await page.locator('#figure svg polygon').count(), 2);
+    assert.match((await page.locator('#answer').textContent()) ?? '', /read by ppocr 4\.1\.0 in [\d.]+ ms/);
+    await page.locator('#lines li button').nth(1).click();
+    assert.equal(await page.locator('#figure polygon.selected').getAttribute('data-line'), '1');
+    await shot('try-it');
+  });
+
+  test('admin buttons wait for a token, refuse a wrong one, and act with the right one', async () => {
+    const rollback = page.getByRole('button', { name: 'Roll back' });
+    assert.equal(await rollback.isDisabled(), true);
+    await page.fill('#token', 'a-wrong-token-of-enough-length');
+    await page.click('#token-form button[type=submit]');
+    assert.equal(await rollback.isDisabled(), false);
+    await rollback.click();
+    await page.locator('#admin-message[data-result=refused]', { hasText: 'ADMIN_TOKEN_INVALID' }).waitFor();
+    assert.equal(server.registry.active()?.version, '4.1.0');
+    await shot('refused');
+
+    await page.fill('#token', TOKEN);
+    await page.click('#token-form button[type=submit]');
+    await rollback.click();
+    await page.locator('[data-testid=active-version]', { hasText: '4.0.0' }).waitFor({ timeout: 20_000 });
+    assert.equal(server.registry.active()?.version, '4.0.0');
+    // The token lives in this tab's sessionStorage only: not in localStorage, not in the URL.
+    const stored = await page.evaluate<{ session: string | null; local: number; url: string }>(
+      "({ session: sessionStorage.getItem('hotocr-admin-token'), local: localStorage.length, url: location.href })",
+    );
+    assert.equal(stored.session, TOKEN);
+    assert.equal(stored.local, 0);
+    assert.ok(!stored.url.includes(TOKEN));
+  });
+
+  test('fits a phone-width screen without sideways scrolling', async () => {
+    const phone = await browser.newPage({ viewport: { width: 390, height: 844 } });
+    try {
+      await phone.goto(server.url);
+      await phone.locator('[data-testid=active-version]', { hasText: '4.0.0' }).waitFor();
+      const overflow = await phone.evaluate<number>(
+        'document.documentElement.scrollWidth - window.innerWidth',
+      );
+      assert.ok(overflow <= 0, `the page is ${overflow} px wider than the screen`);
+      await shot('phone', phone);
+    } finally {
+      await phone.close();
+    }
+  });
+});
