@@ -1,0 +1,32 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { TrafficStats } from './stats.js';
+
+test('traffic stats: rate over 10 s, p99 over a minute, 5-second series, old slots dropped', () => {
+  let now = 1_000_000_000_000;
+  const stats = new TrafficStats(300, () => now);
+  // 100 requests in each of 10 seconds: 99 at 100 ms, 1 at 2 s.
+  for (let s = 0; s < 10; s++) {
+    for (let i = 0; i < 99; i++) stats.record('m/1', 100, false);
+    stats.record('m/1', 2000, true);
+    now += 1000;
+  }
+  now -= 1000;
+  const [v] = stats.snapshot();
+  assert.equal(v!.version, 'm/1');
+  assert.equal(v!.perSecond, 100);
+  // Bins are about 12 % wide and report their upper edge: p99 is 100 ms to 112 ms, not 2 s.
+  assert.ok(v!.p99! >= 100 && v!.p99! <= 113, `p99 ${v!.p99}`);
+  assert.equal(
+    v!.series.reduce((n, p) => n + p.count, 0),
+    1000,
+  );
+  assert.equal(
+    v!.series.reduce((n, p) => n + p.errors, 0),
+    10,
+  );
+  for (const p of v!.series) assert.ok(p.p50! >= 100 && p.p50! <= 113);
+  // Five minutes later nothing is left of it.
+  now += 301_000;
+  assert.deepEqual(stats.snapshot(), []);
+});
