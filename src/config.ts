@@ -45,6 +45,10 @@ export interface ServeConfig {
   readonly requestTimeoutMs: number;
   /** Whether clients may pin a version with the X-Model-Version header. */
   readonly allowPinning: boolean;
+  /** Loader plugins (module paths or package names), asked before the built-in loaders, in order. */
+  readonly loaders: readonly string[];
+  /** The runtime of packages whose manifest names none. */
+  readonly runtime: string;
 }
 
 export interface ServeFlags {
@@ -67,6 +71,8 @@ export interface ServeFlags {
   maxQueue?: string;
   requestTimeoutMs?: string;
   allowPinning?: boolean;
+  loader?: string[];
+  runtime?: string;
 }
 
 /** Admin tokens shorter than this are refused: they would be guessable. */
@@ -112,6 +118,15 @@ function integer(name: string, value: string, min: number, max: number): number 
     );
   }
   return n;
+}
+
+function runtimeName(value: string): string {
+  if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(value))
+    throw new HotocrError(
+      'CONFIG_INVALID',
+      `--runtime (HOTOCR_RUNTIME) must name a loader such as onnxruntime-node or onnxruntime-wasm, not ${JSON.stringify(value)}.`,
+    );
+  return value;
 }
 
 export function readServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = process.env): ServeConfig {
@@ -180,5 +195,12 @@ export function readServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
       3_600_000,
     ),
     allowPinning: flags.allowPinning ?? env.HOTOCR_ALLOW_PINNING === '1',
+    loaders:
+      flags.loader ??
+      (env.HOTOCR_LOADERS ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0),
+    runtime: runtimeName(pick(flags.runtime, 'HOTOCR_RUNTIME') ?? 'onnxruntime-node'),
   };
 }

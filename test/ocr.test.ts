@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { HotocrError, PackageRejectedError } from '../src/errors.js';
-import { type LoadedOcrModel, loadOcrModel, OrtGraphSession } from '../src/loaders/index.js';
+import { loadOcrModel, type ServedModel } from '../src/loaders/index.js';
+import { openSession } from '../src/loaders/onnxruntime-node.js';
+import type { OrtGraphSession } from '../src/loaders/ort-session.js';
 import { decodeImage, OcrEngine, type OcrResult, paramsFromManifest } from '../src/ocr/index.js';
 import { ensureBundledPackage, keyFileSigner, pack, writeBundledSource } from '../src/pack/index.js';
 import { TrustStore, verifyPackage } from '../src/verify/index.js';
@@ -12,7 +14,7 @@ import { characterErrorRate, renderText } from './helpers/images.js';
 import { tempDir } from './helpers/tmp.js';
 
 const work = tempDir();
-let model: LoadedOcrModel;
+let model: ServedModel;
 let trust: TrustStore;
 let signingKey: string;
 
@@ -141,9 +143,7 @@ describe('inference threads', () => {
     });
     const m = pkg.manifest;
     const sessions = await Promise.all(
-      (['det', 'rec', 'cls'] as const).map((role) =>
-        OrtGraphSession.create(role, pkg.files.get(m.graphs[role]!)!),
-      ),
+      (['det', 'rec', 'cls'] as const).map((role) => openSession(role, pkg.files.get(m.graphs[role]!)!)),
     );
     try {
       const [det, rec, cls] = sessions as [OrtGraphSession, OrtGraphSession, OrtGraphSession];

@@ -3,7 +3,7 @@ import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { HotocrError, PackageRejectedError } from '../src/errors.js';
-import { type LoadedOcrModel, loadOcrModel } from '../src/loaders/index.js';
+import { loadOcrModel, type ServedModel } from '../src/loaders/index.js';
 import { decodeImage, type RgbImage } from '../src/ocr/index.js';
 import { ensureBundledPackage, keyFileSigner, pack, writeBundledSource } from '../src/pack/index.js';
 import { Registry, type RegistryEvent, StateStore, warmUp } from '../src/registry/index.js';
@@ -55,7 +55,7 @@ async function makeRegistry(
           releases.set(label, (releases.get(label) ?? 0) + 1);
           await model.release();
         },
-      } satisfies LoadedOcrModel;
+      } satisfies ServedModel;
     },
     warmUp: (model, pkg) => warmUp(model, pkg.manifest),
     store: new StateStore(join(data, 'state.json')),

@@ -128,7 +128,12 @@ function renderModels() {
                   ),
                   h('td', { class: 'mono', title: v.sha256 }, short(v.sha256)),
                   h('td', { class: 'mono' }, describeSigner(v.signer)),
-                  h('td', {}, time(v.loadedAt)),
+                  h(
+                    'td',
+                    {},
+                    time(v.loadedAt),
+                    v.loader ? h('div', { class: 'mono', title: 'loader' }, v.loader.name) : null,
+                  ),
                   h('td', { class: 'num' }, String(v.inflight)),
                   h('td', { class: 'num' }, s ? s.perSecond.toFixed(1) : '–'),
                   h('td', { class: 'num' }, s?.p99 ? `${s.p99} ms` : '–'),

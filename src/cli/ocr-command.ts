@@ -57,11 +57,11 @@ export function ocrCommand(): Command {
                 box: l.box,
               }));
               process.stdout.write(
-                `${JSON.stringify({ file, model: { name: model.name, version: model.version }, lines, timings })}\n`,
+                `${JSON.stringify({ file, model: { name: pkg.manifest.name, version: pkg.manifest.version }, lines, timings })}\n`,
               );
             } else {
               process.stdout.write(
-                `${file}: ${result.lines.length} lines (${model.name} ${model.version}, ${timings.total} ms)\n`,
+                `${file}: ${result.lines.length} lines (${pkg.manifest.name} ${pkg.manifest.version}, ${timings.total} ms)\n`,
               );
               for (const l of result.lines) process.stdout.write(`  ${l.score.toFixed(2)}  ${l.text}\n`);
             }

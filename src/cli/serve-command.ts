@@ -61,6 +61,15 @@ export function serveCommand(): Command {
       '--allow-pinning',
       'let clients pin a version with the X-Model-Version header (HOTOCR_ALLOW_PINNING=1)',
     )
+    .option(
+      '--runtime <name>',
+      'loader for packages whose config.json names no runtime: onnxruntime-node (native) or onnxruntime-wasm (HOTOCR_RUNTIME, default onnxruntime-node)',
+    )
+    .option(
+      '--loader <module>',
+      'a loader plugin (ES module path or package name), asked before the built-in loaders; repeat for more (HOTOCR_LOADERS, comma-separated)',
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+    )
     .option('--log-level <level>', 'pino log level (HOTOCR_LOG_LEVEL, default info)')
     .action(async (flags: ServeFlags) => {
       const server = await startServer(readServeConfig(flags));

@@ -1,7 +1,8 @@
 /**
  * An inference worker: holds its own onnxruntime sessions (created from the verified bytes
  * it is sent) and runs pipeline stages on request. onnxruntime-node's run() is synchronous,
- * so inference must not happen on the main thread, where it would stop every request.
+ * and onnxruntime-web's WebAssembly runs on the thread that calls it, so inference must not
+ * happen on the main thread, where it would stop every request.
  */
 import { parentPort } from 'node:worker_threads';
 import { HotocrError } from '../errors.js';
@@ -9,7 +10,10 @@ import { HotocrError } from '../errors.js';
 import { OcrEngine, type OcrTimings } from '../ocr/engine.js';
 import type { RgbImage } from '../ocr/image.js';
 import type { OcrParams } from '../ocr/params.js';
-import { OrtGraphSession, type SessionOptions } from './onnxruntime-node.js';
+import type { OrtGraphSession, SessionOptions } from './ort-session.js';
+
+/** The built-in runtimes a thread can open graphs with. */
+export type BuiltinRuntime = 'onnxruntime-node' | 'onnxruntime-wasm';
 
 export type WorkerRequest =
   | {
@@ -18,6 +22,7 @@ export type WorkerRequest =
       graphs: { det?: Uint8Array; rec: Uint8Array; cls?: Uint8Array };
       dictionary: string;
       params: OcrParams;
+      runtime: BuiltinRuntime;
       session: SessionOptions;
     }
   | { type: 'locate'; id: number; image: RgbImage }
@@ -40,10 +45,25 @@ async function handle(
   const timings = zero();
   switch (msg.type) {
     case 'load': {
+      // Only the runtime asked for is imported: a wasm-only thread never touches the native binding.
+      let openSession: typeof import('./onnxruntime-node.js').openSession;
+      try {
+        ({ openSession } =
+          msg.runtime === 'onnxruntime-wasm'
+            ? await import('./onnxruntime-wasm.js')
+            : await import('./onnxruntime-node.js'));
+      } catch (cause) {
+        const other = msg.runtime === 'onnxruntime-wasm' ? 'onnxruntime-node' : 'onnxruntime-wasm';
+        throw new HotocrError(
+          'LOAD_FAILED',
+          `The ${msg.runtime} runtime cannot start on this machine (${(cause as Error).message}); packages that name no runtime can run on ${other} (--runtime ${other}).`,
+          { cause },
+        );
+      }
       const open = async (role: string, bytes: Uint8Array | undefined) => {
         if (!bytes) return undefined;
         // onnxruntime takes no shared memory: this thread makes its own copy.
-        const s = await OrtGraphSession.create(role, new Uint8Array(bytes), msg.session);
+        const s = await openSession(role, new Uint8Array(bytes), msg.session);
         sessions.push(s);
         return s;
       };

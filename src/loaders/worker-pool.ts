@@ -18,11 +18,13 @@ import {
   type RecognizedText,
   type RgbImage,
 } from '../ocr/index.js';
-import type { VerifiedPackage } from '../verify/index.js';
-import type { WorkerReply, WorkerRequest } from './ocr-worker.js';
-import type { SessionOptions } from './onnxruntime-node.js';
+import type { LoaderPackage, ReadOptions } from './contract.js';
+import type { BuiltinRuntime, WorkerReply, WorkerRequest } from './ocr-worker.js';
+import type { SessionOptions } from './ort-session.js';
 
 export interface PoolOptions extends SessionOptions {
+  /** Which runtime opens the graphs (default onnxruntime-node). */
+  readonly runtime?: BuiltinRuntime;
   /**
    * Inference threads, each with its own sessions (memory grows with each). Default: one per
    * core (at most 4), each onnxruntime single-threaded: on 2 cores that reads a page as fast
@@ -30,11 +32,6 @@ export interface PoolOptions extends SessionOptions {
    * (bench/ocr-threads).
    */
   readonly workers?: number;
-}
-
-export interface ReadOptions {
-  /** Aborting stops the read at the next stage boundary. */
-  readonly signal?: AbortSignal;
 }
 
 function checkAborted(signal: AbortSignal | undefined): void {
@@ -141,7 +138,7 @@ export class OcrWorkerPool {
    * Starts the threads and loads the package's graphs in each; throws GRAPH_INVALID or
    * GRAPH_INCOMPATIBLE (and stops every thread) when a graph does not open or fit its role.
    */
-  static async create(pkg: VerifiedPackage, options: PoolOptions = {}): Promise<OcrWorkerPool> {
+  static async create(pkg: LoaderPackage, options: PoolOptions = {}): Promise<OcrWorkerPool> {
     const m = pkg.manifest;
     const file = (name: string | undefined): Uint8Array | undefined => {
       if (name === undefined) return undefined;
@@ -166,10 +163,13 @@ export class OcrWorkerPool {
       ...(options.spinning !== undefined ? { spinning: options.spinning } : {}),
       ...(options.cpuMemArena !== undefined ? { cpuMemArena: options.cpuMemArena } : {}),
     };
+    const runtime = options.runtime ?? 'onnxruntime-node';
     const threads = Array.from({ length: count }, () => new InferenceThread());
     const pool = new OcrWorkerPool(threads, params);
     try {
-      await Promise.all(threads.map((t) => t.send({ type: 'load', graphs, dictionary, params, session })));
+      await Promise.all(
+        threads.map((t) => t.send({ type: 'load', graphs, dictionary, params, runtime, session })),
+      );
     } catch (error) {
       await pool.release();
       throw error;
@@ -185,7 +185,11 @@ export class OcrWorkerPool {
     return this.#threads.reduce((a, b) => (b.load < a.load ? b : a));
   }
 
-  /** Reads every line of text in the image, in reading order. */
+  /**
+   * Reads every line of text in the image, in reading order. An aborted `signal` stops the
+   * work at the next stage boundary (a stage already running on a thread finishes first) and
+   * rejects with REQUEST_ABORTED.
+   */
   async read(image: RgbImage, options: ReadOptions = {}): Promise<OcrResult> {
     if (this.#released) throw new InferenceError('This model has been released.');
     checkAborted(options.signal);

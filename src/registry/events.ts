@@ -35,6 +35,8 @@ export type RegistryEvent =
       name: string;
       version: string;
       sha256: string;
+      /** The loader that made the model (onnxruntime-node, onnxruntime-wasm or a plugin's name). */
+      loader: string;
       /** Opening the graphs. */
       loadMs: number;
       /** Reading the warm-up image. */

@@ -4,7 +4,7 @@ import { copyFile, mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import semver from 'semver';
 import { HotocrError, PackageRejectedError } from '../errors.js';
-import type { LoadedOcrModel } from '../loaders/index.js';
+import type { ServedModel } from '../loaders/index.js';
 import type { VerifiedPackage } from '../verify/index.js';
 import type { RegistryEvent } from './events.js';
 import type { PersistedState, StateStore, VersionRef } from './state-store.js';
@@ -17,9 +17,9 @@ export interface RegistryOptions {
     policy: { highestActivated: (name: string) => string | undefined; allowDowngrade: boolean },
   ) => Promise<VerifiedPackage>;
   /** Loads verified bytes into a model (step 6, graphs). */
-  readonly load: (pkg: VerifiedPackage) => Promise<LoadedOcrModel>;
+  readonly load: (pkg: VerifiedPackage) => Promise<ServedModel>;
   /** Reads the built-in image with a loaded model before it may serve (step 6, warm-up). */
-  readonly warmUp: (model: LoadedOcrModel, pkg: VerifiedPackage) => Promise<void>;
+  readonly warmUp: (model: ServedModel, pkg: VerifiedPackage) => Promise<void>;
   readonly store: StateStore;
   /** Where accepted packages are kept, by hash, to verify again after a restart. */
   readonly packagesDir: string;
@@ -175,7 +175,7 @@ export class Registry {
     this.#versions.get(name)!.set(version, v);
     this.#emit({ type: 'loading', ts: now(), name, version, sha256: pkg.sha256 });
     const started = performance.now();
-    let model: LoadedOcrModel | undefined;
+    let model: ServedModel | undefined;
     let warmupStarted = started;
     try {
       model = await this.#options.load(pkg);
@@ -197,6 +197,7 @@ export class Registry {
       name,
       version,
       sha256: pkg.sha256,
+      loader: model.loader,
       loadMs: Math.round(warmupStarted - started),
       warmupMs: Math.round(performance.now() - warmupStarted),
     });

@@ -1,4 +1,4 @@
-import type { LoadedOcrModel } from '../loaders/index.js';
+import type { ServedModel } from '../loaders/index.js';
 import type { Manifest } from '../package/index.js';
 import type { SignerInfo } from '../verify/index.js';
 
@@ -7,7 +7,7 @@ export type VersionState = 'loading' | 'ready' | 'active' | 'draining' | 'releas
 /** A request's hold on the version it runs on. Returning it twice is harmless. */
 export interface Lease {
   readonly version: ModelVersion;
-  readonly model: LoadedOcrModel;
+  readonly model: ServedModel;
   release(): void;
 }
 
@@ -26,7 +26,7 @@ export class ModelVersion {
   /** Where the verified package is kept, to verify again after a restart or to reload on rollback. */
   readonly packagePath: string;
   #state: VersionState = 'loading';
-  #model: LoadedOcrModel | undefined;
+  #model: ServedModel | undefined;
   #leases = 0;
   #released: Promise<void> | undefined;
   #resolveReleased: () => void = () => {};
@@ -35,6 +35,8 @@ export class ModelVersion {
   });
   #onReleased: (v: ModelVersion) => void;
   loadedAt: Date | undefined;
+  /** The loader that made the model, and what it said of it; kept after release. */
+  loader: ({ name: string } & ServedModel['metadata']) | undefined;
   failure: { code: string; message: string } | undefined;
 
   constructor(
@@ -68,13 +70,14 @@ export class ModelVersion {
     return this.#leases;
   }
 
-  get model(): LoadedOcrModel | undefined {
+  get model(): ServedModel | undefined {
     return this.#model;
   }
 
   /** loading → ready, with the model that now serves. */
-  loaded(model: LoadedOcrModel): void {
+  loaded(model: ServedModel): void {
     this.#model = model;
+    this.loader = { ...model.metadata, name: model.loader };
     this.loadedAt = new Date();
     this.#state = 'ready';
   }

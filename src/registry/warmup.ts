@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { PackageRejectedError } from '../errors.js';
-import type { LoadedOcrModel } from '../loaders/index.js';
+import type { ServedModel } from '../loaders/index.js';
 import { decodeImage, type RgbImage } from '../ocr/index.js';
 import type { Manifest } from '../package/index.js';
 
@@ -13,7 +13,7 @@ let decoded: Promise<RgbImage> | undefined;
  * manifest gives `warmup.expect`, the text read (spaces aside) must equal it.
  * Throws WARMUP_FAILED otherwise.
  */
-export async function warmUp(model: LoadedOcrModel, manifest: Manifest): Promise<void> {
+export async function warmUp(model: ServedModel, manifest: Manifest): Promise<void> {
   decoded ??= readFile(WARMUP_IMAGE).then((bytes) => decodeImage(bytes));
   let text: string;
   try {

@@ -38,6 +38,7 @@ export function describeVersion(v: ModelVersion) {
     source: v.source,
     signer: v.signer,
     loadedAt: v.loadedAt?.toISOString() ?? null,
+    ...(v.loader ? { loader: v.loader } : {}),
     ...(v.manifest.expires ? { expires: v.manifest.expires } : {}),
     inflight: v.inflight,
     ...(v.failure ? { failure: v.failure } : {}),

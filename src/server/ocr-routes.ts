@@ -95,13 +95,13 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
           });
           if (!lease) throw new HotocrError('NOT_READY', 'No model version is active yet; retry shortly.');
           try {
-            const { model } = lease;
-            void reply.header('X-Model-Version', `${model.name}/${model.version}`);
+            const { model, version: served } = lease;
+            void reply.header('X-Model-Version', `${served.name}/${served.version}`);
             const t0 = performance.now();
             const image = await decodeImage(bytes);
             const decode = performance.now() - t0;
             const result = await model.read(image, { signal });
-            return { model, result, waited, decode };
+            return { served, result, waited, decode };
           } finally {
             lease.release();
           }
@@ -109,9 +109,9 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
         deadline,
         signal,
       );
-      const { model, result, waited, decode } = await beforeDeadline(work, deadline);
+      const { served, result, waited, decode } = await beforeDeadline(work, deadline);
       return {
-        model: { name: model.name, version: model.version },
+        model: { name: served.name, version: served.version },
         lines: result.lines.map((l) => ({
           text: l.text,
           score: Math.round(l.score * 1e4) / 1e4,

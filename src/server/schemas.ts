@@ -42,6 +42,13 @@ export const versionSchema = {
       additionalProperties: true,
     },
     loadedAt: { type: ['string', 'null'] },
+    loader: {
+      type: 'object',
+      description:
+        'The loader that runs it (name) and what that loader reports (runtime, runtimeVersion, backend...)',
+      required: ['name'],
+      additionalProperties: true,
+    },
     expires: { type: 'string' },
     inflight: { type: 'integer', description: 'Requests running on it now' },
     failure: {

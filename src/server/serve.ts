@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import type { ServeConfig } from '../config.js';
 import { HotocrError } from '../errors.js';
-import { loadOcrModel } from '../loaders/index.js';
+import { Loaders } from '../loaders/index.js';
 import { ensureBundledPackage } from '../pack/index.js';
 import { Registry, StateStore, warmUp } from '../registry/index.js';
 import { FolderSource } from '../sources/index.js';
@@ -57,6 +57,14 @@ export async function startServer(
     );
   }
   const trust = await TrustStore.load(trustPath);
+  const loaders = await Loaders.create({ plugins: config.loaders, defaultRuntime: config.runtime });
+  logger.info(
+    {
+      loaders: loaders.entries.map((e) => (e.plugin ? `${e.loader.name} (${e.plugin})` : e.loader.name)),
+      runtime: loaders.defaultRuntime,
+    },
+    'model loaders',
+  );
   const registry = await Registry.create({
     verify: (path, policy) =>
       verifyPackage(path, {
@@ -71,7 +79,7 @@ export async function startServer(
           { unprotected: pkg.legacy.unprotected, path: pkg.path },
           'legacy signature: these entries are not protected',
         );
-      return loadOcrModel(pkg);
+      return loaders.load(pkg);
     },
     warmUp: (model, pkg) => warmUp(model, pkg.manifest),
     store: new StateStore(join(config.data, 'state.json')),

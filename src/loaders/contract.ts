@@ -1,0 +1,70 @@
+/**
+ * The loader contract: everything the registry and the server know about how a verified
+ * package becomes a model that reads images. Built-in loaders and plugins implement it alike.
+ */
+import type { OcrResult, RgbImage } from '../ocr/index.js';
+import type { Manifest } from '../package/index.js';
+
+/**
+ * What a loader is given: the manifest and the verified bytes of the package's files, held
+ * in memory since verification. Never a path: a file on disk could change after it was checked.
+ */
+export interface LoaderPackage {
+  readonly manifest: Manifest;
+  /** SHA-256 of the whole package, hex. */
+  readonly sha256: string;
+  /** Every file of the package by entry name, as verified. */
+  readonly files: ReadonlyMap<string, Uint8Array>;
+}
+
+/** Settings the server passes to every loader; a loader uses those that apply to it. */
+export interface LoadOptions {
+  /** Inference threads (built-in loaders: default one per core, at most 4). */
+  readonly workers?: number;
+  /** Threads one graph run may use (native runtime). */
+  readonly intraOpThreads?: number;
+  /** onnxruntime's CPU memory arena (default on). */
+  readonly cpuMemArena?: boolean;
+  /** Let idle runtime threads spin-wait (default off). */
+  readonly spinning?: boolean;
+}
+
+export interface ReadOptions {
+  /** Aborting asks the model to stop at its next chance; it then rejects. */
+  readonly signal?: AbortSignal;
+}
+
+/** A model made by a loader: reads images until it is released. */
+export interface LoadedModel {
+  /** Every line of text in the image, in reading order. Safe to call concurrently. */
+  read(image: RgbImage, options?: ReadOptions): Promise<OcrResult>;
+  /** Frees everything the model holds. Called once, after the last read has finished. */
+  release(): Promise<void>;
+}
+
+/** Facts about how a loader runs a package, for people: shown in the model list. */
+export type LoaderMetadata = Readonly<Record<string, string | number | boolean>>;
+
+/**
+ * Hides a model format and runtime behind three calls. A plugin is an ES module whose
+ * default export is a `ModelLoader` (or a function, possibly async, that returns one).
+ */
+export interface ModelLoader {
+  /** A short lowercase name, shown in logs and the model list (e.g. `onnxruntime-node`). */
+  readonly name: string;
+  /**
+   * Whether this loader runs the package. `manifest.runtime` is always set here: the
+   * package's own, or the server's default (`--runtime`) when the package names none.
+   */
+  supports(manifest: Manifest): boolean;
+  /** Makes a model from verified bytes; throws (and leaves nothing running) when it cannot. */
+  load(pkg: LoaderPackage, options: LoadOptions): Promise<LoadedModel>;
+  /** Describes how this loader runs the package: runtime, its version, backend... */
+  metadata(manifest: Manifest): LoaderMetadata;
+}
+
+/** A model as the registry holds it: with the loader that made it and what that loader said. */
+export interface ServedModel extends LoadedModel {
+  readonly loader: string;
+  readonly metadata: LoaderMetadata;
+}
