@@ -1,11 +1,12 @@
 /**
  * hotocr against @gutenye/ocr-node (same PP-OCRv4 weights) and the tesseract CLI on the same
- * generated pages, in one run: median ms per page, ratios, each one's character error rate
+ * generated pages, in one run, and hotocr's second built-in backend (onnxruntime-web's
+ * WebAssembly, for machines without the native binding) against its native one: median ms per page, ratios, each one's character error rate
  * (spaces not compared), and hotocr's pipeline overhead (end-to-end / inside onnxruntime run()).
  * Each engine runs in its own process, so one's idle thread pools cannot slow another; the
  * rounds alternate between engines so machine noise falls on each alike.
  *
- *   npm run build && node dist/bench/ocr-speed.js [--pages 40] [--rounds 2] [--no-tesseract]
+ *   npm run build && node dist/bench/ocr-speed.js [--pages 40] [--rounds 2] [--no-tesseract] [--no-wasm]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -40,9 +41,11 @@ async function child(engineName: string): Promise<void> {
     const engine =
       engineName === 'hotocr'
         ? await hotocrEngine(join(dir, 'home'))
-        : engineName === 'gutenye'
-          ? await gutenyeEngine()
-          : await tesseractEngine();
+        : engineName === 'hotocr-wasm'
+          ? await hotocrEngine(join(dir, 'home'), 'onnxruntime-wasm')
+          : engineName === 'gutenye'
+            ? await gutenyeEngine()
+            : await tesseractEngine();
     await engine.read(pages[0]!, dir); // warm-up: first-run graph optimisation is not a per-page cost
     const results: PageResult[] = [];
     for (const page of pages) {
@@ -68,6 +71,7 @@ async function child(engineName: string): Promise<void> {
 async function main(): Promise<void> {
   const engines = [
     ['hotocr', 'hotocr'],
+    ...(process.argv.includes('--no-wasm') ? [] : [['hotocr-wasm', 'hotocr (onnxruntime-wasm)']]),
     ['gutenye', '@gutenye/ocr-node'],
     ...(process.argv.includes('--no-tesseract') ? [] : [['tesseract', 'tesseract 5 (chi_sim+eng)']]),
   ] as const;

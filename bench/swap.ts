@@ -9,7 +9,7 @@
 import { copyFile, mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type LoadedOcrModel, loadOcrModel } from '../src/loaders/index.js';
+import { loadOcrModel, type ServedModel } from '../src/loaders/index.js';
 import { ensureBundledPackage, keyFileSigner, pack, writeBundledSource } from '../src/pack/index.js';
 import { Registry, type RegistryEvent, StateStore, warmUp } from '../src/registry/index.js';
 import { FolderSource } from '../src/sources/index.js';
@@ -50,7 +50,7 @@ try {
       stage.load = performance.now() - t;
       return model;
     },
-    warmUp: async (model: LoadedOcrModel, pkg) => {
+    warmUp: async (model: ServedModel, pkg) => {
       const t = performance.now();
       await warmUp(model, pkg.manifest);
       stage.warmup = performance.now() - t;

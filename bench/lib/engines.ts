@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { type LoadedOcrModel, loadOcrModel } from '../../src/loaders/index.js';
+import { Loaders } from '../../src/loaders/index.js';
 import { decodeImage } from '../../src/ocr/index.js';
 import { ensureBundledPackage } from '../../src/pack/index.js';
 import { TrustStore, verifyPackage } from '../../src/verify/index.js';
@@ -17,16 +17,17 @@ export interface Engine {
   close(): Promise<void>;
 }
 
-export async function hotocrEngine(home: string): Promise<Engine> {
+/** hotocr on the bundled package, with the native runtime or (`onnxruntime-wasm`) onnxruntime-web's WebAssembly backend. */
+export async function hotocrEngine(home: string, runtime = 'onnxruntime-node'): Promise<Engine> {
   const bundled = await ensureBundledPackage(home);
-  const model: LoadedOcrModel = await loadOcrModel(
+  const model = await Loaders.builtin({ defaultRuntime: runtime }).load(
     await verifyPackage(bundled.packagePath, {
       trust: await TrustStore.load(bundled.trustPath),
       keepBytes: true,
     }),
   );
   return {
-    name: 'hotocr',
+    name: `hotocr (${runtime})`,
     async read(page) {
       const r = await model.read(await decodeImage(page.png));
       return { lines: r.lines.map((l) => l.text), inferenceMs: r.timings.inference };
