@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import semver from 'semver';
 import { HotocrError, PackageRejectedError } from '../errors.js';
@@ -187,6 +187,9 @@ export class Registry {
       const code = error instanceof HotocrError ? error.code : 'LOAD_FAILED';
       const message = error instanceof Error ? error.message : String(error);
       v.fail(code, message);
+      // Its kept copy is not needed: wait for it to land, then let the pruning remove it.
+      await copied.catch(() => {});
+      await this.#prunePackages();
       this.#emit({ type: 'failed', ts: now(), name, version, sha256: pkg.sha256, code, message });
       throw error instanceof HotocrError ? error : new HotocrError('LOAD_FAILED', message, { cause: error });
     }
@@ -227,7 +230,19 @@ export class Registry {
     const target = join(this.#options.packagesDir, `${sha256}.zip`);
     if (target === path) return target;
     const tmp = `${target}.${process.pid}.tmp`;
-    await copyFile(path, tmp);
+    try {
+      await copyFile(path, tmp);
+    } catch (error) {
+      await rm(tmp, { force: true });
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOSPC' || code === 'EDQUOT')
+        throw new HotocrError(
+          'STORAGE_FULL',
+          `No space left to keep a copy of the package in ${this.#options.packagesDir}; free some and send it again.`,
+          { cause: error },
+        );
+      throw error;
+    }
     if ((await sha256Of(tmp)) !== sha256) {
       await rm(tmp, { force: true });
       throw new PackageRejectedError(
@@ -265,6 +280,35 @@ export class Registry {
       switchMs: Math.round((performance.now() - started) * 100) / 100,
     });
     this.#trimWarm(name);
+    await this.#prunePackages();
+  }
+
+  /**
+   * Deletes kept packages nothing can ask for again: neither active nor in the history of a
+   * model (what a restart or a rollback reloads), nor a version loaded now; and temporary
+   * copies left by an earlier process. Without it the folder grows by a package per swap.
+   * A failure here is not the swap's: it is left for the next time.
+   */
+  async #prunePackages(): Promise<void> {
+    const dir = this.#options.packagesDir;
+    const keep = new Set<string>();
+    for (const ref of Object.values(this.#state.active)) keep.add(ref.sha256);
+    for (const refs of Object.values(this.#state.history)) for (const ref of refs) keep.add(ref.sha256);
+    for (const v of this.versions()) if (v.state !== 'released' && v.state !== 'failed') keep.add(v.sha256);
+    let files: string[];
+    try {
+      files = await readdir(dir);
+    } catch {
+      return;
+    }
+    await Promise.all(
+      files.map(async (file) => {
+        const m = /^([0-9a-f]{64})\.zip(?:\.(\d+)\.tmp)?$/.exec(file);
+        if (!m) return;
+        const stale = m[2] !== undefined ? Number(m[2]) !== process.pid : !keep.has(m[1]!);
+        if (stale) await rm(join(dir, file), { force: true }).catch(() => {});
+      }),
+    );
   }
 
   /** Back to the version that was active before the current one: instantly if kept warm, else loaded again. */
@@ -365,6 +409,7 @@ export class Registry {
         });
       } else report.push({ name, ...(firstError ? { error: firstError } : {}) });
     }
+    await this.#prunePackages();
     return report;
   }
 
