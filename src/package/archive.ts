@@ -1,4 +1,4 @@
-import { close as closeFd, fstat, open as openFd, read as readFd } from 'node:fs';
+import { close as closeFd, constants, fstat, open as openFd, read as readFd } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import yauzl from 'yauzl';
@@ -157,10 +157,27 @@ export class PackageArchive {
 
   /** Opens `path` and checks its structure; throws a {@link PackageRejectedError} on the first problem. */
   static async open(path: string, limits: ArchiveLimits = DEFAULT_LIMITS): Promise<PackageArchive> {
-    const fd = await openAsync(path, 'r');
+    let fd: number;
+    try {
+      // Non-blocking, so a FIFO put where a package was expected cannot hold the reader forever.
+      fd = await openAsync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    } catch (cause) {
+      const code = (cause as NodeJS.ErrnoException).code;
+      const why =
+        code === 'ENOENT'
+          ? 'it is gone (moved or deleted before it could be read)'
+          : code === 'EACCES' || code === 'EPERM'
+            ? 'permission denied'
+            : code === 'EISDIR'
+              ? 'it is a directory'
+              : (cause as Error).message;
+      reject('ARCHIVE_INVALID', `The package cannot be opened: ${why}.`, { errno: code }, cause);
+    }
     let zip: yauzl.ZipFile | undefined;
     try {
-      const { size } = await fstatAsync(fd);
+      const info = await fstatAsync(fd);
+      if (!info.isFile()) reject('ARCHIVE_INVALID', 'The package is not a regular file.');
+      const { size } = info;
       if (size > limits.maxArchiveBytes) {
         reject(
           'ARCHIVE_TOO_LARGE',

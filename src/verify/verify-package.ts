@@ -139,9 +139,10 @@ export async function verifyPackage(path: string, options: VerifyOptions): Promi
     archive = await PackageArchive.open(path, limits);
   } catch (error) {
     if (error instanceof PackageRejectedError) {
-      // Best effort, for the report: the hash of what was refused, unless it is too large to read.
+      // Best effort, for the report: the hash of what was refused, unless it is too large to
+      // read or not a regular file (reading a FIFO would wait for a writer forever).
       const size = await stat(path).then(
-        (s) => s.size,
+        (s) => (s.isFile() ? s.size : Number.POSITIVE_INFINITY),
         () => Number.POSITIVE_INFINITY,
       );
       const sha256 = size <= limits.maxArchiveBytes ? await hashFile(path).catch(() => undefined) : undefined;
