@@ -43,6 +43,8 @@ export interface ServeConfig {
   readonly maxQueue: number;
   /** How long a request may wait for and run its inference before 503/504. */
   readonly requestTimeoutMs: number;
+  /** How long a client may take to send its request headers. */
+  readonly headersTimeoutMs: number;
   /** Whether clients may pin a version with the X-Model-Version header. */
   readonly allowPinning: boolean;
   /** Loader plugins (module paths or package names), asked before the built-in loaders, in order. */
@@ -70,6 +72,7 @@ export interface ServeFlags {
   maxInflight?: string;
   maxQueue?: string;
   requestTimeoutMs?: string;
+  headersTimeoutMs?: string;
   allowPinning?: boolean;
   loader?: string[];
   runtime?: string;
@@ -193,6 +196,12 @@ export function readServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
       pick(flags.requestTimeoutMs, 'HOTOCR_REQUEST_TIMEOUT_MS') ?? '30000',
       100,
       3_600_000,
+    ),
+    headersTimeoutMs: integer(
+      '--headers-timeout-ms (HOTOCR_HEADERS_TIMEOUT_MS)',
+      pick(flags.headersTimeoutMs, 'HOTOCR_HEADERS_TIMEOUT_MS') ?? '15000',
+      100,
+      600_000,
     ),
     allowPinning: flags.allowPinning ?? env.HOTOCR_ALLOW_PINNING === '1',
     loaders:

@@ -58,6 +58,10 @@ export function serveCommand(): Command {
       'longest an OCR request may wait and run before 503 TIMEOUT (HOTOCR_REQUEST_TIMEOUT_MS, default 30000)',
     )
     .option(
+      '--headers-timeout-ms <ms>',
+      'longest a client may take to send its request headers before it is disconnected (HOTOCR_HEADERS_TIMEOUT_MS, default 15000)',
+    )
+    .option(
       '--allow-pinning',
       'let clients pin a version with the X-Model-Version header (HOTOCR_ALLOW_PINNING=1)',
     )

@@ -31,6 +31,11 @@ export interface AppOptions {
   readonly maxQueue?: number;
   /** From arrival to answer, waiting included (default 30 s). */
   readonly requestTimeoutMs?: number;
+  /**
+   * Longest a client may take to send its request headers before the connection is closed
+   * (default 15 s): slow-header clients (slowloris) cannot hold connections open for long.
+   */
+  readonly headersTimeoutMs?: number;
   /** Whether X-Model-Version pins a version (default false; changeable with PUT /v1/routing). */
   readonly allowPinning?: boolean;
   /** Event-stream limits (defaults: 1000 clients, 1 MiB unsent each, 30 s heartbeat). */
@@ -55,9 +60,14 @@ function requestId(request: { headers: Record<string, string | string[] | undefi
  * metrics, probes, profiling and the OpenAPI document generated from the route schemas.
  */
 export async function createApp(options: AppOptions): Promise<HotocrApp> {
+  const headersTimeout = options.headersTimeoutMs ?? 15_000;
   const common = {
+    // Node looks for connections past the headers timeout every connectionsCheckingInterval.
+    http: { headersTimeout, connectionsCheckingInterval: Math.min(30_000, Math.ceil(headersTimeout / 4)) },
     bodyLimit: options.bodyLimit ?? 20 * 1024 * 1024,
     genReqId: requestId,
+    // Errors fastify raises before routing (a URL with bad percent-encoding) get our shape too.
+    frameworkErrors: errorHandler,
     // Unknown fields are refused rather than silently dropped.
     ajv: { customOptions: { removeAdditional: false } },
   };

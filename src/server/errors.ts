@@ -30,6 +30,7 @@ const STATUS: Record<string, number> = {
   PROFILE_BUSY: 409,
   // The client went away; nobody reads this answer (nginx's code for it).
   REQUEST_ABORTED: 499,
+  BODY_TIMEOUT: 408,
   INFERENCE_FAILED: 500,
   UPLOAD_FAILED: 500,
   NOT_READY: 503,
@@ -54,6 +55,7 @@ const FASTIFY: Record<string, { code: string; message: string }> = {
   FST_FILES_LIMIT: { code: 'REQUEST_INVALID', message: 'Send one file per request.' },
   FST_PARTS_LIMIT: { code: 'REQUEST_INVALID', message: 'The multipart body has too many parts.' },
   FST_FIELDS_LIMIT: { code: 'REQUEST_INVALID', message: 'The multipart body has too many fields.' },
+  FST_ERR_BAD_URL: { code: 'REQUEST_INVALID', message: 'The URL holds an invalid percent-encoding.' },
   FST_ERR_CTP_EMPTY_JSON_BODY: { code: 'BODY_MISSING', message: 'The JSON body is empty.' },
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: {
     code: 'REQUEST_INVALID',

@@ -4,6 +4,7 @@ import multipart from '@fastify/multipart';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { HotocrError } from '../errors.js';
 import type { ModelVersion, Registry } from '../registry/index.js';
+import { multipartFile } from './multipart-file.js';
 import type { Router, RoutingUpdate } from './routing.js';
 import {
   errors,
@@ -221,13 +222,7 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRouteOptio
 
 async function packageStream(request: FastifyRequest): Promise<Readable> {
   if (request.isMultipart()) {
-    const part = await request.file();
-    if (!part)
-      throw new HotocrError(
-        'BODY_MISSING',
-        'The multipart body has no file; send the package as a file field.',
-      );
-    return part.file;
+    return (await multipartFile(request, 'package')).file;
   }
   if (request.body === undefined || request.body === null)
     throw new HotocrError(

@@ -4,6 +4,7 @@ import { HotocrError } from '../errors.js';
 import { decodeImage } from '../ocr/index.js';
 import type { Admission } from './admission.js';
 import type { Metrics } from './metrics.js';
+import { multipartError, multipartFile } from './multipart-file.js';
 import type { Router } from './routing.js';
 import { errors, ocrResultSchema } from './schemas.js';
 import type { TrafficStats } from './stats.js';
@@ -45,7 +46,22 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
   app.addHook('onRequest', async (request, reply) => {
     const release = admission.admit();
     const controller = new AbortController();
+    // The deadline covers the body too: a client that sends it a byte at a time must not keep
+    // its admitted place. Past the deadline with the body incomplete: 408, and the connection closes.
+    const bodyTimer = setTimeout(() => {
+      if (request.raw.complete || reply.sent) return;
+      void reply
+        .code(408)
+        .header('Connection', 'close')
+        .send({
+          error: {
+            code: 'BODY_TIMEOUT',
+            message: `The request body did not arrive within ${options.requestTimeoutMs} ms.`,
+          },
+        });
+    }, options.requestTimeoutMs);
     reply.raw.once('close', () => {
+      clearTimeout(bodyTimer);
       release();
       if (!reply.raw.writableFinished) controller.abort();
     });
@@ -139,12 +155,7 @@ function header(request: FastifyRequest, name: string): string | undefined {
 /** The image bytes of a raw or multipart body. */
 async function imageOf(request: FastifyRequest, limit: number): Promise<Buffer> {
   if (request.isMultipart()) {
-    const part = await request.file();
-    if (!part)
-      throw new HotocrError(
-        'BODY_MISSING',
-        'The multipart body has no file; send the image as a file field.',
-      );
+    const part = await multipartFile(request, 'image');
     if (!IMAGE_TYPES.includes(part.mimetype) && part.mimetype !== 'application/octet-stream') {
       part.file.resume();
       throw new HotocrError(
@@ -152,7 +163,9 @@ async function imageOf(request: FastifyRequest, limit: number): Promise<Buffer> 
         `The file is ${part.mimetype}; send image/png, image/jpeg, image/webp or image/tiff.`,
       );
     }
-    const bytes = await part.toBuffer();
+    const bytes = await part.toBuffer().catch((error: unknown) => {
+      throw multipartError(error);
+    });
     if (part.file.truncated)
       throw new HotocrError('BODY_TOO_LARGE', `The image is over the ${limit}-byte limit.`);
     if (bytes.length > 0) return bytes;

@@ -146,6 +146,7 @@ export async function startServer(
       maxInflight: config.maxInflight,
       maxQueue: config.maxQueue,
       requestTimeoutMs: config.requestTimeoutMs,
+      headersTimeoutMs: config.headersTimeoutMs,
       allowPinning: config.allowPinning,
       ...(config.adminToken ? { adminToken: config.adminToken } : {}),
     }));
