@@ -51,6 +51,16 @@ export interface ServeConfig {
   readonly loaders: readonly string[];
   /** The runtime of packages whose manifest names none. */
   readonly runtime: string;
+  /** An OCI repository (REGISTRY/REPOSITORY[:TAG]) whose packages the server follows. */
+  readonly registry?: string;
+  readonly registryPollMs: number;
+  /** Registries spoken to over plain HTTP besides loopback ones. */
+  readonly registryInsecure: readonly string[];
+  /** The shared secret the registry's notifications carry. */
+  readonly registryWebhookSecret?: string;
+  /** Other replicas, for the fleet view: base URLs, and/or a headless Service's host:port. */
+  readonly peers: readonly string[];
+  readonly peersDns?: string;
 }
 
 export interface ServeFlags {
@@ -76,6 +86,12 @@ export interface ServeFlags {
   allowPinning?: boolean;
   loader?: string[];
   runtime?: string;
+  registry?: string;
+  registryPollMs?: string;
+  registryInsecure?: string[];
+  registryWebhookSecretFile?: string;
+  peers?: string;
+  peersDns?: string;
 }
 
 /** Admin tokens shorter than this are refused: they would be guessable. */
@@ -123,6 +139,36 @@ function integer(name: string, value: string, min: number, max: number): number 
   return n;
 }
 
+const list = (value: string | undefined): string[] =>
+  (value ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+
+/** A shared secret from a file or the environment, at least as long as an admin token. */
+function secret(name: string, file: string | undefined, inline: string | undefined): string | undefined {
+  let value = inline;
+  if (file) {
+    try {
+      value = readFileSync(file, 'utf8').trim();
+    } catch (error) {
+      throw new HotocrError(
+        'CONFIG_INVALID',
+        `Cannot read ${file} for ${name}: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
+    }
+  }
+  if (value !== undefined && (value.length < MIN_ADMIN_TOKEN_LENGTH || /\s/.test(value)))
+    throw new HotocrError(
+      'CONFIG_INVALID',
+      `${name} must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters with no spaces; make one with: openssl rand -hex 32`,
+    );
+  return value;
+}
+
 function runtimeName(value: string): string {
   if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(value))
     throw new HotocrError(
@@ -139,6 +185,13 @@ export function readServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
   const models = pick(flags.models, 'HOTOCR_MODELS');
   const quarantine = pick(flags.quarantine, 'HOTOCR_QUARANTINE');
   const token = adminToken(flags, env);
+  const registry = pick(flags.registry, 'HOTOCR_REGISTRY');
+  const peersDns = pick(flags.peersDns, 'HOTOCR_PEERS_DNS');
+  const webhookSecret = secret(
+    '--registry-webhook-secret-file (HOTOCR_REGISTRY_WEBHOOK_SECRET_FILE) or HOTOCR_REGISTRY_WEBHOOK_SECRET',
+    pick(flags.registryWebhookSecretFile, 'HOTOCR_REGISTRY_WEBHOOK_SECRET_FILE'),
+    env.HOTOCR_REGISTRY_WEBHOOK_SECRET || undefined,
+  );
   if (model && !trust)
     throw new HotocrError(
       'CONFIG_INVALID',
@@ -211,5 +264,16 @@ export function readServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
         .map((s) => s.trim())
         .filter((s) => s.length > 0),
     runtime: runtimeName(pick(flags.runtime, 'HOTOCR_RUNTIME') ?? 'onnxruntime-node'),
+    ...(registry ? { registry } : {}),
+    registryPollMs: integer(
+      '--registry-poll-ms (HOTOCR_REGISTRY_POLL_MS)',
+      pick(flags.registryPollMs, 'HOTOCR_REGISTRY_POLL_MS') ?? '30000',
+      100,
+      86_400_000,
+    ),
+    registryInsecure: [...(flags.registryInsecure ?? []), ...list(env.HOTOCR_REGISTRY_INSECURE)],
+    ...(webhookSecret ? { registryWebhookSecret: webhookSecret } : {}),
+    peers: list(pick(flags.peers, 'HOTOCR_PEERS')),
+    ...(peersDns ? { peersDns } : {}),
   };
 }

@@ -6,6 +6,7 @@ import { keygenCommand } from './keygen-command.js';
 import { ocrCommand } from './ocr-command.js';
 import { EXIT, printError } from './output.js';
 import { packCommand } from './pack-command.js';
+import { pullCommand, pushCommand } from './registry-commands.js';
 import { serveCommand } from './serve-command.js';
 import { verifyCommand } from './verify-command.js';
 
@@ -24,6 +25,8 @@ for (const command of [
   verifyCommand(),
   inspectCommand(),
   ocrCommand(),
+  pushCommand(),
+  pullCommand(),
 ]) {
   program.addCommand(command.exitOverride());
 }

@@ -74,6 +74,28 @@ export function serveCommand(): Command {
       'a loader plugin (ES module path or package name), asked before the built-in loaders; repeat for more (HOTOCR_LOADERS, comma-separated)',
       (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
     )
+    .option(
+      '--registry <reference>',
+      'follow an OCI repository (REGISTRY/REPOSITORY for its highest semver tag, or REGISTRY/REPOSITORY:TAG for one tag); what it pulls is verified like a dropped file (HOTOCR_REGISTRY)',
+    )
+    .option(
+      '--registry-poll-ms <ms>',
+      'how often the registry is asked (HOTOCR_REGISTRY_POLL_MS, default 30000)',
+    )
+    .option(
+      '--registry-insecure <host:port>',
+      'speak plain HTTP to this registry (loopback hosts always are); repeatable (HOTOCR_REGISTRY_INSECURE, comma-separated)',
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+    )
+    .option(
+      '--registry-webhook-secret-file <file>',
+      'shared secret the registry sends as a bearer token to POST /v1/hooks/registry (HOTOCR_REGISTRY_WEBHOOK_SECRET_FILE, or HOTOCR_REGISTRY_WEBHOOK_SECRET)',
+    )
+    .option('--peers <urls>', 'other replicas for GET /v1/fleet, comma-separated base URLs (HOTOCR_PEERS)')
+    .option(
+      '--peers-dns <host:port>',
+      "other replicas from a headless Service's DNS name, for GET /v1/fleet (HOTOCR_PEERS_DNS)",
+    )
     .option('--log-level <level>', 'pino log level (HOTOCR_LOG_LEVEL, default info)')
     .action(async (flags: ServeFlags) => {
       const server = await startServer(readServeConfig(flags));

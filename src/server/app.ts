@@ -8,6 +8,7 @@ import { adminGuard } from './auth.js';
 import { dashboardRoutes } from './dashboard.js';
 import { errorHandler } from './errors.js';
 import { eventStream, type StreamEvent } from './events-stream.js';
+import { type FleetOptions, fleetRoutes } from './fleet.js';
 import { Metrics } from './metrics.js';
 import { describeModels, modelRoutes, PACKAGE_TYPES } from './model-routes.js';
 import { IMAGE_TYPES, ocrRoutes } from './ocr-routes.js';
@@ -38,6 +39,8 @@ export interface AppOptions {
   readonly headersTimeoutMs?: number;
   /** Whether X-Model-Version pins a version (default false; changeable with PUT /v1/routing). */
   readonly allowPinning?: boolean;
+  /** The registry source and the other replicas, for the webhook and the fleet view. */
+  readonly fleet?: Omit<FleetOptions, 'registry'>;
   /** Event-stream limits (defaults: 1000 clients, 1 MiB unsent each, 30 s heartbeat). */
   readonly events?: { maxClients?: number; maxBufferedBytes?: number; heartbeatMs?: number };
 }
@@ -129,6 +132,7 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
     bodyLimit: common.bodyLimit,
     requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
   });
+  await app.register(fleetRoutes, { registry, ...options.fleet });
   await app.register(modelRoutes, {
     registry,
     router,

@@ -4,9 +4,11 @@ import pino from 'pino';
 import type { ServeConfig } from '../config.js';
 import { HotocrError } from '../errors.js';
 import { Loaders } from '../loaders/index.js';
+import { OciClient, parseReference } from '../oci/index.js';
 import { ensureBundledPackage } from '../pack/index.js';
 import { Registry, StateStore, warmUp } from '../registry/index.js';
 import { FolderSource } from '../sources/index.js';
+import { RegistrySource } from '../sources/registry-source.js';
 import { TrustStore, verifyPackage } from '../verify/index.js';
 import { createApp } from './app.js';
 import type { Router } from './routing.js';
@@ -40,10 +42,10 @@ export async function startServer(
     trustPath = config.trust;
   } else if (config.trust) {
     // Production without a package named: resume the last active version, or wait for one.
-    if (!config.models && !config.adminToken)
+    if (!config.models && !config.adminToken && !config.registry)
       throw new HotocrError(
         'CONFIG_INVALID',
-        '--trust without --model needs a way to receive packages: --models DIR (a watched folder) or --admin-token-file (uploads).',
+        '--trust without --model needs a way to receive packages: --models DIR (a watched folder), --registry REGISTRY/REPOSITORY, or --admin-token-file (uploads).',
       );
     trustPath = config.trust;
   } else {
@@ -131,6 +133,24 @@ export async function startServer(
     : undefined;
   if (folder) logger.info({ dir: config.models, settleMs: config.settleMs }, 'watching for packages');
 
+  const following = config.registry ? parseReference(config.registry, { allowBare: true }) : undefined;
+  const registrySource = following
+    ? await RegistrySource.start({
+        reference: following,
+        client: new OciClient({ insecure: config.registryInsecure }),
+        dir: join(config.data, 'incoming'),
+        pollMs: config.registryPollMs,
+        maxBytes: config.uploadLimit,
+        submit: (path) => registry.submit(path, { source: 'registry' }),
+        onEvent: (event) => {
+          const level = event.type === 'refused' || event.type === 'unreachable' ? 'warn' : 'info';
+          logger[level]({ event }, `registry source: ${event.type}`);
+        },
+      })
+    : undefined;
+  if (source)
+    logger.info({ following: config.registry, pollMs: config.registryPollMs }, 'following a registry');
+
   const uploadsDir = join(config.data, 'uploads');
   await clearUploads(uploadsDir);
   let app: FastifyInstance;
@@ -149,11 +169,18 @@ export async function startServer(
       headersTimeoutMs: config.headersTimeoutMs,
       allowPinning: config.allowPinning,
       ...(config.adminToken ? { adminToken: config.adminToken } : {}),
+      fleet: {
+        ...(registrySource ? { source: registrySource } : {}),
+        ...(config.registryWebhookSecret ? { webhookSecret: config.registryWebhookSecret } : {}),
+        peers: config.peers,
+        ...(config.peersDns ? { peersDns: config.peersDns } : {}),
+      },
     }));
     router.on((event) => logger.info({ event }, 'routing changed'));
     url = await app.listen({ port: config.port, host: config.host });
   } catch (error) {
     folder?.close();
+    await registrySource?.close();
     await registry.close();
     throw error;
   }
@@ -170,6 +197,7 @@ export async function startServer(
     close() {
       closing ??= (async () => {
         folder?.close();
+        await registrySource?.close();
         await app.close();
         await registry.close();
       })();

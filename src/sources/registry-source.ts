@@ -1,0 +1,187 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import semver from 'semver';
+import { HotocrError } from '../errors.js';
+import { formatReference, type OciClient, type OciReference } from '../oci/index.js';
+
+export interface RegistrySourceOptions {
+  /** The repository to follow; with a tag, only that tag (e.g. `stable`), else its highest semver tag. */
+  readonly reference: OciReference;
+  readonly client: OciClient;
+  /** Where pulled packages wait while they are verified and loaded; emptied at start. */
+  readonly dir: string;
+  /** How often the registry is asked when nothing pokes (default 30 s). */
+  readonly pollMs?: number;
+  /** Longest wait between tries while the registry fails (default 5 minutes). */
+  readonly maxBackoffMs?: number;
+  /** Largest package pulled. */
+  readonly maxBytes: number;
+  /** Hands a pulled package over; resolves once accepted, rejects with the refusal. */
+  readonly submit: (path: string, artifact: { reference: string; digest: string }) => Promise<unknown>;
+  /** What happened, for the log: pulls, refusals, registry failures and recoveries. */
+  readonly onEvent?: (event: RegistrySourceEvent) => void;
+}
+
+export type RegistrySourceEvent =
+  | { type: 'pulled'; reference: string; digest: string; ms: number }
+  | { type: 'refused'; reference: string; digest: string; code: string; message: string }
+  | { type: 'unreachable'; code: string; message: string; retryInMs: number }
+  | { type: 'recovered' };
+
+export interface RegistrySourceStatus {
+  readonly following: string;
+  /** The digest last handed over (accepted or refused), if any. */
+  readonly digest?: string;
+  readonly lastCheck?: string;
+  readonly lastError?: { code: string; message: string; at: string };
+  /** The last artifact refused, and why. */
+  readonly lastRefused?: { digest: string; code: string; message: string };
+}
+
+/**
+ * Follows a repository in an OCI registry: asks it every `pollMs` (or at once when poked by
+ * the registry's webhook) which artifact the followed tag names, pulls an artifact it has
+ * not handed over before, and submits it like a file dropped into the watched folder, where
+ * it is verified from scratch. A registry that fails is retried with doubling waits; the
+ * version in service is never touched by that.
+ */
+export class RegistrySource {
+  readonly #options: RegistrySourceOptions;
+  /** Digests already handed over: accepted or refused, never pulled again. */
+  readonly #done = new Set<string>();
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+  #again = false;
+  #failures = 0;
+  #closed = false;
+  #status: {
+    digest?: string;
+    lastCheck?: string;
+    lastError?: { code: string; message: string; at: string };
+    lastRefused?: { digest: string; code: string; message: string };
+  } = {};
+
+  private constructor(options: RegistrySourceOptions) {
+    this.#options = options;
+  }
+
+  static async start(options: RegistrySourceOptions): Promise<RegistrySource> {
+    await mkdir(options.dir, { recursive: true });
+    for (const f of await readdir(options.dir)) await rm(join(options.dir, f), { force: true });
+    const source = new RegistrySource(options);
+    source.poke();
+    return source;
+  }
+
+  get status(): RegistrySourceStatus {
+    return { following: formatReference(this.#options.reference), ...this.#status };
+  }
+
+  /** Looks now (the registry's webhook, or a person): a check already running is followed by one more. */
+  poke(): void {
+    if (this.#closed) return;
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    clearTimeout(this.#timer);
+    this.#running = this.#check().finally(() => {
+      this.#running = undefined;
+      if (this.#closed) return;
+      if (this.#again) {
+        this.#again = false;
+        this.poke();
+        return;
+      }
+      this.#timer = setTimeout(() => this.poke(), this.#delay());
+      this.#timer.unref();
+    });
+  }
+
+  #delay(): number {
+    const poll = this.#options.pollMs ?? 30_000;
+    if (this.#failures === 0) return poll;
+    return Math.min(this.#options.maxBackoffMs ?? 300_000, Math.max(poll, 1000) * 2 ** (this.#failures - 1));
+  }
+
+  /** The tag to take now: the followed one, or the highest semantic version. */
+  async #target(): Promise<OciReference | undefined> {
+    const ref = this.#options.reference;
+    if (ref.tag || ref.digest) return ref;
+    const tags = (await this.#options.client.tags(ref.registry, ref.repository)).filter((t) =>
+      semver.valid(t),
+    );
+    const highest = tags.sort(semver.rcompare)[0];
+    return highest ? { ...ref, tag: highest } : undefined;
+  }
+
+  async #check(): Promise<void> {
+    const { client, submit, onEvent } = this.#options;
+    let target: OciReference | undefined;
+    let digest: string;
+    try {
+      target = await this.#target();
+      this.#status.lastCheck = new Date().toISOString();
+      if (!target) return this.#recovered();
+      ({ digest } = await client.manifest(target));
+      this.#recovered();
+    } catch (error) {
+      return this.#failed(error);
+    }
+    if (this.#done.has(digest)) return;
+    const reference = formatReference(target);
+    const path = join(this.#options.dir, `${randomUUID()}.zip`);
+    const started = performance.now();
+    try {
+      await client.pull({ ...target, digest }, path, this.#options.maxBytes);
+    } catch (error) {
+      if (error instanceof HotocrError && error.code === 'ARTIFACT_INVALID') {
+        // Not a package at all: nothing to retry.
+        this.#done.add(digest);
+        this.#status.digest = digest;
+        this.#status.lastRefused = { digest, code: error.code, message: error.message };
+        onEvent?.({ type: 'refused', reference, digest, code: error.code, message: error.message });
+        return;
+      }
+      return this.#failed(error);
+    }
+    onEvent?.({ type: 'pulled', reference, digest, ms: Math.round(performance.now() - started) });
+    this.#done.add(digest);
+    this.#status.digest = digest;
+    try {
+      await submit(path, { reference: `${reference}@${digest}`, digest });
+    } catch (error) {
+      const e = error instanceof HotocrError ? error : new HotocrError('LOAD_FAILED', String(error));
+      this.#status.lastRefused = { digest, code: e.code, message: e.message };
+      onEvent?.({ type: 'refused', reference, digest, code: e.code, message: e.message });
+    } finally {
+      await rm(path, { force: true });
+    }
+  }
+
+  #recovered(): void {
+    if (this.#failures > 0) this.#options.onEvent?.({ type: 'recovered' });
+    this.#failures = 0;
+    delete this.#status.lastError;
+  }
+
+  #failed(error: unknown): void {
+    this.#failures++;
+    const e = error instanceof HotocrError ? error : new HotocrError('REGISTRY_ERROR', String(error));
+    this.#status.lastError = { code: e.code, message: e.message, at: new Date().toISOString() };
+    this.#options.onEvent?.({
+      type: 'unreachable',
+      code: e.code,
+      message: e.message,
+      retryInMs: this.#delay(),
+    });
+  }
+
+  /** Stops following; a check under way finishes. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    await this.#running;
+  }
+}
