@@ -15,7 +15,10 @@ RUN npm ci --no-audit --no-fund \
  && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:20-bookworm-slim
+# Two malloc arenas: without the limit, native memory grows with every swap under load
+# (inference threads come and go; docs/RELIABILITY.md).
 ENV NODE_ENV=production \
+    MALLOC_ARENA_MAX=2 \
     HOTOCR_HOME=/var/lib/hotocr \
     HOTOCR_PORT=8080
 WORKDIR /app

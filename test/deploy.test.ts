@@ -152,7 +152,12 @@ describe('the Dockerfile', () => {
     const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as {
       scripts: { start: string };
     };
-    assert.equal([...entry, ...cmd].join(' '), pkg.scripts.start);
+    assert.equal(`MALLOC_ARENA_MAX=2 ${[...entry, ...cmd].join(' ')}`, pkg.scripts.start);
+    // The allocator setting that keeps memory flat across swaps (docs/RELIABILITY.md).
+    assert.ok(
+      last.some((l) => /MALLOC_ARENA_MAX=2/.test(l)),
+      'the image sets MALLOC_ARENA_MAX=2',
+    );
     // What the command needs at run time is copied into the final stage.
     for (const needed of ['node_modules', 'dist/src', 'assets'])
       assert.ok(

@@ -58,6 +58,10 @@ export async function startServer(
       'trusting a development key for the bundled model; production runs name their own trust roots (--trust)',
     );
   }
+  if (process.platform === 'linux' && !process.env.MALLOC_ARENA_MAX)
+    logger.warn(
+      'MALLOC_ARENA_MAX is not set: with it unset, native memory grows with every swap under load; start the server with MALLOC_ARENA_MAX=2 (npm start and the container image do)',
+    );
   const trust = await TrustStore.load(trustPath);
   const loaders = await Loaders.create({ plugins: config.loaders, defaultRuntime: config.runtime });
   logger.info(
