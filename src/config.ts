@@ -58,6 +58,8 @@ export interface ServeConfig {
   readonly registryInsecure: readonly string[];
   /** The shared secret the registry's notifications carry. */
   readonly registryWebhookSecret?: string;
+  /** A bearer token for the registry (HOTOCR_REGISTRY_TOKEN; else Docker's config file is read). */
+  readonly registryToken?: string;
   /** Other replicas, for the fleet view: base URLs, and/or a headless Service's host:port. */
   readonly peers: readonly string[];
   readonly peersDns?: string;
@@ -273,6 +275,7 @@ export function readServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
     ),
     registryInsecure: [...(flags.registryInsecure ?? []), ...list(env.HOTOCR_REGISTRY_INSECURE)],
     ...(webhookSecret ? { registryWebhookSecret: webhookSecret } : {}),
+    ...(env.HOTOCR_REGISTRY_TOKEN ? { registryToken: env.HOTOCR_REGISTRY_TOKEN } : {}),
     peers: list(pick(flags.peers, 'HOTOCR_PEERS')),
     ...(peersDns ? { peersDns } : {}),
   };

@@ -141,7 +141,10 @@ export async function startServer(
   const registrySource = following
     ? await RegistrySource.start({
         reference: following,
-        client: new OciClient({ insecure: config.registryInsecure }),
+        client: new OciClient({
+          insecure: config.registryInsecure,
+          ...(config.registryToken ? { token: config.registryToken } : {}),
+        }),
         dir: join(config.data, 'incoming'),
         pollMs: config.registryPollMs,
         maxBytes: config.uploadLimit,
