@@ -16,6 +16,7 @@ import WebSocket from 'ws';
 import { readServeConfig } from '../src/config.js';
 import { type RunningServer, startServer } from '../src/server/index.js';
 import { renderText } from './helpers/images.js';
+import { prng } from './helpers/random.js';
 import { tempDir } from './helpers/tmp.js';
 
 const SEED = Number(process.env.HOTOCR_FUZZ_SEED ?? 20261125);
@@ -26,16 +27,6 @@ let server: RunningServer;
 let port: number;
 let page: Buffer;
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const r = prng(SEED);
 const int = (n: number) => Math.floor(r() * n);
 const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;

@@ -16,6 +16,7 @@ import { HotocrError, PackageRejectedError, REJECTION_CODES } from '../src/error
 import { keygen } from '../src/pack/index.js';
 import { TrustStore, type VerifiedPackage, verifyPackage } from '../src/verify/index.js';
 import { manifest, packWith, sourceDir } from './helpers/packages.js';
+import { prng } from './helpers/random.js';
 import { makeZip, type RawEntry } from './helpers/raw-zip.js';
 import { isolatedTmp, tempDir } from './helpers/tmp.js';
 
@@ -23,18 +24,6 @@ const CASES = Number(process.env.HOTOCR_FUZZ_CASES ?? 5000);
 const SEED = Number(process.env.HOTOCR_FUZZ_SEED ?? 20261125);
 /** The longest one case may take; a package of a few kilobytes verifies in milliseconds. */
 const CASE_BOUND_MS = 5000;
-
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const tmp = isolatedTmp();
 const work = tempDir();
