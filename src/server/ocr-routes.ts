@@ -25,6 +25,8 @@ export interface OcrRouteOptions {
 interface OcrRequestState {
   started: number;
   signal: AbortSignal;
+  /** Answers 408 if the body is still incomplete at the deadline; cleared once the body is read. */
+  bodyTimer: NodeJS.Timeout;
 }
 
 const state = new WeakMap<FastifyRequest, OcrRequestState>();
@@ -65,7 +67,7 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
       release();
       if (!reply.raw.writableFinished) controller.abort();
     });
-    state.set(request, { started: performance.now(), signal: controller.signal });
+    state.set(request, { started: performance.now(), signal: controller.signal, bodyTimer });
   });
   app.addHook('onResponse', async (_request, reply) => {
     const header = reply.getHeader('x-model-version');
@@ -99,8 +101,10 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
       },
     },
     async (request, reply) => {
-      const { started, signal } = state.get(request)!;
+      const { started, signal, bodyTimer } = state.get(request)!;
       const bytes = await imageOf(request, options.bodyLimit);
+      // The body is in: from here the deadline is the read's (503 TIMEOUT), not the body's.
+      clearTimeout(bodyTimer);
       const deadline = started + options.requestTimeoutMs;
       const work = admission.run(
         async () => {

@@ -571,7 +571,13 @@ describe('hostile archives', () => {
   test('leaves no file behind when a package vanishes mid-way', async () => {
     const path = await packWith(src, rsa.key, out());
     await rm(path);
-    await assert.rejects(verifyPackage(path, { trust }), /ENOENT/);
+    await assert.rejects(verifyPackage(path, { trust }), (e: unknown) => {
+      assert.ok(e instanceof PackageRejectedError);
+      assert.equal(e.code, 'ARCHIVE_INVALID');
+      assert.match(e.message, /gone/);
+      assert.equal(e.details.errno, 'ENOENT');
+      return true;
+    });
     assert.deepEqual(tmp.leftovers(), []);
   });
 });
