@@ -30,6 +30,8 @@ export interface ServeConfig {
   readonly settleMs: number;
   /** Previously active versions kept loaded for an instant rollback. */
   readonly keepWarm: number;
+  /** Nice value a version loads and warms up at while another serves (0: same priority as serving). */
+  readonly loadNice: number;
   /** Where refused packages from the watched folder are moved, if anywhere. */
   readonly quarantine?: string;
   readonly bodyLimit: number;
@@ -75,6 +77,7 @@ export interface ServeFlags {
   models?: string;
   settleMs?: string;
   keepWarm?: string;
+  loadNice?: string;
   quarantine?: string;
   bodyLimit?: string;
   logLevel?: string;
@@ -218,6 +221,12 @@ export function readServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
       pick(flags.keepWarm, 'HOTOCR_KEEP_WARM') ?? '0',
       0,
       16,
+    ),
+    loadNice: integer(
+      '--load-nice (HOTOCR_LOAD_NICE)',
+      pick(flags.loadNice, 'HOTOCR_LOAD_NICE') ?? '10',
+      0,
+      19,
     ),
     ...(quarantine ? { quarantine: resolve(quarantine) } : {}),
     bodyLimit: integer(

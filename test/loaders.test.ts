@@ -100,6 +100,21 @@ export const loader = {
   async load() { return { read: async () => ({ lines: 'not lines' }), release: async () => {} }; },
 };
 `,
+  'unready.mjs': `
+globalThis.__hotocrUnready = { ready: 0, releases: 0 };
+export default {
+  name: 'test-unready',
+  supports: (m) => m.runtime === 'test-unready',
+  metadata: () => ({}),
+  async load() {
+    return {
+      read: async () => ({ lines: [{ text: 'warm', score: 1, box: [[0, 0], [1, 0], [1, 1], [0, 1]] }] }),
+      async ready() { globalThis.__hotocrUnready.ready++; throw new Error('the device did not come up'); },
+      async release() { globalThis.__hotocrUnready.releases++; },
+    };
+  },
+};
+`,
   'hang.mjs': `
 globalThis.__hotocrHangReleased = 0;
 export default {
@@ -190,7 +205,7 @@ describe('loader plugins', () => {
   let page: Buffer;
   before(async () => {
     server = await serve(home, {
-      loader: [plugin('echo.mjs'), plugin('explode.mjs'), plugin('badshape.mjs')],
+      loader: [plugin('echo.mjs'), plugin('explode.mjs'), plugin('badshape.mjs'), plugin('unready.mjs')],
     });
     page = await renderText(['Plugins 42']);
   });
@@ -245,7 +260,7 @@ describe('loader plugins', () => {
     assert.match(body.error.message, /runtime "tensorrt"/);
     assert.match(
       body.error.message,
-      /test-echo, test-explode, test-badshape, onnxruntime-node, onnxruntime-wasm/,
+      /test-echo, test-explode, test-badshape, test-unready, onnxruntime-node, onnxruntime-wasm/,
     );
     assert.match(body.error.message, /--loader/);
     assert.equal((await models(server)).active, before);
@@ -275,6 +290,27 @@ describe('loader plugins', () => {
     assert.equal(body.error.code, 'WARMUP_FAILED');
     assert.match(body.error.message, /"test-badshape" returned a result of the wrong shape/);
     assert.equal((await models(server)).active, before);
+  });
+
+  test('a model whose ready() throws after its warm-up never goes live and is released', async () => {
+    const before = (await models(server)).active;
+    const res = await upload(server, await pluginPackage(home, '9.2.0', 'test-unready'));
+    assert.equal(res.status, 422);
+    const body = (await res.json()) as ErrorBody;
+    assert.equal(body.error.code, 'LOAD_FAILED');
+    assert.match(
+      body.error.message,
+      /"test-unready" failed to make the model ready: the device did not come up/,
+    );
+    const calls = (globalThis as unknown as { __hotocrUnready: { ready: number; releases: number } })
+      .__hotocrUnready;
+    assert.deepEqual(calls, { ready: 1, releases: 1 });
+    const m = await models(server);
+    assert.equal(m.active, before);
+    assert.equal(m.versions.find((v) => v.version === '9.2.0')?.failure?.code, 'LOAD_FAILED');
+    const { status, body: read } = await ocr(server, page);
+    assert.equal(status, 200);
+    assert.equal(read.lines[0]?.text, 'Plugins 42');
   });
 });
 

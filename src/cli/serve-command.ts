@@ -25,6 +25,10 @@ export function serveCommand(): Command {
       'previously active versions kept loaded for an instant rollback (HOTOCR_KEEP_WARM, default 0)',
     )
     .option(
+      '--load-nice <n>',
+      'while a version serves, load and warm up new ones at this nice value, 0-19, so serving keeps the cores; needs CAP_SYS_NICE, else 0 (HOTOCR_LOAD_NICE, default 10)',
+    )
+    .option(
       '--quarantine <dir>',
       'move refused packages from the watched folder here, with a .reason.json (HOTOCR_QUARANTINE)',
     )

@@ -27,6 +27,12 @@ export interface LoadOptions {
   readonly cpuMemArena?: boolean;
   /** Let idle runtime threads spin-wait (default off). */
   readonly spinning?: boolean;
+  /**
+   * Set when another version already serves: load and warm up at this nice value (a lower
+   * scheduling priority) so serving keeps the cores, and return to normal priority in
+   * `ready()`. Only set when the process may raise a priority again. Loaders may ignore it.
+   */
+  readonly loadNice?: number;
 }
 
 export interface ReadOptions {
@@ -38,6 +44,12 @@ export interface ReadOptions {
 export interface LoadedModel {
   /** Every line of text in the image, in reading order. Safe to call concurrently. */
   read(image: RgbImage, options?: ReadOptions): Promise<OcrResult>;
+  /**
+   * Optional: called once warm-up has passed, before the model takes its first request: a
+   * model that loaded at a lower priority takes its normal one back here. A throw fails the
+   * version (LOAD_FAILED).
+   */
+  ready?(): Promise<void>;
   /** Frees everything the model holds. Called once, after the last read has finished. */
   release(): Promise<void>;
 }

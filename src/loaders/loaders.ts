@@ -177,6 +177,21 @@ function contained(name: string, model: LoadedModel): LoadedModel {
         },
       } satisfies OcrResult;
     },
+    ...(model.ready
+      ? {
+          async ready() {
+            try {
+              await model.ready!();
+            } catch (cause) {
+              throw new HotocrError(
+                'LOAD_FAILED',
+                `The loader "${name}" failed to make the model ready: ${(cause as Error)?.message ?? cause}`,
+                { cause },
+              );
+            }
+          },
+        }
+      : {}),
     async release() {
       try {
         await model.release();
@@ -309,6 +324,9 @@ export class Loaders {
       loader: loader.name,
       metadata: metadataOf(loader, manifest),
       read: (image, readOptions) => model.read(image, readOptions),
+      ready: async () => {
+        await model.ready?.();
+      },
       release: () => model.release(),
     };
     return served;

@@ -4,6 +4,7 @@
  * and onnxruntime-web's WebAssembly runs on the thread that calls it, so inference must not
  * happen on the main thread, where it would stop every request.
  */
+import { getPriority, setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { HotocrError } from '../errors.js';
 // The engine alone: the package index would also load sharp, 0.1 s more per thread start.
@@ -24,7 +25,10 @@ export type WorkerRequest =
       params: OcrParams;
       runtime: BuiltinRuntime;
       session: SessionOptions;
+      /** Load (and warm up) at this nice value; `serve` gives the thread its priority back. */
+      nice?: number;
     }
+  | { type: 'serve'; id: number }
   | { type: 'locate'; id: number; image: RgbImage }
   | { type: 'recognize'; id: number; crops: RgbImage[] }
   | { type: 'release'; id: number };
@@ -36,6 +40,8 @@ export type WorkerReply =
 const port = parentPort!;
 let engine: OcrEngine | undefined;
 const sessions: OrtGraphSession[] = [];
+/** The thread's own nice value before loading lowered it (0 = this thread's id, on Linux). */
+let servingNice: number | undefined;
 
 const zero = (): OcrTimings => ({ det: 0, cls: 0, rec: 0, inference: 0, total: 0 });
 
@@ -45,6 +51,13 @@ async function handle(
   const timings = zero();
   switch (msg.type) {
     case 'load': {
+      if (msg.nice !== undefined) {
+        const own = getPriority(0);
+        if (msg.nice > own) {
+          setPriority(0, msg.nice);
+          servingNice = own;
+        }
+      }
       // Only the runtime asked for is imported: a wasm-only thread never touches the native binding.
       let openSession: typeof import('./onnxruntime-node.js').openSession;
       try {
@@ -81,6 +94,20 @@ async function handle(
       const { boxes, crops } = await engine!.locate(msg.image, timings);
       return { result: { boxes, crops }, timings, transfer: crops.map((c) => c.data.buffer as ArrayBuffer) };
     }
+    case 'serve':
+      if (servingNice !== undefined) {
+        try {
+          setPriority(0, servingNice);
+        } catch (cause) {
+          throw new HotocrError(
+            'LOAD_FAILED',
+            `An inference thread could not get its priority back after loading (${(cause as Error).message}); start the server with --load-nice 0 or give it CAP_SYS_NICE.`,
+            { cause },
+          );
+        }
+        servingNice = undefined;
+      }
+      return { result: null, timings };
     case 'recognize':
       return { result: await engine!.recognizeBatch(msg.crops, timings), timings };
     case 'release':

@@ -32,6 +32,12 @@ export interface PoolOptions extends SessionOptions {
    * (bench/ocr-threads).
    */
   readonly workers?: number;
+  /**
+   * Load and warm up at this nice value, then return to normal priority in `ready()`. Applied
+   * only where each thread runs its graphs itself (one intra-op thread): threads onnxruntime
+   * would start for a session could not be given their priority back.
+   */
+  readonly loadNice?: number;
 }
 
 function checkAborted(signal: AbortSignal | undefined): void {
@@ -57,6 +63,9 @@ function shared<T extends Uint8Array | undefined>(bytes: T): T {
   view.set(bytes);
   return view as T;
 }
+
+/** Runtimes that have opened sessions in this process (and so started their process-wide threads). */
+const opened = new Set<BuiltinRuntime>();
 
 /** Copies into a fresh, transferable buffer: Node's pooled Buffers must not be detached. */
 function transferable(image: RgbImage): RgbImage {
@@ -164,17 +173,33 @@ export class OcrWorkerPool {
       ...(options.cpuMemArena !== undefined ? { cpuMemArena: options.cpuMemArena } : {}),
     };
     const runtime = options.runtime ?? 'onnxruntime-node';
+    // Lowered only where every thread the load starts is one of ours: with more than one
+    // intra-op thread onnxruntime starts its own, and its first session in the process starts
+    // a process-wide thread; either would keep the low priority for good.
+    const nice =
+      options.loadNice !== undefined &&
+      options.loadNice > 0 &&
+      (session.intraOpThreads === 1 || runtime === 'onnxruntime-wasm') &&
+      opened.has(runtime)
+        ? { nice: options.loadNice }
+        : {};
     const threads = Array.from({ length: count }, () => new InferenceThread());
     const pool = new OcrWorkerPool(threads, params);
     try {
       await Promise.all(
-        threads.map((t) => t.send({ type: 'load', graphs, dictionary, params, runtime, session })),
+        threads.map((t) => t.send({ type: 'load', graphs, dictionary, params, runtime, session, ...nice })),
       );
     } catch (error) {
       await pool.release();
       throw error;
     }
+    opened.add(runtime);
     return pool;
+  }
+
+  /** Gives every thread back the priority it had before loading; called once warm-up has passed. */
+  async ready(): Promise<void> {
+    await Promise.all(this.#threads.map((t) => t.send({ type: 'serve' })));
   }
 
   get params(): OcrParams {

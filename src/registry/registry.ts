@@ -16,8 +16,11 @@ export interface RegistryOptions {
     path: string,
     policy: { highestActivated: (name: string) => string | undefined; allowDowngrade: boolean },
   ) => Promise<VerifiedPackage>;
-  /** Loads verified bytes into a model (step 6, graphs). */
-  readonly load: (pkg: VerifiedPackage) => Promise<ServedModel>;
+  /**
+   * Loads verified bytes into a model (step 6, graphs). `serving` says another version is
+   * already answering requests, so the load may run at a lower priority than serving.
+   */
+  readonly load: (pkg: VerifiedPackage, context: { serving: boolean }) => Promise<ServedModel>;
   /** Reads the built-in image with a loaded model before it may serve (step 6, warm-up). */
   readonly warmUp: (model: ServedModel, pkg: VerifiedPackage) => Promise<void>;
   readonly store: StateStore;
@@ -178,9 +181,10 @@ export class Registry {
     let model: ServedModel | undefined;
     let warmupStarted = started;
     try {
-      model = await this.#options.load(pkg);
+      model = await this.#options.load(pkg, { serving: this.#active.size > 0 });
       warmupStarted = performance.now();
       await this.#options.warmUp(model, pkg);
+      await model.ready?.();
       await copied;
     } catch (error) {
       await model?.release();

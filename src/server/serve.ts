@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import type { ServeConfig } from '../config.js';
 import { HotocrError } from '../errors.js';
-import { Loaders } from '../loaders/index.js';
+import { canRestorePriority, Loaders } from '../loaders/index.js';
 import { OciClient, parseReference } from '../oci/index.js';
 import { ensureBundledPackage } from '../pack/index.js';
 import { Registry, StateStore, warmUp } from '../registry/index.js';
@@ -62,6 +62,12 @@ export async function startServer(
     logger.warn(
       'MALLOC_ARENA_MAX is not set: with it unset, native memory grows with every swap under load; start the server with MALLOC_ARENA_MAX=2 (npm start and the container image do)',
     );
+  // A thread may lower its own priority, but only one allowed to raise it again can serve after.
+  const loadNice = config.loadNice > 0 && canRestorePriority() ? config.loadNice : 0;
+  if (config.loadNice > 0 && loadNice === 0)
+    logger.info(
+      'new versions load at the same priority as serving: giving threads their priority back after a low-priority load needs CAP_SYS_NICE (docs/HOT-SWAP.md)',
+    );
   const trust = await TrustStore.load(trustPath);
   const loaders = await Loaders.create({ plugins: config.loaders, defaultRuntime: config.runtime });
   logger.info(
@@ -79,13 +85,13 @@ export async function startServer(
         allowLegacySignatures: config.allowLegacySignatures,
         ...policy,
       }),
-    load: (pkg) => {
+    load: (pkg, { serving }) => {
       if (pkg.legacy)
         logger.warn(
           { unprotected: pkg.legacy.unprotected, path: pkg.path },
           'legacy signature: these entries are not protected',
         );
-      return loaders.load(pkg);
+      return loaders.load(pkg, serving && loadNice > 0 ? { loadNice } : {});
     },
     warmUp: (model, pkg) => warmUp(model, pkg.manifest),
     store: new StateStore(join(config.data, 'state.json')),
