@@ -154,6 +154,7 @@ try {
 
   let swaps = 0;
   let swapsFailed = 0;
+  const swapMs: number[] = [];
   const swapper = async () => {
     while (performance.now() < deadline) {
       const t = performance.now();
@@ -164,6 +165,7 @@ try {
       });
       const body = await res.text();
       swaps++;
+      swapMs.push(performance.now() - t);
       if (res.status !== 201) {
         swapsFailed++;
         console.error(`swap ${swaps} failed: ${res.status} ${body.slice(0, 300)}`);
@@ -240,7 +242,9 @@ try {
   console.log(
     `requests ${requests} (${(requests / seconds).toFixed(2)}/s), failed ${[...failures.values()].reduce((a, b) => a + b, 0)} ${JSON.stringify(Object.fromEntries(failures))}; p50 ${latencies.length ? median(latencies).toFixed(0) : '-'} ms, p99 ${latencies.length ? percentile(latencies, 99).toFixed(0) : '-'} ms`,
   );
-  console.log(`swaps ${swaps}, failed ${swapsFailed}`);
+  console.log(
+    `swaps ${swaps}, failed ${swapsFailed}; upload to active: median ${median(swapMs).toFixed(0)} ms, max ${Math.max(...swapMs).toFixed(0)} ms`,
+  );
   console.log(
     `bad packages ${bad}: accepted ${badAccepted}, refused ${JSON.stringify(Object.fromEntries(refused))}, quarantined ${quarantined.length}; left in the watched folder ${leftInFolder}, in uploads ${leftUploads}`,
   );
