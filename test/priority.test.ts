@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import pino from 'pino';
 import { readServeConfig } from '../src/config.js';
@@ -56,13 +58,21 @@ describe('loading at low priority', () => {
   test('the capability check agrees with what a thread can actually do, as root and as nobody', async () => {
     assert.equal(canRestorePriority(), await canReallyRestore());
     if (process.getuid?.() === 0) {
-      // Another user, without CAP_SYS_NICE: a lowered priority could not be taken back.
-      const script = `import('${new URL('../src/loaders/priority.js', import.meta.url).href}').then((m) => console.log(m.canRestorePriority()))`;
+      // Another user, without CAP_SYS_NICE: a lowered priority could not be taken back. The
+      // module (it imports only node:*) is copied where that user can read it.
+      const open = await mkdtemp(join(tmpdir(), 'hotocr-priority-'));
+      await chmod(open, 0o755);
+      const copy = join(open, 'priority.mjs');
+      await copyFile(fileURLToPath(new URL('../src/loaders/priority.js', import.meta.url)), copy);
+      await chmod(copy, 0o644);
+      const script = `import('${pathToFileURL(copy).href}').then((m) => console.log(m.canRestorePriority()))`;
       const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+        cwd: open,
         uid: 65534,
         gid: 65534,
         encoding: 'utf8',
       });
+      await rm(open, { recursive: true, force: true });
       assert.equal(child.stdout.trim(), 'false', child.stderr);
     }
   });

@@ -40,7 +40,7 @@ export type WorkerReply =
 const port = parentPort!;
 let engine: OcrEngine | undefined;
 const sessions: OrtGraphSession[] = [];
-/** The thread's own nice value before loading lowered it (0 = this thread's id, on Linux). */
+/** This thread's nice value before loading lowered it (on Linux, getPriority(0) and setPriority(0) act on this thread alone). */
 let servingNice: number | undefined;
 
 const zero = (): OcrTimings => ({ det: 0, cls: 0, rec: 0, inference: 0, total: 0 });
