@@ -49,6 +49,11 @@ export interface ServeConfig {
   readonly headersTimeoutMs: number;
   /** Whether clients may pin a version with the X-Model-Version header. */
   readonly allowPinning: boolean;
+  /** Canary rollback margins (fractions); the guard is on when either is set. */
+  readonly canaryErrorMargin?: number;
+  readonly canaryP99Margin?: number;
+  /** Requests the canary and the stable version must each answer before they are compared. */
+  readonly canaryMinRequests: number;
   /** Loader plugins (module paths or package names), asked before the built-in loaders, in order. */
   readonly loaders: readonly string[];
   /** The runtime of packages whose manifest names none. */
@@ -89,6 +94,9 @@ export interface ServeFlags {
   requestTimeoutMs?: string;
   headersTimeoutMs?: string;
   allowPinning?: boolean;
+  canaryErrorMargin?: string;
+  canaryP99Margin?: string;
+  canaryMinRequests?: string;
   loader?: string[];
   runtime?: string;
   registry?: string;
@@ -139,6 +147,21 @@ function integer(name: string, value: string, min: number, max: number): number 
     throw new HotocrError(
       'CONFIG_INVALID',
       `${name} must be a whole number from ${min} to ${max}, not ${JSON.stringify(value)}.`,
+    );
+  }
+  return n;
+}
+
+const optional = <K extends string>(key: K, value: number | undefined): { [P in K]?: number } =>
+  (value === undefined ? {} : { [key]: value }) as { [P in K]?: number };
+
+function fraction(name: string, value: string | undefined, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > max) {
+    throw new HotocrError(
+      'CONFIG_INVALID',
+      `${name} must be a fraction from 0 to ${max} (0.05 is five percent), not ${JSON.stringify(value)}.`,
     );
   }
   return n;
@@ -268,6 +291,28 @@ export function readServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
       600_000,
     ),
     allowPinning: flags.allowPinning ?? env.HOTOCR_ALLOW_PINNING === '1',
+    ...optional(
+      'canaryErrorMargin',
+      fraction(
+        '--canary-error-margin (HOTOCR_CANARY_ERROR_MARGIN)',
+        pick(flags.canaryErrorMargin, 'HOTOCR_CANARY_ERROR_MARGIN'),
+        1,
+      ),
+    ),
+    ...optional(
+      'canaryP99Margin',
+      fraction(
+        '--canary-p99-margin (HOTOCR_CANARY_P99_MARGIN)',
+        pick(flags.canaryP99Margin, 'HOTOCR_CANARY_P99_MARGIN'),
+        100,
+      ),
+    ),
+    canaryMinRequests: integer(
+      '--canary-min-requests (HOTOCR_CANARY_MIN_REQUESTS)',
+      pick(flags.canaryMinRequests, 'HOTOCR_CANARY_MIN_REQUESTS') ?? '50',
+      1,
+      1_000_000,
+    ),
     loaders:
       flags.loader ??
       (env.HOTOCR_LOADERS ?? '')

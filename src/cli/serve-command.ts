@@ -70,6 +70,18 @@ export function serveCommand(): Command {
       'let clients pin a version with the X-Model-Version header (HOTOCR_ALLOW_PINNING=1)',
     )
     .option(
+      '--canary-error-margin <fraction>',
+      "end a traffic split when a canary's error rate exceeds the active version's by more than this, e.g. 0.05 (HOTOCR_CANARY_ERROR_MARGIN; unset: not compared)",
+    )
+    .option(
+      '--canary-p99-margin <fraction>',
+      "end a traffic split when a canary's p99 exceeds the active version's by more than this, e.g. 0.5 for 1.5 times (HOTOCR_CANARY_P99_MARGIN; unset: not compared)",
+    )
+    .option(
+      '--canary-min-requests <n>',
+      'requests the canary and the active version must each answer in a split before they are compared (HOTOCR_CANARY_MIN_REQUESTS, default 50)',
+    )
+    .option(
       '--runtime <name>',
       'loader for packages whose config.json names no runtime: onnxruntime-node (native) or onnxruntime-wasm (HOTOCR_RUNTIME, default onnxruntime-node)',
     )

@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Registry } from '../registry/index.js';
 import { Admission, RETRY_AFTER_SECONDS } from './admission.js';
 import { adminGuard } from './auth.js';
+import { CanaryGuard, type CanaryGuardOptions } from './canary.js';
 import { dashboardRoutes } from './dashboard.js';
 import { errorHandler } from './errors.js';
 import { eventStream, type StreamEvent } from './events-stream.js';
@@ -41,6 +42,11 @@ export interface AppOptions {
   readonly allowPinning?: boolean;
   /** The registry source and the other replicas, for the webhook and the fleet view. */
   readonly fleet?: Omit<FleetOptions, 'registry'>;
+  /**
+   * Automatic canary rollback: on when a margin is given (errorMargin, p99Margin); by default
+   * after 50 requests each, looking back at most 60 s, checked every second.
+   */
+  readonly canary?: Partial<CanaryGuardOptions> & { checkEveryMs?: number };
   /** Event-stream limits (defaults: 1000 clients, 1 MiB unsent each, 30 s heartbeat). */
   readonly events?: { maxClients?: number; maxBufferedBytes?: number; heartbeatMs?: number };
 }
@@ -85,6 +91,22 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
   const router = new Router(registry, { allowPinning: options.allowPinning ?? false });
   const metrics = new Metrics(registry, admission);
   const stats = new TrafficStats();
+  const { canary } = options;
+  if (canary && (canary.errorMargin !== undefined || canary.p99Margin !== undefined)) {
+    const guard = new CanaryGuard(
+      router,
+      stats,
+      {
+        ...(canary.errorMargin !== undefined ? { errorMargin: canary.errorMargin } : {}),
+        ...(canary.p99Margin !== undefined ? { p99Margin: canary.p99Margin } : {}),
+        minRequests: canary.minRequests ?? 50,
+        windowSeconds: canary.windowSeconds ?? 60,
+      },
+      (r) => metrics.canaryRollback(r.name, r.canary.version, r.cause),
+    );
+    guard.start(canary.checkEveryMs ?? 1000);
+    app.addHook('onClose', async () => guard.stop());
+  }
   const admin = adminGuard(options.adminToken);
   const profiler = new Profiler();
 

@@ -10,6 +10,7 @@ export class Metrics {
   readonly prom = new PromRegistry();
   readonly #requestSeconds: Histogram<'version'>;
   readonly #requests: Counter<'version' | 'status'>;
+  readonly #canaryRollbacks: Counter<'name' | 'version' | 'cause'>;
 
   constructor(registry: Registry, admission: Admission) {
     const prom = this.prom;
@@ -138,6 +139,17 @@ export class Metrics {
       labelNames: ['version', 'status'],
       registers: [prom],
     });
+    this.#canaryRollbacks = new Counter({
+      name: 'hotocr_canary_rollbacks_total',
+      help: 'Splits ended by the canary guard, by canary version and cause (error-rate, p99).',
+      labelNames: ['name', 'version', 'cause'],
+      registers: [prom],
+    });
+  }
+
+  /** Counts a split the canary guard ended. */
+  canaryRollback(name: string, version: string, cause: string): void {
+    this.#canaryRollbacks.inc({ name, version, cause });
   }
 
   /** Records one OCR request; `version` is `name/version`, or undefined when none answered. */

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { HotocrError } from '../errors.js';
 import type { Lease, Registry, RegistryEvent } from '../registry/index.js';
+import type { CanaryRollback } from './canary.js';
 
 export interface Split {
   readonly version: string;
@@ -26,6 +27,8 @@ export type RoutingEvent = {
   split: readonly Split[];
   allowPinning: boolean;
   reason: string;
+  /** Set when the canary guard ended the split: which version, why, and the figures compared. */
+  rollback?: CanaryRollback;
 };
 
 /** The body of PUT /v1/routing, its shape checked against routingUpdateSchema first. */
@@ -157,6 +160,13 @@ export class Router {
     return lease;
   }
 
+  /** Ends the split: every request goes to the active version; the routing event carries `reason`. */
+  endSplit(reason: string, rollback?: CanaryRollback): void {
+    if (this.#split.length === 0) return;
+    this.#split = [];
+    this.#changed(reason, rollback);
+  }
+
   #onRegistryEvent(event: RegistryEvent): void {
     if (event.type !== 'draining' && event.type !== 'released' && event.type !== 'failed') return;
     if (event.name !== this.#name || !this.#split.some((s) => s.version === event.version)) return;
@@ -166,7 +176,7 @@ export class Router {
     );
   }
 
-  #changed(reason: string): void {
+  #changed(reason: string, rollback?: CanaryRollback): void {
     this.#updatedAt = new Date().toISOString();
     const view = this.view();
     const event: RoutingEvent = {
@@ -176,6 +186,7 @@ export class Router {
       split: view.split,
       allowPinning: view.allowPinning,
       reason,
+      ...(rollback ? { rollback } : {}),
     };
     for (const l of this.#listeners) {
       try {

@@ -181,6 +181,11 @@ export async function startServer(
       requestTimeoutMs: config.requestTimeoutMs,
       headersTimeoutMs: config.headersTimeoutMs,
       allowPinning: config.allowPinning,
+      canary: {
+        ...(config.canaryErrorMargin !== undefined ? { errorMargin: config.canaryErrorMargin } : {}),
+        ...(config.canaryP99Margin !== undefined ? { p99Margin: config.canaryP99Margin } : {}),
+        minRequests: config.canaryMinRequests,
+      },
       ...(config.adminToken ? { adminToken: config.adminToken } : {}),
       fleet: {
         ...(registrySource ? { source: registrySource } : {}),
@@ -189,7 +194,9 @@ export async function startServer(
         ...(config.peersDns ? { peersDns: config.peersDns } : {}),
       },
     }));
-    router.on((event) => logger.info({ event }, 'routing changed'));
+    router.on((event) =>
+      event.rollback ? logger.warn({ event }, event.reason) : logger.info({ event }, 'routing changed'),
+    );
     url = await app.listen({ port: config.port, host: config.host });
   } catch (error) {
     folder?.close();

@@ -79,6 +79,27 @@ export class TrafficStats {
     slot.bins[binOf(ms)]!++;
   }
 
+  /**
+   * One version's requests answered from `sinceMs` on (at most the whole window): how many,
+   * how many failed, and their p99 (ms, null without requests).
+   */
+  summary(version: string, sinceMs: number): { count: number; errors: number; p99: number | null } {
+    const from = Math.max(
+      Math.floor(sinceMs / 1000),
+      Math.floor(this.#now() / 1000) - this.#windowSeconds + 1,
+    );
+    const bins = new Uint32Array(BINS);
+    let count = 0;
+    let errors = 0;
+    for (const s of this.#slots.get(version) ?? []) {
+      if (s.second < from) continue;
+      count += s.count;
+      errors += s.errors;
+      for (let i = 0; i < BINS; i++) bins[i]! += s.bins[i]!;
+    }
+    return { count, errors, p99: percentile(bins, count, 0.99) };
+  }
+
   /** Every version seen in the window, with its series in `stepSeconds` periods. */
   snapshot(stepSeconds = 5): VersionStats[] {
     const nowSecond = Math.floor(this.#now() / 1000);
