@@ -288,9 +288,14 @@ function describeEvent(e) {
 function addEvent(e) {
   const item = h(
     'li',
-    { class: `event event-${e.type}`, 'data-type': e.type, ...(e.code ? { 'data-code': e.code } : {}) },
+    {
+      class: `event event-${e.type}${e.rollback ? ' event-rollback' : ''}`,
+      'data-type': e.type,
+      ...(e.code ? { 'data-code': e.code } : {}),
+      ...(e.rollback ? { 'data-cause': e.rollback.cause } : {}),
+    },
     h('time', { datetime: e.ts }, time(e.ts)),
-    h('span', { class: 'event-type' }, e.type),
+    h('span', { class: 'event-type' }, e.rollback ? 'canary rolled back' : e.type),
     h('span', {}, describeEvent(e)),
   );
   const list = $('events');
