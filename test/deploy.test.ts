@@ -68,6 +68,16 @@ describe('Kubernetes manifests', () => {
       assert.doesNotThrow(() => new Model(o as never).validate(), `${o.kind} ${o.metadata.name}`);
       if (o.kind !== 'Namespace') assert.equal(o.metadata.namespace, 'models', `${o.kind} namespace`);
     }
+    // The schemas do refuse: the same Deployment with a wrong type, or without a required field.
+    // (Unknown fields pass, as they do in Kubernetes' own schemas: the field checks below cover them.)
+    const deployment = objects.find((o) => o.kind === 'Deployment')!;
+    const Deployment = MODELS['apps/v1/Deployment']!;
+    const broken = structuredClone(deployment) as unknown as { spec: Record<string, unknown> };
+    broken.spec.replicas = 'three';
+    assert.throws(() => new Deployment(broken as never).validate());
+    const partial = structuredClone(deployment) as unknown as { spec: Record<string, unknown> };
+    delete partial.spec.selector;
+    assert.throws(() => new Deployment(partial as never).validate());
   });
 
   test('probes, secrets, resources, security and the fleet wiring are as documented', async () => {
