@@ -13,14 +13,12 @@
  *
  *   npm run build && node dist/bench/load.js [--duration 60] [--interval 2] [--baseline 20] [--connections 4] [--rate N] [--load-nice N]
  */
-import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { type AddressInfo, createServer } from 'node:net';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { keyFileSigner, pack, writeBundledSource } from '../src/pack/index.js';
 import { makePages } from './lib/pages.js';
+import { bundledPackages, startServer, upload } from './lib/server.js';
 import { machine, median, percentile } from './lib/stats.js';
 
 const arg = (name: string, fallback: number) => {
@@ -43,48 +41,16 @@ interface Sample {
 const dir = await mkdtemp(join(tmpdir(), 'hotocr-bench-load-'));
 const home = join(dir, 'home');
 await writeFile(join(dir, 'token'), TOKEN);
-// A free port, so the server can log at warn level only (request logs would cost it time).
-const port = await new Promise<number>((resolve) => {
-  const probe = createServer().listen(0, '127.0.0.1', () => {
-    const { port } = probe.address() as AddressInfo;
-    probe.close(() => resolve(port));
-  });
-});
-const url = `http://127.0.0.1:${port}`;
-const child = spawn(
-  process.execPath,
-  [
-    join(import.meta.dirname, '..', 'src', 'cli', 'main.js'),
-    'serve',
-    ...['--port', String(port), '--host', '127.0.0.1', '--data', home],
-    ...['--admin-token-file', join(dir, 'token'), '--log-level', 'warn'],
-    ...loadNice,
-  ],
-  { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, MALLOC_ARENA_MAX: '2' } },
-);
+const server = await startServer({ home, tokenFile: join(dir, 'token'), args: loadNice, stdout: 'inherit' });
+const { url } = server;
 try {
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the server exited (${child.exitCode})`);
-    const ready = await fetch(`${url}/readyz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ready) break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-
   const swaps = 2 * (Math.ceil(duration / interval) + 1);
   console.log(`packing ${swaps} versions to swap in...`);
-  const signer = await keyFileSigner(join(home, 'dev-key', 'signing.key'));
-  const packages: Buffer[] = [];
-  for (let i = 0; i < swaps; i++) {
-    const v = `4.2.${i}`;
-    const out = join(dir, `ppocr-${v}.zip`);
-    await pack(await writeBundledSource(join(dir, `src-${v}`), v), { signer, out });
-    packages.push(await readFile(out));
-    await rm(out);
-    await rm(join(dir, `src-${v}`), { recursive: true });
-  }
+  const packages = await bundledPackages(
+    dir,
+    home,
+    Array.from({ length: swaps }, (_, i) => `4.2.${i}`),
+  );
   const page = (await makePages(1))[0]!;
 
   const run = async (seconds: number, rate?: number): Promise<{ samples: Sample[]; errors: number }> => {
@@ -137,13 +103,8 @@ try {
     const swapper = (async () => {
       while (!stop && next < packages.length) {
         const start = performance.now();
-        const res = await fetch(`${url}/v1/models`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/zip' },
-          body: packages[next++]!,
-        });
-        await res.arrayBuffer();
-        if (res.status !== 201) swapErrors++;
+        const { status } = await upload(url, TOKEN, packages[next++]!);
+        if (status !== 201) swapErrors++;
         // The old version drains and its threads stop just after the switch: part of the window.
         windows.push({ start, end: performance.now() + 250 });
         const wait = start + interval * 1000 - performance.now();
@@ -210,7 +171,6 @@ try {
     return [samples, seconds, errors];
   }
 } finally {
-  child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
+  await server.stop();
   await rm(dir, { recursive: true, force: true });
 }

@@ -11,13 +11,12 @@
  *
  * The tests run a one-minute version (test/soak.test.ts); HOTOCR_SOAK_MINUTES makes it longer.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, readlink, rename, rm, writeFile } from 'node:fs/promises';
-import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bundledManifest, keyFileSigner, keygen, pack, writeBundledSource } from '../src/pack/index.js';
 import { makePages } from './lib/pages.js';
+import { startServer, upload } from './lib/server.js';
 import { machine, median, percentile } from './lib/stats.js';
 
 const arg = (name: string, fallback: number) => {
@@ -36,26 +35,13 @@ const home = join(dir, 'home');
 const models = join(dir, 'models');
 const quarantine = join(dir, 'quarantine');
 await writeFile(join(dir, 'token'), TOKEN);
-const port = await new Promise<number>((resolve) => {
-  const probe = createServer().listen(0, '127.0.0.1', () => {
-    const { port } = probe.address() as AddressInfo;
-    probe.close(() => resolve(port));
-  });
+// As `npm start` and the container image run it, unless the caller says otherwise.
+const { url, child, stop } = await startServer({
+  home,
+  tokenFile: join(dir, 'token'),
+  args: ['--models', models, '--quarantine', quarantine, '--settle-ms', '500'],
+  mallocArenaMax: arenaMax,
 });
-const url = `http://127.0.0.1:${port}`;
-const child = spawn(
-  process.execPath,
-  [
-    join(import.meta.dirname, '..', 'src', 'cli', 'main.js'),
-    'serve',
-    ...['--port', String(port), '--host', '127.0.0.1', '--data', home],
-    ...['--models', models, '--quarantine', quarantine, '--settle-ms', '500'],
-    ...['--admin-token-file', join(dir, 'token'), '--log-level', 'warn'],
-  ],
-  // As `npm start` and the container image run it, unless the caller says otherwise.
-  { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, MALLOC_ARENA_MAX: arenaMax } },
-);
-const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
 let summary: Record<string, number> = {};
 
 interface Sample {
@@ -91,17 +77,6 @@ async function sample(t: number): Promise<Sample> {
 }
 
 try {
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the server exited (${child.exitCode})`);
-    if (
-      await fetch(`${url}/readyz`).then(
-        (r) => r.ok,
-        () => false,
-      )
-    )
-      break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
   const signer = await keyFileSigner(join(home, 'dev-key', 'signing.key'));
   const stranger = await keygen({ type: 'ed25519', out: join(dir, 'stranger') });
   const strangerSigner = await keyFileSigner(stranger.privateKeyPath);
@@ -158,17 +133,12 @@ try {
   const swapper = async () => {
     while (performance.now() < deadline) {
       const t = performance.now();
-      const res = await fetch(`${url}/v1/models`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/zip' },
-        body: await nextPackage(),
-      });
-      const body = await res.text();
+      const { status, text } = await upload(url, TOKEN, await nextPackage());
       swaps++;
       swapMs.push(performance.now() - t);
-      if (res.status !== 201) {
+      if (status !== 201) {
         swapsFailed++;
-        console.error(`swap ${swaps} failed: ${res.status} ${body.slice(0, 300)}`);
+        console.error(`swap ${swaps} failed: ${status} ${text.slice(0, 300)}`);
       }
       const wait = t + swapEvery * 1000 - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
@@ -188,13 +158,9 @@ try {
         const bytes = await nextPackage();
         const at = bytes.indexOf(Buffer.from('rec.onnx')) + 2000;
         bytes[at] = bytes[at]! ^ 0xff;
-        const res = await fetch(`${url}/v1/models`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/zip' },
-          body: bytes,
-        });
-        const body = (await res.json()) as { error?: { code: string } };
-        if (res.status < 400) badAccepted++;
+        const { status, text } = await upload(url, TOKEN, bytes);
+        const body = JSON.parse(text) as { error?: { code: string } };
+        if (status < 400) badAccepted++;
         else refused.set(body.error!.code, (refused.get(body.error!.code) ?? 0) + 1);
       } else {
         // Dropped into the watched folder: signed by an unknown key, or cut short.
@@ -277,8 +243,7 @@ try {
     `file descriptors: start ${samples[0]!.fds}, early median ${med(early, 'fds')}, late median ${med(late, 'fds')}, max ${Math.max(...samples.map((s) => s.fds))}; kept packages at the end ${samples.at(-1)!.kept} (max ${Math.max(...samples.map((s) => s.kept))})`,
   );
 } finally {
-  child.kill('SIGTERM');
-  const code = await exited;
+  const code = await stop();
   console.log(`server exit code after SIGTERM: ${code}`);
   // For the short soak in the tests: one machine-readable line.
   if (process.argv.includes('--json')) console.log(`SOAK ${JSON.stringify({ ...summary, exitCode: code })}`);
