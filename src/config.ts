@@ -152,9 +152,6 @@ function integer(name: string, value: string, min: number, max: number): number 
   return n;
 }
 
-const optional = <K extends string>(key: K, value: number | undefined): { [P in K]?: number } =>
-  (value === undefined ? {} : { [key]: value }) as { [P in K]?: number };
-
 function fraction(name: string, value: string | undefined, max: number): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
@@ -215,6 +212,16 @@ export function readServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
   const token = adminToken(flags, env);
   const registry = pick(flags.registry, 'HOTOCR_REGISTRY');
   const peersDns = pick(flags.peersDns, 'HOTOCR_PEERS_DNS');
+  const canaryErrorMargin = fraction(
+    '--canary-error-margin (HOTOCR_CANARY_ERROR_MARGIN)',
+    pick(flags.canaryErrorMargin, 'HOTOCR_CANARY_ERROR_MARGIN'),
+    1,
+  );
+  const canaryP99Margin = fraction(
+    '--canary-p99-margin (HOTOCR_CANARY_P99_MARGIN)',
+    pick(flags.canaryP99Margin, 'HOTOCR_CANARY_P99_MARGIN'),
+    100,
+  );
   const webhookSecret = secret(
     '--registry-webhook-secret-file (HOTOCR_REGISTRY_WEBHOOK_SECRET_FILE) or HOTOCR_REGISTRY_WEBHOOK_SECRET',
     pick(flags.registryWebhookSecretFile, 'HOTOCR_REGISTRY_WEBHOOK_SECRET_FILE'),
@@ -291,22 +298,8 @@ export function readServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
       600_000,
     ),
     allowPinning: flags.allowPinning ?? env.HOTOCR_ALLOW_PINNING === '1',
-    ...optional(
-      'canaryErrorMargin',
-      fraction(
-        '--canary-error-margin (HOTOCR_CANARY_ERROR_MARGIN)',
-        pick(flags.canaryErrorMargin, 'HOTOCR_CANARY_ERROR_MARGIN'),
-        1,
-      ),
-    ),
-    ...optional(
-      'canaryP99Margin',
-      fraction(
-        '--canary-p99-margin (HOTOCR_CANARY_P99_MARGIN)',
-        pick(flags.canaryP99Margin, 'HOTOCR_CANARY_P99_MARGIN'),
-        100,
-      ),
-    ),
+    ...(canaryErrorMargin !== undefined ? { canaryErrorMargin } : {}),
+    ...(canaryP99Margin !== undefined ? { canaryP99Margin } : {}),
     canaryMinRequests: integer(
       '--canary-min-requests (HOTOCR_CANARY_MIN_REQUESTS)',
       pick(flags.canaryMinRequests, 'HOTOCR_CANARY_MIN_REQUESTS') ?? '50',

@@ -251,66 +251,53 @@ describe('loader plugins', () => {
     assert.equal((await ocr(server, page)).body.lines[0]?.text, 'Plugins 42');
   });
 
-  test('a package no loader supports is refused with LOADER_NOT_FOUND; the active version keeps serving', async () => {
+  /**
+   * Uploads a plugin package that must be refused (422) with `code`; checks that the active
+   * version is unchanged and still reads the page. Returns the refusal's message.
+   */
+  const refused = async (version: string, runtime: string, code: string): Promise<string> => {
     const before = (await models(server)).active;
-    const res = await upload(server, await pluginPackage(home, '8.0.0', 'tensorrt'));
+    const res = await upload(server, await pluginPackage(home, version, runtime));
     assert.equal(res.status, 422);
     const body = (await res.json()) as ErrorBody;
-    assert.equal(body.error.code, 'LOADER_NOT_FOUND');
-    assert.match(body.error.message, /runtime "tensorrt"/);
+    assert.equal(body.error.code, code);
+    assert.equal((await models(server)).active, before);
+    const { status, body: read } = await ocr(server, page);
+    assert.equal(status, 200);
+    assert.equal(read.lines[0]?.text, 'Plugins 42');
+    return body.error.message;
+  };
+  const failureOf = async (version: string) =>
+    (await models(server)).versions.find((v) => v.version === version)?.failure?.code;
+
+  test('a package no loader supports is refused with LOADER_NOT_FOUND; the active version keeps serving', async () => {
+    const message = await refused('8.0.0', 'tensorrt', 'LOADER_NOT_FOUND');
+    assert.match(message, /runtime "tensorrt"/);
     assert.match(
-      body.error.message,
+      message,
       /test-echo, test-explode, test-badshape, test-unready, onnxruntime-node, onnxruntime-wasm/,
     );
-    assert.match(body.error.message, /--loader/);
-    assert.equal((await models(server)).active, before);
-    assert.equal((await ocr(server, page)).body.lines[0]?.text, 'Plugins 42');
+    assert.match(message, /--loader/);
   });
 
   test('a plugin that throws while loading fails its version with LOAD_FAILED; the active version keeps serving', async () => {
-    const before = (await models(server)).active;
-    const res = await upload(server, await pluginPackage(home, '9.0.0', 'test-explode'));
-    assert.equal(res.status, 422);
-    const body = (await res.json()) as ErrorBody;
-    assert.equal(body.error.code, 'LOAD_FAILED');
-    assert.match(body.error.message, /"test-explode".*no accelerator on this machine/);
-    const m = await models(server);
-    assert.equal(m.active, before);
-    assert.equal(m.versions.find((v) => v.version === '9.0.0')?.failure?.code, 'LOAD_FAILED');
-    const { status, body: read } = await ocr(server, page);
-    assert.equal(status, 200);
-    assert.equal(read.lines[0]?.text, 'Plugins 42');
+    const message = await refused('9.0.0', 'test-explode', 'LOAD_FAILED');
+    assert.match(message, /"test-explode".*no accelerator on this machine/);
+    assert.equal(await failureOf('9.0.0'), 'LOAD_FAILED');
   });
 
   test('a plugin whose model answers with the wrong shape never goes live: the warm-up refuses it', async () => {
-    const before = (await models(server)).active;
-    const res = await upload(server, await pluginPackage(home, '9.1.0', 'test-badshape'));
-    assert.equal(res.status, 422);
-    const body = (await res.json()) as ErrorBody;
-    assert.equal(body.error.code, 'WARMUP_FAILED');
-    assert.match(body.error.message, /"test-badshape" returned a result of the wrong shape/);
-    assert.equal((await models(server)).active, before);
+    const message = await refused('9.1.0', 'test-badshape', 'WARMUP_FAILED');
+    assert.match(message, /"test-badshape" returned a result of the wrong shape/);
   });
 
   test('a model whose ready() throws after its warm-up never goes live and is released', async () => {
-    const before = (await models(server)).active;
-    const res = await upload(server, await pluginPackage(home, '9.2.0', 'test-unready'));
-    assert.equal(res.status, 422);
-    const body = (await res.json()) as ErrorBody;
-    assert.equal(body.error.code, 'LOAD_FAILED');
-    assert.match(
-      body.error.message,
-      /"test-unready" failed to make the model ready: the device did not come up/,
-    );
+    const message = await refused('9.2.0', 'test-unready', 'LOAD_FAILED');
+    assert.match(message, /"test-unready" failed to make the model ready: the device did not come up/);
     const calls = (globalThis as unknown as { __hotocrUnready: { ready: number; releases: number } })
       .__hotocrUnready;
     assert.deepEqual(calls, { ready: 1, releases: 1 });
-    const m = await models(server);
-    assert.equal(m.active, before);
-    assert.equal(m.versions.find((v) => v.version === '9.2.0')?.failure?.code, 'LOAD_FAILED');
-    const { status, body: read } = await ocr(server, page);
-    assert.equal(status, 200);
-    assert.equal(read.lines[0]?.text, 'Plugins 42');
+    assert.equal(await failureOf('9.2.0'), 'LOAD_FAILED');
   });
 });
 

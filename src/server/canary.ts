@@ -56,7 +56,6 @@ export class CanaryGuard {
   readonly #stats: TrafficStats;
   readonly #options: CanaryGuardOptions;
   readonly #onRollback: (rollback: CanaryRollback) => void;
-  readonly #now: () => number;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -64,13 +63,11 @@ export class CanaryGuard {
     stats: TrafficStats,
     options: CanaryGuardOptions,
     onRollback: (rollback: CanaryRollback) => void = () => {},
-    now: () => number = Date.now,
   ) {
     this.#router = router;
     this.#stats = stats;
     this.#options = options;
     this.#onRollback = onRollback;
-    this.#now = now;
   }
 
   /** Checks every `everyMs` until stopped (the timer does not keep the process alive). */
@@ -89,7 +86,7 @@ export class CanaryGuard {
     const { errorMargin, p99Margin, minRequests, windowSeconds } = this.#options;
     const view = this.#router.view();
     if (view.split.length === 0 || view.name === null || view.active === null) return undefined;
-    const since = Math.max(Date.parse(view.updatedAt), this.#now() - windowSeconds * 1000);
+    const since = Math.max(Date.parse(view.updatedAt), Date.now() - windowSeconds * 1000);
     const figures = (version: string): CanaryFigures => {
       const s = this.#stats.summary(`${view.name}/${version}`, since);
       return { version, requests: s.count, errorRate: s.count ? s.errors / s.count : 0, p99: s.p99 };
