@@ -9,9 +9,10 @@
  * window against the p99 of those that did not.
  *
  * --load-nice N is passed to the server (0: new versions load at serving priority; the server's
- * default, 10, loads them at low priority when it may raise it again).
+ * default, 10, loads them at low priority when it may raise it again); --no-keep-threads too
+ * (each version then starts inference threads of its own).
  *
- *   npm run build && node dist/bench/load.js [--duration 60] [--interval 2] [--baseline 20] [--connections 4] [--rate N] [--load-nice N]
+ *   npm run build && node dist/bench/load.js [--duration 60] [--interval 2] [--baseline 20] [--connections 4] [--rate N] [--load-nice N] [--no-keep-threads]
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -29,7 +30,10 @@ const duration = arg('--duration', 60);
 const interval = arg('--interval', 2);
 const baseline = arg('--baseline', 20);
 const connections = arg('--connections', 4);
-const loadNice = process.argv.includes('--load-nice') ? ['--load-nice', String(arg('--load-nice', 10))] : [];
+const serverArgs = [
+  ...(process.argv.includes('--load-nice') ? ['--load-nice', String(arg('--load-nice', 10))] : []),
+  ...(process.argv.includes('--no-keep-threads') ? ['--no-keep-threads'] : []),
+];
 const TOKEN = 'bench-admin-token-0123456789abcdef';
 
 interface Sample {
@@ -41,7 +45,12 @@ interface Sample {
 const dir = await mkdtemp(join(tmpdir(), 'hotocr-bench-load-'));
 const home = join(dir, 'home');
 await writeFile(join(dir, 'token'), TOKEN);
-const server = await startServer({ home, tokenFile: join(dir, 'token'), args: loadNice, stdout: 'inherit' });
+const server = await startServer({
+  home,
+  tokenFile: join(dir, 'token'),
+  args: serverArgs,
+  stdout: 'inherit',
+});
 const { url } = server;
 try {
   const swaps = 2 * (Math.ceil(duration / interval) + 1);
@@ -137,7 +146,7 @@ try {
   };
 
   console.log(
-    `${await machine()}; ${connections} connections; a ${page.lines.length}-line page; server ${loadNice.join(' ') || 'defaults'}`,
+    `${await machine()}; ${connections} connections; a ${page.lines.length}-line page; server ${serverArgs.join(' ') || 'defaults'}`,
   );
   await run(2); // warm-up, counted nowhere
   const saturated = report('saturated, no swaps', ...(await runOf(baseline)));

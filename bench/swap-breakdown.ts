@@ -3,9 +3,11 @@
  * requests/s and keeps the server's own timings from each answer (queue wait, decode,
  * detection, recognition, time inside onnxruntime), for --seconds without swaps and then
  * for --seconds while a new signed version is uploaded every --interval seconds. One server
- * per --load-nice value (default 0,10,19), so the values are compared in the same run.
+ * per --load-nice value (default 0,10,19) and --keep-threads value (1: a released version's
+ * inference threads load the next one, the default; 0: --no-keep-threads), so the settings
+ * are compared in the same run.
  *
- *   npm run build && node dist/bench/swap-breakdown.js [--rate 2] [--seconds 40] [--interval 2] [--load-nice 0,10,19]
+ *   npm run build && node dist/bench/swap-breakdown.js [--rate 2] [--seconds 40] [--interval 2] [--load-nice 0,10,19] [--keep-threads 0,1]
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,6 +24,10 @@ const rate = Number(arg('--rate', '2'));
 const seconds = Number(arg('--seconds', '40'));
 const interval = Number(arg('--interval', '2'));
 const nices = arg('--load-nice', '0,10,19').split(',').map(Number);
+const keeps = arg('--keep-threads', '1')
+  .split(',')
+  .map((k) => k !== '0');
+const settings = nices.flatMap((nice) => keeps.map((keep) => ({ nice, keep })));
 const TOKEN = 'bench-admin-token-0123456789abcdef';
 const STAGES = ['total', 'queue', 'decode', 'det', 'rec', 'inference'] as const;
 type Timings = Record<(typeof STAGES)[number], number>;
@@ -30,14 +36,15 @@ const page = (await makePages(1))[0]!.png;
 console.log(
   `${await machine()}; a page every ${1000 / rate} ms, ${seconds} s without and ${seconds} s with a swap asked for every ${interval} s`,
 );
-for (const nice of nices) {
+for (const { nice, keep } of settings) {
+  const label = `--load-nice ${nice}${keep ? '' : ' --no-keep-threads'}`;
   const dir = await mkdtemp(join(tmpdir(), 'hotocr-bench-breakdown-'));
   await writeFile(join(dir, 'token'), TOKEN);
   const home = join(dir, 'home');
   const server = await startServer({
     home,
     tokenFile: join(dir, 'token'),
-    args: ['--load-nice', String(nice)],
+    args: ['--load-nice', String(nice), ...(keep ? [] : ['--no-keep-threads'])],
   });
   const { url } = server;
   try {
@@ -92,7 +99,7 @@ for (const nice of nices) {
         rows.map((r) => r[k]),
         99,
       ).toFixed(0)}`;
-    console.log(`--load-nice ${nice}: p50/p99 ms (${STAGES.join(', ')})`);
+    console.log(`${label}: p50/p99 ms (${STAGES.join(', ')})`);
     console.log(
       `  no swaps    ${STAGES.map((k) => cell(before.rows, k).padStart(10)).join('')}  errors ${before.errors}`,
     );

@@ -32,6 +32,8 @@ export interface ServeConfig {
   readonly keepWarm: number;
   /** Nice value a version loads and warms up at while another serves (0: same priority as serving). */
   readonly loadNice: number;
+  /** Keep a released version's inference threads for the next load (warm compiled JavaScript). */
+  readonly keepThreads: boolean;
   /** Where refused packages from the watched folder are moved, if anywhere. */
   readonly quarantine?: string;
   readonly bodyLimit: number;
@@ -83,6 +85,8 @@ export interface ServeFlags {
   settleMs?: string;
   keepWarm?: string;
   loadNice?: string;
+  /** False with --no-keep-threads. */
+  keepThreads?: boolean;
   quarantine?: string;
   bodyLimit?: string;
   logLevel?: string;
@@ -258,6 +262,7 @@ export function readServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
       0,
       19,
     ),
+    keepThreads: flags.keepThreads !== false && env.HOTOCR_KEEP_THREADS !== '0',
     ...(quarantine ? { quarantine: resolve(quarantine) } : {}),
     bodyLimit: integer(
       '--body-limit (HOTOCR_BODY_LIMIT)',

@@ -29,6 +29,10 @@ export function serveCommand(): Command {
       'while a version serves, load and warm up new ones at this nice value, 0-19, so serving keeps the cores; needs CAP_SYS_NICE, else 0 (HOTOCR_LOAD_NICE, default 10)',
     )
     .option(
+      '--no-keep-threads',
+      "stop a released version's inference threads instead of keeping them for the next version, whose first pages then run slower (HOTOCR_KEEP_THREADS=0)",
+    )
+    .option(
       '--quarantine <dir>',
       'move refused packages from the watched folder here, with a .reason.json (HOTOCR_QUARANTINE)',
     )

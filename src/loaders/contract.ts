@@ -33,6 +33,11 @@ export interface LoadOptions {
    * `ready()`. Only set when the process may raise a priority again. Loaders may ignore it.
    */
   readonly loadNice?: number;
+  /**
+   * Keep the model's threads, once it is released, for the next model to load on (default
+   * true): their compiled JavaScript is already fast. Loaders may ignore it.
+   */
+  readonly keepThreads?: boolean;
 }
 
 export interface ReadOptions {

@@ -31,7 +31,8 @@ export type WorkerRequest =
   | { type: 'serve'; id: number }
   | { type: 'locate'; id: number; image: RgbImage }
   | { type: 'recognize'; id: number; crops: RgbImage[] }
-  | { type: 'release'; id: number };
+  /** Frees this thread's sessions; with `keep`, the thread stays to load another version. */
+  | { type: 'release'; id: number; keep?: boolean };
 
 export type WorkerReply =
   | { id: number; ok: true; result: unknown; timings: OcrTimings }
@@ -110,10 +111,22 @@ async function handle(
       return { result: null, timings };
     case 'recognize':
       return { result: await engine!.recognizeBatch(msg.crops, timings), timings };
-    case 'release':
+    case 'release': {
       await Promise.all(sessions.map((s) => s.release()));
+      sessions.length = 0;
       engine = undefined;
-      return { result: null, timings };
+      // A thread is kept only at the priority it serves at (a load that failed may have lowered it).
+      let kept = msg.keep === true;
+      if (kept && servingNice !== undefined) {
+        try {
+          setPriority(0, servingNice);
+          servingNice = undefined;
+        } catch {
+          kept = false;
+        }
+      }
+      return { result: kept, timings };
+    }
   }
 }
 
@@ -127,7 +140,7 @@ port.on('message', (msg: WorkerRequest) => {
     .then(
       ({ result, timings, transfer }) => {
         port.postMessage({ id: msg.id, ok: true, result, timings } satisfies WorkerReply, transfer ?? []);
-        if (msg.type === 'release') port.close();
+        if (msg.type === 'release' && result !== true) port.close();
       },
       (error: unknown) => {
         const e = error instanceof Error ? error : new Error(String(error));

@@ -38,6 +38,8 @@ export interface PoolOptions extends SessionOptions {
    * would start for a session could not be given their priority back.
    */
   readonly loadNice?: number;
+  /** Keep the threads for the next pool of this runtime once released (default true); false stops them. */
+  readonly keepThreads?: boolean;
 }
 
 function checkAborted(signal: AbortSignal | undefined): void {
@@ -81,6 +83,22 @@ function toError(error: { code: string; message: string }): Error {
     : new HotocrError(error.code, error.message);
 }
 
+/**
+ * Threads of released versions, by runtime, kept to load the next version: their compiled
+ * JavaScript (the pipeline's pre- and post-processing) is fast already, where a new
+ * thread's first pages take twice as long outside the graphs (bench/swap-breakdown).
+ */
+const idle = new Map<BuiltinRuntime, InferenceThread[]>();
+/** Most threads kept per runtime: one pool's worth on a machine of up to 4 cores. */
+const IDLE_KEPT = 4;
+
+/** A kept thread of this runtime, or a new one. */
+function threadFor(runtime: BuiltinRuntime): InferenceThread {
+  const kept = idle.get(runtime) ?? [];
+  for (let t = kept.pop(); t; t = kept.pop()) if (t.wake()) return t;
+  return new InferenceThread();
+}
+
 class InferenceThread {
   readonly #worker: Worker;
   readonly #pending = new Map<number, Pending>();
@@ -121,9 +139,33 @@ class InferenceThread {
     });
   }
 
-  async close(): Promise<void> {
-    if (!this.#dead) await this.send({ type: 'release' }).catch(() => {});
+  /**
+   * Frees the thread's sessions, then keeps it for the next pool of `runtime` (not holding
+   * the process open) when it is healthy and fewer than IDLE_KEPT are kept; else stops it.
+   */
+  async close(runtime: BuiltinRuntime | undefined): Promise<void> {
+    const kept =
+      this.#dead || runtime === undefined
+        ? false
+        : await this.send({ type: 'release', keep: true }).then(
+            (reply) => reply.result === true,
+            () => false,
+          );
+    const spare = (runtime && idle.get(runtime)) || [];
+    if (runtime && kept && !this.#dead && spare.length < IDLE_KEPT) {
+      this.#worker.unref();
+      spare.push(this);
+      idle.set(runtime, spare);
+      return;
+    }
     await this.#worker.terminate();
+  }
+
+  /** Takes a kept thread back into use; false when it has died meanwhile. */
+  wake(): boolean {
+    if (this.#dead) return false;
+    this.#worker.ref();
+    return true;
   }
 }
 
@@ -135,11 +177,14 @@ class InferenceThread {
  */
 export class OcrWorkerPool {
   readonly #threads: InferenceThread[];
+  /** Where released threads go: kept for this runtime's next pool, or nowhere (stopped). */
+  readonly #keepAs: BuiltinRuntime | undefined;
   readonly #params: OcrParams;
   #released: Promise<void> | undefined;
 
-  private constructor(threads: InferenceThread[], params: OcrParams) {
+  private constructor(threads: InferenceThread[], keepAs: BuiltinRuntime | undefined, params: OcrParams) {
     this.#threads = threads;
+    this.#keepAs = keepAs;
     this.#params = params;
   }
 
@@ -183,8 +228,8 @@ export class OcrWorkerPool {
       opened.has(runtime)
         ? { nice: options.loadNice }
         : {};
-    const threads = Array.from({ length: count }, () => new InferenceThread());
-    const pool = new OcrWorkerPool(threads, params);
+    const threads = Array.from({ length: count }, () => threadFor(runtime));
+    const pool = new OcrWorkerPool(threads, options.keepThreads === false ? undefined : runtime, params);
     try {
       await Promise.all(
         threads.map((t) => t.send({ type: 'load', graphs, dictionary, params, runtime, session, ...nice })),
@@ -250,9 +295,12 @@ export class OcrWorkerPool {
     return { lines: assembleLines(boxes, texts, this.#params.rec.dropScore), timings };
   }
 
-  /** Releases every thread's sessions and stops the threads. Safe to call twice. */
+  /**
+   * Releases every thread's sessions; the threads are kept for the next version of this
+   * runtime (up to IDLE_KEPT) or stopped. Safe to call twice.
+   */
   release(): Promise<void> {
-    this.#released ??= Promise.all(this.#threads.map((t) => t.close())).then(() => {});
+    this.#released ??= Promise.all(this.#threads.map((t) => t.close(this.#keepAs))).then(() => {});
     return this.#released;
   }
 }

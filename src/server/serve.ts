@@ -91,7 +91,10 @@ export async function startServer(
           { unprotected: pkg.legacy.unprotected, path: pkg.path },
           'legacy signature: these entries are not protected',
         );
-      return loaders.load(pkg, serving && loadNice > 0 ? { loadNice } : {});
+      return loaders.load(pkg, {
+        keepThreads: config.keepThreads,
+        ...(serving && loadNice > 0 ? { loadNice } : {}),
+      });
     },
     warmUp: (model, pkg) => warmUp(model, pkg.manifest),
     store: new StateStore(join(config.data, 'state.json')),

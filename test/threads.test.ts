@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { readServeConfig } from '../src/config.js';
+import type { HotocrError } from '../src/errors.js';
+import { canRestorePriority, type LoaderPackage, OcrWorkerPool } from '../src/loaders/index.js';
+import { decodeImage } from '../src/ocr/index.js';
+import { ensureBundledPackage } from '../src/pack/index.js';
+import { TrustStore, verifyPackage } from '../src/verify/index.js';
+import { renderText } from './helpers/images.js';
+import { tempDir } from './helpers/tmp.js';
+
+const work = tempDir();
+
+/** The ids of this process's threads. */
+const threads = (): string[] => readdirSync('/proc/self/task').sort();
+
+/** How many of this process's threads run at this nice value. */
+function atNice(nice: number): number {
+  let n = 0;
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]) === nice) n++;
+    } catch {
+      // the thread ended while being read
+    }
+  }
+  return n;
+}
+
+async function bundled(): Promise<LoaderPackage> {
+  const b = await ensureBundledPackage(join(work, 'home'));
+  return verifyPackage(b.packagePath, { trust: await TrustStore.load(b.trustPath), keepBytes: true });
+}
+
+/** What the pool reads in an image of `line`, spaces aside (the recogniser drops some). */
+async function text(pool: OcrWorkerPool, line: string): Promise<string> {
+  const result = await pool.read(await decodeImage(await renderText([line])));
+  return result.lines.map((l) => l.text.replaceAll(' ', '')).join('');
+}
+
+describe('inference threads outlive their version', () => {
+  test("a released version's threads load the next one: no thread started, none left behind", async () => {
+    const pkg = await bundled();
+    const first = await OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1 });
+    assert.equal(await text(first, 'First version 11'), 'Firstversion11');
+    const serving = threads();
+    await first.release();
+    // Kept, not stopped...
+    assert.deepEqual(threads(), serving);
+    const next = await OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1 });
+    try {
+      // ...and taken by the next version: the same threads, with its own sessions.
+      assert.deepEqual(threads(), serving);
+      assert.equal(await text(next, 'Next version 22'), 'Nextversion22');
+      // A third pool while the second serves needs threads of its own.
+      const third = await OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1 });
+      const grown = threads().length;
+      await third.release();
+      assert.ok(grown >= serving.length + 2, `${grown} threads, ${serving.length} before`);
+    } finally {
+      await next.release();
+    }
+  });
+
+  test('a version that fails to load at low priority leaves its threads at serving priority', async () => {
+    const pkg = await bundled();
+    // The runtime's first sessions are never lowered: open them first.
+    await (await OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1 })).release();
+    const before = atNice(17);
+    const broken: LoaderPackage = {
+      ...pkg,
+      files: new Map([...pkg.files, [pkg.manifest.graphs.rec, new Uint8Array(64).fill(7)]]),
+    };
+    await assert.rejects(
+      OcrWorkerPool.create(broken, { workers: 2, intraOpThreads: 1, loadNice: 17 }),
+      (e: HotocrError) => e.code === 'GRAPH_INVALID',
+    );
+    // Its threads were kept only at the priority they had (or stopped, where it could not be taken back).
+    assert.equal(atNice(17), before);
+    const pool = await OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1 });
+    try {
+      assert.equal(atNice(17), before);
+      assert.equal(await text(pool, 'After a failure 33'), 'Afterafailure33');
+    } finally {
+      await pool.release();
+    }
+    if (!canRestorePriority()) return;
+    // A version loaded low and then released is kept at serving priority too.
+    const low = await OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1, loadNice: 17 });
+    assert.equal(atNice(17) - before, 2);
+    await low.release();
+    assert.equal(atNice(17), before);
+  });
+
+  test('with keepThreads off (--no-keep-threads, HOTOCR_KEEP_THREADS=0) a released version stops its threads', async () => {
+    assert.equal(readServeConfig({}, {}).keepThreads, true);
+    assert.equal(readServeConfig({ keepThreads: false }, {}).keepThreads, false);
+    assert.equal(readServeConfig({}, { HOTOCR_KEEP_THREADS: '0' }).keepThreads, false);
+    const pkg = await bundled();
+    const before = threads().length;
+    const pool = await OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1, keepThreads: false });
+    assert.equal(await text(pool, 'Last version 44'), 'Lastversion44');
+    await pool.release();
+    // Its own two threads are gone (kept ones from earlier tests, if any, were used first).
+    assert.ok(threads().length <= before, `${threads().length} threads, ${before} before`);
+  });
+
+  test('kept threads do not hold the process open', async () => {
+    const script = `
+      import { OcrWorkerPool } from ${JSON.stringify(new URL('../src/loaders/index.js', import.meta.url).href)};
+      import { ensureBundledPackage } from ${JSON.stringify(new URL('../src/pack/index.js', import.meta.url).href)};
+      import { TrustStore, verifyPackage } from ${JSON.stringify(new URL('../src/verify/index.js', import.meta.url).href)};
+      const b = await ensureBundledPackage(${JSON.stringify(join(work, 'home'))});
+      const pkg = await verifyPackage(b.packagePath, { trust: await TrustStore.load(b.trustPath), keepBytes: true });
+      await (await OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1 })).release();
+      console.log('released');`;
+    const file = join(work, 'release-and-end.mjs');
+    await writeFile(file, script);
+    const child = spawnSync(process.execPath, [file], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(child.signal, null, 'the process did not end by itself');
+    assert.equal(child.status, 0, child.stderr);
+    assert.equal(child.stdout.trim(), 'released');
+  });
+});
