@@ -4,7 +4,10 @@
  * versions, renamed into a watched folder); the switch alone; RSS after 10 swaps and after
  * --swaps (default 500) swaps.
  *
- *   npm run build && node --expose-gc dist/bench/swap.js [--swaps 500] [--workers 2]
+ * --no-keep-threads starts new inference threads for every version instead of reusing the
+ * released one's.
+ *
+ *   npm run build && node --expose-gc dist/bench/swap.js [--swaps 500] [--workers 2] [--no-keep-threads]
  */
 import { copyFile, mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,6 +25,7 @@ const arg = (name: string, fallback: number) => {
 };
 const swaps = arg('--swaps', 500);
 const workers = arg('--workers', 2);
+const keepThreads = !process.argv.includes('--no-keep-threads');
 const rssMiB = () => {
   (globalThis as { gc?: () => void }).gc?.();
   return process.memoryUsage().rss / 2 ** 20;
@@ -46,7 +50,7 @@ try {
     verify: (path, policy) => verifyPackage(path, { trust, keepBytes: true, ...policy }),
     load: async (pkg) => {
       const t = performance.now();
-      const model = await loadOcrModel(pkg, { workers });
+      const model = await loadOcrModel(pkg, { workers, keepThreads });
       stage.load = performance.now() - t;
       return model;
     },
@@ -140,7 +144,7 @@ try {
   await registry.close();
 
   console.log(
-    `bench/swap: bundled 16 MB PP-OCRv4 package, ${workers} inference thread(s); ${await machine()}`,
+    `bench/swap: bundled 16 MB PP-OCRv4 package, ${workers} inference thread(s)${keepThreads ? '' : ', new for every version'}; ${await machine()}`,
   );
   console.log(`drop to serving, renamed into the watched folder, median of ${rows.length} swaps (ms):`);
   for (const k of ['detect', 'verify', 'load', 'warmup', 'switch', 'total'] as const) {

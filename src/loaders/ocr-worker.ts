@@ -5,7 +5,7 @@
  * happen on the main thread, where it would stop every request.
  */
 import { getPriority, setPriority } from 'node:os';
-import { parentPort } from 'node:worker_threads';
+import { MessageChannel, parentPort } from 'node:worker_threads';
 import { HotocrError } from '../errors.js';
 // The engine alone: the package index would also load sharp, 0.1 s more per thread start.
 import { OcrEngine, type OcrTimings } from '../ocr/engine.js';
@@ -44,6 +44,18 @@ const sessions: OrtGraphSession[] = [];
 /** This thread's nice value before loading lowered it (on Linux, getPriority(0) and setPriority(0) act on this thread alone). */
 let servingNice: number | undefined;
 
+/**
+ * Frees a buffer now rather than when this thread's collector next runs (which, in a thread
+ * that allocates little, can be many versions later): moved into a message that is never
+ * delivered, it goes when the channel closes.
+ */
+function free(bytes: Uint8Array): void {
+  const { port1, port2 } = new MessageChannel();
+  port1.postMessage(null, [bytes.buffer as ArrayBuffer]);
+  port1.close();
+  port2.close();
+}
+
 const zero = (): OcrTimings => ({ det: 0, cls: 0, rec: 0, inference: 0, total: 0 });
 
 async function handle(
@@ -76,14 +88,21 @@ async function handle(
       }
       const open = async (role: string, bytes: Uint8Array | undefined) => {
         if (!bytes) return undefined;
-        // onnxruntime takes no shared memory: this thread makes its own copy.
-        const s = await openSession(role, new Uint8Array(bytes), msg.session);
+        const s = await openSession(role, bytes, msg.session);
         sessions.push(s);
         return s;
       };
-      const det = await open('det', msg.graphs.det);
-      const rec = (await open('rec', msg.graphs.rec))!;
-      const cls = await open('cls', msg.graphs.cls);
+      let det: OrtGraphSession | undefined;
+      let rec: OrtGraphSession;
+      let cls: OrtGraphSession | undefined;
+      try {
+        det = await open('det', msg.graphs.det);
+        rec = (await open('rec', msg.graphs.rec))!;
+        cls = await open('cls', msg.graphs.cls);
+      } finally {
+        // The bytes were moved to this thread for it alone, and onnxruntime keeps its own copy.
+        for (const bytes of Object.values(msg.graphs)) if (bytes) free(bytes);
+      }
       engine = await OcrEngine.create(
         { ...(det ? { det } : {}), rec, ...(cls ? { cls } : {}) },
         msg.dictionary,
