@@ -96,7 +96,7 @@ function toError(error: { code: string; message: string }): Error {
 /**
  * Threads of released versions, by runtime, kept to load the next version: their compiled
  * JavaScript (the pipeline's pre- and post-processing) is fast already, where a new
- * thread's first pages take twice as long outside the graphs (bench/swap-breakdown).
+ * thread's first page takes 3.8x as long outside the graphs as its fourth (bench/first-pages).
  */
 const idle = new Map<BuiltinRuntime, InferenceThread[]>();
 /** Most threads kept per runtime: one pool's worth on a machine of up to 4 cores. */
