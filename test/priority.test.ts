@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { chmod, copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,27 +15,11 @@ import { ensureBundledPackage, keyFileSigner, pack, writeBundledSource } from '.
 import { startServer } from '../src/server/index.js';
 import { TrustStore, verifyPackage } from '../src/verify/index.js';
 import { renderText } from './helpers/images.js';
+import { atNice } from './helpers/threads.js';
 import { tempDir } from './helpers/tmp.js';
 
 const work = tempDir();
 const TOKEN = 'test-admin-token-0123456789abcdef';
-
-/** The nice value of every thread of this process, by thread id. */
-function threadNice(): Map<number, number> {
-  const out = new Map<number, number>();
-  for (const tid of readdirSync('/proc/self/task')) {
-    try {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      // Fields after "(comm)": state is field 3, nice field 19.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(Number(tid), Number(fields[16]));
-    } catch {
-      // the thread ended while being read
-    }
-  }
-  return out;
-}
-const atNice = (nice: number) => [...threadNice().values()].filter((n) => n === nice).length;
 
 /** Whether a thread of this process can actually lower its priority and take it back. */
 async function canReallyRestore(): Promise<boolean> {

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -11,26 +10,10 @@ import { decodeImage } from '../src/ocr/index.js';
 import { ensureBundledPackage } from '../src/pack/index.js';
 import { TrustStore, verifyPackage } from '../src/verify/index.js';
 import { renderText } from './helpers/images.js';
+import { atNice, threadIds as threads } from './helpers/threads.js';
 import { tempDir } from './helpers/tmp.js';
 
 const work = tempDir();
-
-/** The ids of this process's threads. */
-const threads = (): string[] => readdirSync('/proc/self/task').sort();
-
-/** How many of this process's threads run at this nice value. */
-function atNice(nice: number): number {
-  let n = 0;
-  for (const tid of readdirSync('/proc/self/task')) {
-    try {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]) === nice) n++;
-    } catch {
-      // the thread ended while being read
-    }
-  }
-  return n;
-}
 
 async function bundled(): Promise<LoaderPackage> {
   const b = await ensureBundledPackage(join(work, 'home'));
