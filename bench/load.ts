@@ -1,23 +1,31 @@
 /**
  * The server under load while versions are swapped in: autocannon against POST /v1/ocr with a
- * real page for --baseline seconds with no swap (the peer figure), and for --duration seconds
- * while a new signed version is uploaded through the admin API every --interval seconds
- * (verified, loaded, warmed up, switched in; the old one drains and is released).
+ * real page, in blocks that alternate between no swap (the peer) and a new signed version
+ * uploaded through the admin API every --interval seconds (verified, loaded, warmed up,
+ * switched in; the old one drains and is released). Alternating blocks of the same run keep
+ * a noisy machine's drift out of the ratio: a first half without swaps and a second half with
+ * them once read the two halves' machines 30 % apart. --duration seconds of each, in --blocks
+ * blocks of each.
  * Runs saturated (closed loop, --connections at once) and at a fixed rate (--rate, default
- * half the measured capacity: a server is not run flat out), each without and with swaps.
- * Prints requests/s, p50, p99 and errors, and the p99 of requests that overlapped a swap
- * window against the p99 of those that did not.
+ * half the measured capacity: a server is not run flat out). Prints requests/s, p50, p99 and
+ * errors of each, and within the swap blocks the p99 of requests that overlapped a swap window
+ * against the p99 of those that did not.
+ *
+ * --refused-uploads: the swap blocks upload packages signed by a key the server does not trust,
+ * so each is received, read and hashed, then refused (SIGNATURE_INVALID) and never loaded: what
+ * the upload and verification cost serving, apart from loading.
  *
  * --load-nice N is passed to the server (0: new versions load at serving priority; the server's
  * default, 10, loads them at low priority when it may raise it again); --no-keep-threads too
  * (each version then starts inference threads of its own).
  *
- *   npm run build && node dist/bench/load.js [--duration 60] [--interval 2] [--baseline 20] [--connections 4] [--rate N] [--load-nice N] [--no-keep-threads]
+ *   npm run build && node dist/bench/load.js [--duration 60] [--blocks 6] [--interval 2] [--connections 4] [--rate N] [--load-nice N] [--no-keep-threads] [--refused-uploads]
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
+import { keygen } from '../src/pack/index.js';
 import { makePages } from './lib/pages.js';
 import { bundledPackages, startServer, upload } from './lib/server.js';
 import { machine, median, percentile } from './lib/stats.js';
@@ -28,12 +36,16 @@ const arg = (name: string, fallback: number) => {
 };
 const duration = arg('--duration', 60);
 const interval = arg('--interval', 2);
-const baseline = arg('--baseline', 20);
+const blocks = Math.max(1, Math.round(arg('--blocks', 6)));
+const block = duration / blocks;
 const connections = arg('--connections', 4);
 const serverArgs = [
   ...(process.argv.includes('--load-nice') ? ['--load-nice', String(arg('--load-nice', 10))] : []),
   ...(process.argv.includes('--no-keep-threads') ? ['--no-keep-threads'] : []),
 ];
+const refused = process.argv.includes('--refused-uploads');
+/** Uploads timed one after another on the idle server, for the CPU one costs. */
+const COST_UPLOADS = 5;
 const TOKEN = 'bench-admin-token-0123456789abcdef';
 
 interface Sample {
@@ -53,11 +65,16 @@ const server = await startServer({
 });
 const { url } = server;
 try {
-  const swaps = 2 * (Math.ceil(duration / interval) + 1);
-  console.log(`packing ${swaps} versions to swap in...`);
+  const swaps = 2 * (Math.ceil(duration / interval) + blocks) + COST_UPLOADS;
+  console.log(
+    `packing ${swaps} versions to ${refused ? 'upload (signed by an untrusted key)' : 'swap in'}...`,
+  );
+  // bundledPackages signs with the key under `<home>/dev-key`: the server's own, or a stranger's.
+  const signingHome = refused ? join(dir, 'stranger') : home;
+  if (refused) await keygen({ type: 'ed25519', out: join(signingHome, 'dev-key') });
   const packages = await bundledPackages(
     dir,
-    home,
+    signingHome,
     Array.from({ length: swaps }, (_, i) => `4.2.${i}`),
   );
   const page = (await makePages(1))[0]!;
@@ -98,14 +115,14 @@ try {
     const failed = samples.filter((s) => s.status !== 200).length + errors;
     const p99 = ok.length ? percentile(ok, 99) : Number.NaN;
     console.log(
-      `${label.padEnd(34)} ${(ok.length / seconds).toFixed(2).padStart(6)} req/s  p50 ${median(ok).toFixed(0).padStart(5)} ms  p99 ${p99.toFixed(0).padStart(5)} ms  errors ${failed}`,
+      `${label.padEnd(34)} ${(seconds > 0 ? ok.length / seconds : 0).toFixed(2).padStart(6)} req/s  p50 ${median(ok).toFixed(0).padStart(5)} ms  p99 ${p99.toFixed(0).padStart(5)} ms  errors ${failed}`,
     );
-    return { p99, failed, perSecond: ok.length / seconds };
+    return { p99, failed, perSecond: seconds > 0 ? ok.length / seconds : 0 };
   };
 
   let next = 0;
-  /** A run of `seconds` while a new version is uploaded every `interval` seconds. */
-  const withSwaps = async (label: string, rate?: number) => {
+  /** One block while a new version is uploaded every `interval` seconds, with the swap windows. */
+  const swapBlock = async (rate?: number) => {
     const windows: { start: number; end: number }[] = [];
     let swapErrors = 0;
     let stop = false;
@@ -113,54 +130,98 @@ try {
       while (!stop && next < packages.length) {
         const start = performance.now();
         const { status } = await upload(url, TOKEN, packages[next++]!);
-        if (status !== 201) swapErrors++;
-        // The old version drains and its threads stop just after the switch: part of the window.
+        if (status !== (refused ? 422 : 201)) swapErrors++;
+        // The old version drains and its threads are released just after the switch: part of the window.
         windows.push({ start, end: performance.now() + 250 });
         const wait = start + interval * 1000 - performance.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       }
     })();
-    const loaded = await run(duration, rate);
+    const { samples, errors } = await run(block, rate);
     stop = true;
     await swapper;
-    const all = report(label, loaded.samples, duration, loaded.errors);
+    return { samples, errors, windows, swapErrors };
+  };
+
+  /** `blocks` blocks without swaps and as many with them, alternating; both sides' figures. */
+  const compare = async (label: string, rate?: number) => {
+    const quiet: Sample[] = [];
+    const swapping: Sample[] = [];
+    const windows: { start: number; end: number }[] = [];
+    let quietErrors = 0;
+    let swappingErrors = 0;
+    let swapErrors = 0;
+    for (let b = 0; b < blocks; b++) {
+      const q = await run(block, rate);
+      quiet.push(...q.samples);
+      quietErrors += q.errors;
+      const s = await swapBlock(rate);
+      swapping.push(...s.samples);
+      swappingErrors += s.errors;
+      windows.push(...s.windows);
+      swapErrors += s.swapErrors;
+      // The block's last upload was answered after its requests ended; let its old version go.
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    const without = report(`${label}, no swaps`, quiet, duration, quietErrors);
+    const all = report(`${label}, a swap every ${interval} s`, swapping, duration, swappingErrors);
     const overlaps = (x: Sample) => windows.some((w) => x.start < w.end && x.end > w.start);
-    const swapTime = windows.reduce((t, w) => t + (w.end - w.start), 0) / 1000;
-    const inside = report('  overlapping a swap', loaded.samples.filter(overlaps), swapTime, 0);
+    const swapTime = Math.min(duration, windows.reduce((t, w) => t + (w.end - w.start), 0) / 1000);
+    const inside = report('  overlapping a swap', swapping.filter(overlaps), swapTime, 0);
     const outside = report(
       '  not overlapping one',
-      loaded.samples.filter((x) => !overlaps(x)),
+      swapping.filter((x) => !overlaps(x)),
       duration - swapTime,
       0,
     );
     const window = median(windows.map((w) => w.end - w.start));
-    // Swaps that take longer than the interval run back to back: then no request is outside
-    // a window, and the peer is the run without swaps.
-    const ratio = Number.isFinite(outside.p99)
-      ? `p99 inside / outside: ${(inside.p99 / outside.p99).toFixed(2)}x`
-      : 'every request overlapped a swap (swaps back to back)';
+    // Swaps that take longer than the interval run back to back: then few or no requests are
+    // outside a window, and the peer is the blocks without swaps.
+    const insideRatio = Number.isFinite(outside.p99) ? inside.p99 / outside.p99 : Number.NaN;
     console.log(
-      `  ${windows.length} swaps (${swapErrors} failed), median window ${window.toFixed(0)} ms; ${ratio}`,
+      `  ${windows.length} ${refused ? 'uploads refused' : 'swaps'} (${swapErrors} ${refused ? 'answered otherwise' : 'failed'}), median window ${window.toFixed(0)} ms; ${
+        Number.isFinite(insideRatio)
+          ? `p99 inside / outside windows: ${insideRatio.toFixed(2)}x`
+          : 'every request overlapped a swap (swaps back to back)'
+      }`,
     );
-    return { errors: all.failed + swapErrors, ratio: inside.p99 / outside.p99, p99: all.p99 };
+    console.log(
+      `  p99 with swaps / without: ${(all.p99 / without.p99).toFixed(2)}x; req/s with / without: ${(all.perSecond / without.perSecond).toFixed(2)}`,
+    );
+    return {
+      errors: all.failed + without.failed + swapErrors,
+      ratio: all.p99 / without.p99,
+      insideRatio,
+      perSecond: without.perSecond,
+    };
   };
 
   console.log(
-    `${await machine()}; ${connections} connections; a ${page.lines.length}-line page; server ${serverArgs.join(' ') || 'defaults'}`,
+    `${await machine()}; ${connections} connections; a ${page.lines.length}-line page; server ${serverArgs.join(' ') || 'defaults'}${refused ? '; uploads refused, never loaded' : ''}; ${blocks} blocks of ${block} s without swaps and as many with, alternating`,
+  );
+  // What one upload costs in CPU with no other load: the server's whole process (all its
+  // threads, from /proc) and this process's (the uploader), which shares the cores.
+  const serverCpuMs = async () => {
+    const fields = (await readFile(`/proc/${server.child.pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10; // utime + stime, at 100 ticks/s
+  };
+  const cpu0 = await serverCpuMs();
+  const own0 = process.cpuUsage();
+  for (let i = 0; i < COST_UPLOADS; i++) await upload(url, TOKEN, packages[next++]!);
+  const own = process.cpuUsage(own0);
+  console.log(
+    `CPU per ${refused ? 'refused upload' : 'swap'} on the idle server (${COST_UPLOADS} one after another): server ${((await serverCpuMs()) - cpu0) / COST_UPLOADS} ms, uploader ${((own.user + own.system) / 1000 / COST_UPLOADS).toFixed(0)} ms`,
   );
   await run(2); // warm-up, counted nowhere
-  const saturated = report('saturated, no swaps', ...(await runOf(baseline)));
-  const rate = arg('--rate', Math.max(1, Math.round(saturated.perSecond * 0.5)));
-  const steady = report(`${rate} req/s, no swaps`, ...(await runOf(baseline, rate)));
-  const atRate = await withSwaps(`${rate} req/s, swap every ${interval} s`, rate);
-  const flatOut = await withSwaps(`saturated, swap every ${interval} s`);
-  console.log(
-    `at ${rate} req/s (half of capacity): p99 with swaps / without ${(atRate.p99 / steady.p99).toFixed(2)}x, inside / outside swap windows ${Number.isFinite(atRate.ratio) ? `${atRate.ratio.toFixed(2)}x` : 'n/a'} (target <= 1.2)`,
-  );
-  console.log(
-    `saturated: p99 with swaps / without ${(flatOut.p99 / saturated.p99).toFixed(2)}x, inside / outside ${Number.isFinite(flatOut.ratio) ? `${flatOut.ratio.toFixed(2)}x` : 'n/a'}`,
-  );
-  console.log(`errors in all runs: ${atRate.errors + flatOut.errors + steady.failed + saturated.failed}`);
+  const capacity = report('saturated (to set the rate)', ...(await runOf(block)));
+  const rate = arg('--rate', Math.max(1, Math.round(capacity.perSecond * 0.5)));
+  const atRate = await compare(`${rate} req/s`, rate);
+  const flatOut = await compare('saturated');
+  const both = (r: { ratio: number; insideRatio: number }) =>
+    `p99 with swaps / without ${r.ratio.toFixed(2)}x, inside / outside swap windows ${Number.isFinite(r.insideRatio) ? `${r.insideRatio.toFixed(2)}x` : 'n/a'}`;
+  console.log(`at ${rate} req/s (about half of capacity): ${both(atRate)} (target <= 1.2)`);
+  console.log(`saturated: ${both(flatOut)}`);
+  console.log(`errors in all runs: ${atRate.errors + flatOut.errors + capacity.failed}`);
   // Where a swap's time goes under load: the server's own stage histograms (mean per swap).
   const metrics = await (await fetch(`${url}/metrics`)).text();
   const stat = (stage: string, what: 'sum' | 'count') =>

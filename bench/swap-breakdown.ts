@@ -1,13 +1,14 @@
 /**
  * Where a swap's cost lands in a request: an open-loop client sends a real page at --rate
  * requests/s and keeps the server's own timings from each answer (queue wait, decode,
- * detection, recognition, time inside onnxruntime), for --seconds without swaps and then
- * for --seconds while a new signed version is uploaded every --interval seconds. One server
+ * detection, recognition, time inside onnxruntime), for --seconds without swaps and --seconds
+ * while a new signed version is uploaded every --interval seconds, in --blocks blocks of each
+ * that alternate (so a noisy machine's drift lands on both sides alike). One server
  * per --load-nice value (default 0,10,19) and --keep-threads value (1: a released version's
  * inference threads load the next one, the default; 0: --no-keep-threads), so the settings
  * are compared in the same run.
  *
- *   npm run build && node dist/bench/swap-breakdown.js [--rate 2] [--seconds 40] [--interval 2] [--load-nice 0,10,19] [--keep-threads 0,1]
+ *   npm run build && node dist/bench/swap-breakdown.js [--rate 2] [--seconds 40] [--blocks 4] [--interval 2] [--load-nice 0,10,19] [--keep-threads 0,1]
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -23,6 +24,7 @@ const arg = (name: string, fallback: string) => {
 const rate = Number(arg('--rate', '2'));
 const seconds = Number(arg('--seconds', '40'));
 const interval = Number(arg('--interval', '2'));
+const blocks = Math.max(1, Math.round(Number(arg('--blocks', '4'))));
 const nices = arg('--load-nice', '0,10,19').split(',').map(Number);
 const keeps = arg('--keep-threads', '1')
   .split(',')
@@ -34,7 +36,7 @@ type Timings = Record<(typeof STAGES)[number], number>;
 
 const page = (await makePages(1))[0]!.png;
 console.log(
-  `${await machine()}; a page every ${1000 / rate} ms, ${seconds} s without and ${seconds} s with a swap asked for every ${interval} s`,
+  `${await machine()}; a page every ${1000 / rate} ms, ${seconds} s without and ${seconds} s with a swap asked for every ${interval} s, in ${blocks} alternating blocks of each`,
 );
 for (const { nice, keep } of settings) {
   const label = `--load-nice ${nice}${keep ? '' : ' --no-keep-threads'}`;
@@ -51,18 +53,20 @@ for (const { nice, keep } of settings) {
     const packages = await bundledPackages(
       dir,
       home,
-      Array.from({ length: Math.ceil(seconds / interval) + 1 }, (_, i) => `4.3.${i}`),
+      Array.from({ length: Math.ceil(seconds / interval) + blocks }, (_, i) => `4.3.${i}`),
     );
-    const phase = async (withSwaps: boolean) => {
+    let next = 0;
+    const phase = async (withSwaps: boolean, seconds: number) => {
       const rows: Timings[] = [];
       let errors = 0;
       let swaps = 0;
       let swapErrors = 0;
       let stop = false;
       const swapper = (async () => {
-        while (withSwaps && !stop && swaps < packages.length) {
+        while (withSwaps && !stop && next < packages.length) {
           const t = performance.now();
-          const { status } = await upload(url, TOKEN, packages[swaps++]!);
+          const { status } = await upload(url, TOKEN, packages[next++]!);
+          swaps++;
           if (status !== 201) swapErrors++;
           const wait = t + interval * 1000 - performance.now();
           if (wait > 0) await new Promise((r) => setTimeout(r, wait));
@@ -91,9 +95,21 @@ for (const { nice, keep } of settings) {
       await swapper;
       return { rows, errors, swaps, swapErrors };
     };
-    await phase(false); // a first pass, counted nowhere
-    const before = await phase(false);
-    const during = await phase(true);
+    await phase(false, 10); // a first pass, counted nowhere
+    const before = { rows: [] as Timings[], errors: 0 };
+    const during = { rows: [] as Timings[], errors: 0, swaps: 0, swapErrors: 0 };
+    for (let b = 0; b < blocks; b++) {
+      const quiet = await phase(false, seconds / blocks);
+      before.rows.push(...quiet.rows);
+      before.errors += quiet.errors;
+      const swapping = await phase(true, seconds / blocks);
+      during.rows.push(...swapping.rows);
+      during.errors += swapping.errors;
+      during.swaps += swapping.swaps;
+      during.swapErrors += swapping.swapErrors;
+      // The block's last version was answered after its requests ended; let the old one go.
+      await new Promise((r) => setTimeout(r, 1000));
+    }
     const cell = (rows: Timings[], k: (typeof STAGES)[number]) =>
       `${median(rows.map((r) => r[k])).toFixed(0)}/${percentile(
         rows.map((r) => r[k]),
