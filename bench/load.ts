@@ -3,9 +3,9 @@
  * real page, in blocks that alternate between no swap (the peer) and a new signed version
  * uploaded through the admin API every --interval seconds (verified, loaded, warmed up,
  * switched in; the old one drains and is released). Alternating blocks of the same run keep
- * a noisy machine's drift out of the ratio: a first half without swaps and a second half with
- * them once read the two halves' machines 30 % apart. --duration seconds of each, in --blocks
- * blocks of each.
+ * a noisy machine's drift out of the ratio (two servers started minutes apart here once read
+ * the same pages with medians 30 % apart). --duration seconds of each, in --blocks blocks of
+ * each.
  * Runs saturated (closed loop, --connections at once) and at a fixed rate (--rate, default
  * half the measured capacity: a server is not run flat out). Prints requests/s, p50, p99 and
  * errors of each, and within the swap blocks the p99 of requests that overlapped a swap window
