@@ -168,6 +168,13 @@ function fraction(name: string, value: string | undefined, max: number): number 
   return n;
 }
 
+/** An on/off environment variable: 1 or 0, or unset for `fallback`; anything else is refused. */
+function onOff(name: string, value: string | undefined, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (value === '1' || value === '0') return value === '1';
+  throw new HotocrError('CONFIG_INVALID', `${name} must be 1 or 0, not ${JSON.stringify(value)}.`);
+}
+
 const list = (value: string | undefined): string[] =>
   (value ?? '')
     .split(',')
@@ -242,7 +249,9 @@ export function readServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
     data: resolve(pick(flags.data, 'HOTOCR_HOME') ?? '.hotocr'),
     ...(model ? { model } : {}),
     ...(trust ? { trust } : {}),
-    allowLegacySignatures: flags.allowLegacySignatures ?? env.HOTOCR_ALLOW_LEGACY_SIGNATURES === '1',
+    allowLegacySignatures:
+      flags.allowLegacySignatures ??
+      onOff('HOTOCR_ALLOW_LEGACY_SIGNATURES', env.HOTOCR_ALLOW_LEGACY_SIGNATURES, false),
     ...(models ? { models: resolve(models) } : {}),
     settleMs: integer(
       '--settle-ms (HOTOCR_SETTLE_MS)',
@@ -262,7 +271,7 @@ export function readServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
       0,
       19,
     ),
-    keepThreads: flags.keepThreads !== false && env.HOTOCR_KEEP_THREADS !== '0',
+    keepThreads: flags.keepThreads !== false && onOff('HOTOCR_KEEP_THREADS', env.HOTOCR_KEEP_THREADS, true),
     ...(quarantine ? { quarantine: resolve(quarantine) } : {}),
     bodyLimit: integer(
       '--body-limit (HOTOCR_BODY_LIMIT)',
@@ -302,7 +311,7 @@ export function readServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
       100,
       600_000,
     ),
-    allowPinning: flags.allowPinning ?? env.HOTOCR_ALLOW_PINNING === '1',
+    allowPinning: flags.allowPinning ?? onOff('HOTOCR_ALLOW_PINNING', env.HOTOCR_ALLOW_PINNING, false),
     ...(canaryErrorMargin !== undefined ? { canaryErrorMargin } : {}),
     ...(canaryP99Margin !== undefined ? { canaryP99Margin } : {}),
     canaryMinRequests: integer(

@@ -84,6 +84,18 @@ describe('inference threads outlive their version', () => {
     assert.equal(readServeConfig({}, {}).keepThreads, true);
     assert.equal(readServeConfig({ keepThreads: false }, {}).keepThreads, false);
     assert.equal(readServeConfig({}, { HOTOCR_KEEP_THREADS: '0' }).keepThreads, false);
+    assert.equal(readServeConfig({}, { HOTOCR_KEEP_THREADS: '1' }).keepThreads, true);
+    // Not silently "on": a value that is neither 1 nor 0 is refused, as for every on/off variable.
+    for (const env of [
+      { HOTOCR_KEEP_THREADS: 'false' },
+      { HOTOCR_ALLOW_PINNING: 'yes' },
+      { HOTOCR_ALLOW_LEGACY_SIGNATURES: 'true' },
+    ]) {
+      assert.throws(
+        () => readServeConfig({}, env),
+        (e: HotocrError) => e.code === 'CONFIG_INVALID' && e.message.includes('must be 1 or 0'),
+      );
+    }
     const pkg = await bundled();
     const before = threads().length;
     const pool = await OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1, keepThreads: false });
