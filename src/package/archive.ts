@@ -260,41 +260,21 @@ export class PackageArchive {
   }
 
   /**
-   * Reads the archive once, front to back, in large chunks: every chunk goes to `onChunk`
-   * (to hash the whole file), and the bytes of each *stored* entry named in `sinks` go to its
-   * sink as they pass. One read serves both, and what the sinks see is exactly what was
-   * hashed as the archive. Deflated entries are read with {@link openStream}.
+   * The descriptor the archive is read through, for another thread of this process to read
+   * the same bytes with {@link scanDescriptor} (a path could be swapped on disk; this cannot).
+   * Valid until {@link close}.
    */
-  async scan(
-    onChunk: (chunk: Buffer) => void,
-    sinks: ReadonlyMap<string, (bytes: Buffer) => void>,
-  ): Promise<void> {
-    const ranges = [...sinks].map(([name, sink]) => {
-      const entry = this.#entries.get(name);
-      if (entry?.compressionMethod !== 0) throw new Error(`scan: ${name} is not a stored entry`);
-      const start = this.#dataStart.get(name)!;
-      return { start, end: start + entry.compressedSize, sink };
-    });
-    const buffer = Buffer.allocUnsafe(SCAN_CHUNK);
-    for (let position = 0; position < this.size; ) {
-      const { bytesRead } = await readAsync(
-        this.#fd,
-        buffer,
-        0,
-        Math.min(SCAN_CHUNK, this.size - position),
-        position,
-      );
-      if (bytesRead === 0) reject('ARCHIVE_INVALID', 'The archive became shorter while it was read.');
-      const chunk = buffer.subarray(0, bytesRead);
-      onChunk(chunk);
-      const chunkEnd = position + bytesRead;
-      for (const r of ranges) {
-        const from = Math.max(r.start, position);
-        const to = Math.min(r.end, chunkEnd);
-        if (from < to) r.sink(chunk.subarray(from - position, to - position));
-      }
-      position = chunkEnd;
-    }
+  get descriptor(): number {
+    if (this.#closed) throw new Error('archive closed');
+    return this.#fd;
+  }
+
+  /** Where a *stored* entry's bytes lie in the file: `[start, end)`. */
+  storedRange(name: string): { start: number; end: number } {
+    const entry = this.#entries.get(name);
+    if (entry?.compressionMethod !== 0) throw new Error(`${name} is not a stored entry`);
+    const start = this.#dataStart.get(name)!;
+    return { start, end: start + entry.compressedSize };
   }
 
   /** Whether the entry's bytes are stored as they are (not deflated). */
@@ -308,6 +288,41 @@ export class PackageArchive {
     this.#closed = true;
     // yauzl closes the descriptor it was handed once the last open entry stream ends.
     this.#zip.close();
+  }
+}
+
+/** A byte range of the file and what receives its bytes as they pass. */
+export interface ScanRange {
+  readonly start: number;
+  readonly end: number;
+  readonly sink: (bytes: Buffer) => void;
+}
+
+/**
+ * Reads `size` bytes of the open file `fd` once, front to back, in large chunks: every chunk
+ * goes to `onChunk` (to hash the whole file), and the bytes of each range go to its sink as
+ * they pass. One read serves both, so what the sinks see is exactly what was hashed as the
+ * archive. Throws ARCHIVE_INVALID if the file is shorter than `size`.
+ */
+export async function scanDescriptor(
+  fd: number,
+  size: number,
+  onChunk: (chunk: Buffer) => void,
+  ranges: readonly ScanRange[],
+): Promise<void> {
+  const buffer = Buffer.allocUnsafe(SCAN_CHUNK);
+  for (let position = 0; position < size; ) {
+    const { bytesRead } = await readAsync(fd, buffer, 0, Math.min(SCAN_CHUNK, size - position), position);
+    if (bytesRead === 0) reject('ARCHIVE_INVALID', 'The archive became shorter while it was read.');
+    const chunk = buffer.subarray(0, bytesRead);
+    onChunk(chunk);
+    const chunkEnd = position + bytesRead;
+    for (const r of ranges) {
+      const from = Math.max(r.start, position);
+      const to = Math.min(r.end, chunkEnd);
+      if (from < to) r.sink(chunk.subarray(from - position, to - position));
+    }
+    position = chunkEnd;
   }
 }
 

@@ -1,11 +1,9 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import semver from 'semver';
 import { HotocrError, PackageRejectedError } from '../errors.js';
 import type { ServedModel } from '../loaders/index.js';
-import type { VerifiedPackage } from '../verify/index.js';
+import { hashFile, type VerifiedPackage } from '../verify/index.js';
 import type { RegistryEvent } from './events.js';
 import type { PersistedState, StateStore, VersionRef } from './state-store.js';
 import { type Lease, ModelVersion } from './version.js';
@@ -14,8 +12,18 @@ export interface RegistryOptions {
   /** Verifies a package (SPEC section 2, steps 1-5), keeping the verified bytes. */
   readonly verify: (
     path: string,
-    policy: { highestActivated: (name: string) => string | undefined; allowDowngrade: boolean },
+    policy: {
+      highestActivated: (name: string) => string | undefined;
+      allowDowngrade: boolean;
+      /** Another version already answers requests: the work may run at a lower priority. */
+      serving: boolean;
+    },
   ) => Promise<VerifiedPackage>;
+  /**
+   * Hashes the copy of an accepted package the registry keeps (default: on the hashing
+   * thread, at its normal priority); `serving` as for `verify`.
+   */
+  readonly hashFile?: (path: string, context: { serving: boolean }) => Promise<string>;
   /**
    * Loads verified bytes into a model (step 6, graphs). `serving` says another version is
    * already answering requests, so the load may run at a lower priority than serving.
@@ -42,12 +50,6 @@ export interface SubmitOptions {
 type Listener = (event: RegistryEvent) => void;
 
 const now = () => new Date().toISOString();
-
-async function sha256Of(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
 
 /**
  * Every model version the server knows, and which one of each name is active. Packages are
@@ -130,6 +132,7 @@ export class Registry {
     try {
       pkg = await this.#options.verify(path, {
         allowDowngrade: options.allowDowngrade ?? false,
+        serving: this.#active.size > 0,
         highestActivated: (name) => this.#state.highest[source]?.[name],
       });
     } catch (error) {
@@ -167,7 +170,7 @@ export class Registry {
     }
     // The kept copy (for restarts) is made while the graphs load, off the critical path.
     const packagePath = join(this.#options.packagesDir, `${pkg.sha256}.zip`);
-    const copied = this.#keepCopy(path, pkg.sha256);
+    const copied = this.#keepCopy(path, pkg.sha256, { serving: this.#active.size > 0 });
     copied.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
     const v = new ModelVersion(
       { name, version, sha256: pkg.sha256, source, signer: pkg.signer, manifest: pkg.manifest, packagePath },
@@ -229,7 +232,7 @@ export class Registry {
     });
   }
 
-  async #keepCopy(path: string, sha256: string): Promise<string> {
+  async #keepCopy(path: string, sha256: string, context: { serving: boolean }): Promise<string> {
     await mkdir(this.#options.packagesDir, { recursive: true });
     const target = join(this.#options.packagesDir, `${sha256}.zip`);
     if (target === path) return target;
@@ -247,7 +250,8 @@ export class Registry {
         );
       throw error;
     }
-    if ((await sha256Of(tmp)) !== sha256) {
+    const hash = this.#options.hashFile ?? ((p: string) => hashFile(p));
+    if ((await hash(tmp, context)) !== sha256) {
       await rm(tmp, { force: true });
       throw new PackageRejectedError(
         'ARCHIVE_INVALID',

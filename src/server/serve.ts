@@ -9,7 +9,7 @@ import { ensureBundledPackage } from '../pack/index.js';
 import { Registry, StateStore, warmUp } from '../registry/index.js';
 import { FolderSource } from '../sources/index.js';
 import { RegistrySource } from '../sources/registry-source.js';
-import { TrustStore, verifyPackage } from '../verify/index.js';
+import { hashFile, TrustStore, verifyPackage } from '../verify/index.js';
 import { createApp } from './app.js';
 import type { Router } from './routing.js';
 import { clearUploads } from './uploads.js';
@@ -78,13 +78,16 @@ export async function startServer(
     'model loaders',
   );
   const registry = await Registry.create({
-    verify: (path, policy) =>
+    // Reading and hashing run on the hashing thread; while a version serves, at the loading priority.
+    verify: (path, { serving, ...policy }) =>
       verifyPackage(path, {
         trust,
         keepBytes: true,
         allowLegacySignatures: config.allowLegacySignatures,
         ...policy,
+        ...(serving && loadNice > 0 ? { nice: loadNice } : {}),
       }),
+    hashFile: (path, { serving }) => hashFile(path, serving && loadNice > 0 ? loadNice : undefined),
     load: (pkg, { serving }) => {
       if (pkg.legacy)
         logger.warn(

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import semver from 'semver';
@@ -21,6 +20,7 @@ import {
 } from '../package/index.js';
 import { verifyChain } from './cert-chain.js';
 import { keyFingerprint } from './fingerprint.js';
+import { hashDescriptor, hashFile } from './hash-thread.js';
 import { algorithmOf, type SignatureAlgorithm } from './key-kind.js';
 import { explainRsaFailure, isDerEcdsaSignature, verifySignature } from './signature.js';
 import type { TrustedKey, TrustStore } from './trust-store.js';
@@ -62,6 +62,12 @@ export interface VerifyOptions {
   readonly highestActivated?: string | ((name: string) => string | undefined);
   /** Accept a version lower than `highestActivated` (an operator's explicit request). */
   readonly allowDowngrade?: boolean;
+  /**
+   * Read and hash the package at this nice value (a lower scheduling priority), on the
+   * hashing thread, so that a package verified while another version serves leaves the
+   * cores to serving. Lowering needs no privilege; the thread takes its priority back after.
+   */
+  readonly nice?: number;
 }
 
 export interface VerifiedEntry {
@@ -87,14 +93,6 @@ export interface VerifiedPackage {
 
 function fail(code: RejectionCode, message: string, details: Record<string, unknown> = {}): never {
   throw new PackageRejectedError(code, message, { details });
-}
-
-/** SHA-256 of a whole file, read as a stream. */
-export async function hashFile(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 }))
-    hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 async function hashStream(
@@ -145,14 +143,17 @@ export async function verifyPackage(path: string, options: VerifyOptions): Promi
         (s) => (s.isFile() ? s.size : Number.POSITIVE_INFINITY),
         () => Number.POSITIVE_INFINITY,
       );
-      const sha256 = size <= limits.maxArchiveBytes ? await hashFile(path).catch(() => undefined) : undefined;
+      const sha256 =
+        size <= limits.maxArchiveBytes
+          ? await hashFile(path, options.nice).catch(() => undefined)
+          : undefined;
       Object.assign(error.details, { path, ...(sha256 ? { sha256 } : {}) });
     }
     throw error;
   }
   let sha256: string | undefined;
   try {
-    const pass = await hashInOnePass(archive, options.keepBytes ?? false);
+    const pass = await hashInOnePass(archive, options.keepBytes ?? false, options.nice);
     sha256 = pass.sha256;
     return await verifyOpened(archive, path, options, pass);
   } catch (error) {
@@ -172,38 +173,21 @@ interface OnePass {
 }
 
 /**
- * Reads the archive once: the file's own hash and the hash of every stored entry come from
- * the same bytes (graphs are stored, so this is nearly all of a package). Deflated entries
- * are hashed in step 4 from their inflated stream.
+ * Reads the archive once, on the hashing thread and through the archive's own descriptor:
+ * the file's own hash and the hash of every stored entry come from the same bytes (graphs
+ * are stored, so this is nearly all of a package), and the kept bytes are moved here.
+ * Deflated entries are hashed in step 4 from their inflated stream.
  */
-async function hashInOnePass(archive: PackageArchive, keep: boolean): Promise<OnePass> {
-  const whole = createHash('sha256');
-  const hashes = new Map<string, { hash: ReturnType<typeof createHash>; bytes?: Buffer; offset: number }>();
-  const sinks = new Map<string, (chunk: Buffer) => void>();
-  for (const entry of archive.entries) {
-    if (UNLISTED_ENTRIES.has(entry.name) || !archive.isStored(entry.name)) continue;
-    const state = {
-      hash: createHash('sha256'),
-      offset: 0,
-      ...(keep || entry.name === MANIFEST_FILE ? { bytes: Buffer.allocUnsafe(entry.uncompressedSize) } : {}),
-    };
-    hashes.set(entry.name, state);
-    sinks.set(entry.name, (chunk) => {
-      state.hash.update(chunk);
-      if (state.bytes) chunk.copy(state.bytes, state.offset);
-      state.offset += chunk.length;
-    });
-  }
-  await archive.scan((chunk) => whole.update(chunk), sinks);
-  const stored = new Map<string, { sha256: string; bytes?: Buffer; size: number }>();
-  for (const [name, s] of hashes) {
-    stored.set(name, {
-      sha256: s.hash.digest('hex'),
-      size: s.offset,
-      ...(s.bytes ? { bytes: s.bytes } : {}),
-    });
-  }
-  return { sha256: whole.digest('hex'), stored };
+async function hashInOnePass(
+  archive: PackageArchive,
+  keep: boolean,
+  nice: number | undefined,
+): Promise<OnePass> {
+  const ranges = archive.entries
+    .filter((e) => !UNLISTED_ENTRIES.has(e.name) && archive.isStored(e.name))
+    .map((e) => ({ name: e.name, ...archive.storedRange(e.name), keep: keep || e.name === MANIFEST_FILE }));
+  const pass = await hashDescriptor(archive.descriptor, archive.size, ranges, nice);
+  return { sha256: pass.sha256, stored: new Map(pass.ranges.map(({ name, ...r }) => [name, r])) };
 }
 
 async function verifyOpened(

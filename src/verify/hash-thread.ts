@@ -1,0 +1,120 @@
+/**
+ * The main thread's side of the hashing thread (hash-worker.ts): package bytes are read,
+ * hashed and kept there, and the kept bytes are moved here, not copied. The main thread
+ * dispatches every request, so the 16 MB and tens of milliseconds a package costs must not
+ * land on it, nor on its collector.
+ */
+import { Worker } from 'node:worker_threads';
+import { PackageRejectedError, REJECTION_CODES, type RejectionCode } from '../errors.js';
+import type { HashRange, HashReply, HashRequest } from './hash-worker.js';
+
+/** A request without its id (distributes over the union). */
+type Job = HashRequest extends infer R ? (R extends unknown ? Omit<R, 'id'> : never) : never;
+type Done = Extract<HashReply, { ok: true }>;
+
+function toError(error: Extract<HashReply, { ok: false }>['error']): Error {
+  if (error.code && (REJECTION_CODES as readonly string[]).includes(error.code))
+    return new PackageRejectedError(error.code as RejectionCode, error.message, {
+      details: error.details ?? {},
+    });
+  // A file-system error keeps its errno code (ENOENT, EIO...), as if it had been read here.
+  return Object.assign(new Error(error.message), error.code ? { code: error.code } : {});
+}
+
+class HashThread {
+  readonly #worker: Worker;
+  readonly #pending = new Map<number, { resolve(reply: Done): void; reject(error: Error): void }>();
+  #next = 0;
+  #stopped = false;
+
+  constructor() {
+    this.#worker = new Worker(new URL('./hash-worker.js', import.meta.url), {
+      // A thread inherits the process's flags, and `--input-type` (node -e) refuses a module file.
+      execArgv: process.execArgv.filter((a) => !a.startsWith('--input-type')),
+    });
+    // Idle, it must not hold the process open; run() holds it while a job is pending.
+    this.#worker.unref();
+    this.#worker.on('message', (reply: HashReply) => {
+      const p = this.#pending.get(reply.id);
+      this.#pending.delete(reply.id);
+      if (this.#pending.size === 0) this.#worker.unref();
+      if (!reply.ok && reply.stopping) this.#stopped = true;
+      if (reply.ok) p?.resolve(reply);
+      else p?.reject(toError(reply.error));
+    });
+    const fail = (error: Error) => {
+      this.#stopped = true;
+      for (const p of this.#pending.values()) p.reject(error);
+      this.#pending.clear();
+    };
+    this.#worker.on('error', (e) =>
+      fail(new Error(`The hashing thread crashed: ${e.message}`, { cause: e })),
+    );
+    this.#worker.on('exit', (code) => fail(new Error(`The hashing thread stopped (code ${code}).`)));
+  }
+
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  run(job: Job): Promise<Done> {
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#worker.ref();
+      this.#worker.postMessage({ ...job, id });
+    });
+  }
+}
+
+let current: HashThread | undefined;
+
+/** The process's hashing thread, started on first use and replaced if it stopped. */
+function hashThread(): HashThread {
+  if (!current || current.stopped) current = new HashThread();
+  return current;
+}
+
+export interface HashedBytes {
+  readonly name: string;
+  readonly sha256: string;
+  readonly size: number;
+  /** The range's bytes, when they were to be kept. */
+  readonly bytes?: Buffer;
+}
+
+/**
+ * Reads `size` bytes of the open file `fd` once, on the hashing thread, and returns their
+ * SHA-256 and that of each range (with its bytes, where `keep` is set). `nice`, when higher
+ * than the thread's, lowers its priority for this job. A file shorter than `size` is refused
+ * with ARCHIVE_INVALID. `fd` must stay open until this settles.
+ */
+export async function hashDescriptor(
+  fd: number,
+  size: number,
+  ranges: readonly HashRange[],
+  nice?: number,
+): Promise<{ sha256: string; ranges: HashedBytes[] }> {
+  const reply = await hashThread().run({
+    type: 'scan',
+    fd,
+    size,
+    ranges,
+    ...(nice !== undefined ? { nice } : {}),
+  });
+  return {
+    sha256: reply.sha256,
+    ranges: reply.ranges.map((r) => ({
+      name: r.name,
+      sha256: r.sha256,
+      size: r.size,
+      ...(r.bytes ? { bytes: Buffer.from(r.bytes) } : {}),
+    })),
+  };
+}
+
+/** SHA-256 of a whole file, hex, read and hashed on the hashing thread (at `nice`, as above). */
+export async function hashFile(path: string, nice?: number): Promise<string> {
+  const reply = await hashThread().run({ type: 'file', path, ...(nice !== undefined ? { nice } : {}) });
+  return reply.sha256;
+}

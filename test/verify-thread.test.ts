@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { before, describe, test } from 'node:test';
+import { canRestorePriority } from '../src/loaders/index.js';
+import { keygen } from '../src/pack/index.js';
+import { hashFile, TrustStore, verifyPackage } from '../src/verify/index.js';
+import { packWith, sourceDir } from './helpers/packages.js';
+import { atNice } from './helpers/threads.js';
+import { tempDir } from './helpers/tmp.js';
+
+const work = tempDir();
+const GRAPH_MIB = 96;
+let trust: TrustStore;
+let pkg: string;
+let graph: Buffer;
+
+/** CPU time of the main thread (its id is the process id), in clock ticks (100 per second). */
+function mainThreadTicks(): number {
+  const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15; the slice starts at field 3.
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+before(async () => {
+  const keys = await keygen({ type: 'ed25519', out: join(work, 'keys') });
+  trust = await TrustStore.load(keys.publicKeyPath);
+  const dir = await sourceDir(join(work, 'src'));
+  graph = randomBytes(GRAPH_MIB * 1024 * 1024);
+  await writeFile(join(dir, 'rec.onnx'), graph);
+  pkg = await packWith(dir, keys.privateKeyPath, join(work, 'big.zip'));
+});
+
+describe('the hashing thread', () => {
+  test('reads and hashes a package off the main thread, and hands over the exact bytes', async () => {
+    const cpu = process.cpuUsage();
+    const ticks = mainThreadTicks();
+    const verified = await verifyPackage(pkg, { trust, keepBytes: true });
+    const mainMs = (mainThreadTicks() - ticks) * 10;
+    const { user, system } = process.cpuUsage(cpu);
+    const processMs = (user + system) / 1000;
+    // Hashing 96 MiB twice (the archive and the entry) is most of the work; it is not here.
+    assert.ok(processMs > 100, `verification took only ${processMs.toFixed(0)} ms of CPU`);
+    assert.ok(
+      mainMs < processMs / 4,
+      `the main thread spent ${mainMs} ms of the ${processMs.toFixed(0)} ms verification took`,
+    );
+    const kept = verified.files.get('rec.onnx')!;
+    assert.ok(kept.equals(graph), 'the kept bytes differ from the graph packed');
+    assert.equal(
+      createHash('sha256').update(kept).digest('hex'),
+      verified.entries.find((e) => e.name === 'rec.onnx')!.sha256,
+    );
+  });
+
+  test('runs at the nice value asked, then takes its priority back', async () => {
+    const base = atNice(13);
+    let highest = 0;
+    const timer = setInterval(() => {
+      highest = Math.max(highest, atNice(13) - base);
+    }, 2);
+    try {
+      await verifyPackage(pkg, { trust, keepBytes: false, nice: 13 });
+    } finally {
+      clearInterval(timer);
+    }
+    // Lowering needs no privilege: one thread was seen at nice 13 while the package was read.
+    assert.equal(highest, 1);
+    // Taking the priority back does; a thread that cannot stops, so none stays lowered either way.
+    if (canRestorePriority()) assert.equal(atNice(13), base);
+    const again = await verifyPackage(pkg, { trust, keepBytes: false });
+    assert.equal(again.manifest.name, 'ppocr');
+  });
+
+  test('a file that cannot be read is reported with its errno code', async () => {
+    await assert.rejects(hashFile(join(work, 'missing.zip')), (e: NodeJS.ErrnoException) => {
+      assert.equal(e.code, 'ENOENT');
+      return true;
+    });
+    assert.equal(await hashFile(pkg), createHash('sha256').update(readFileSync(pkg)).digest('hex'));
+  });
+});
