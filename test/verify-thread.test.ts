@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
+import type { PackageRejectedError } from '../src/errors.js';
 import { canRestorePriority } from '../src/loaders/index.js';
 import { keygen } from '../src/pack/index.js';
 import { hashFile, TrustStore, verifyPackage } from '../src/verify/index.js';
@@ -73,6 +74,18 @@ describe('the hashing thread', () => {
     if (canRestorePriority()) assert.equal(atNice(13), base);
     const again = await verifyPackage(pkg, { trust, keepBytes: false });
     assert.equal(again.manifest.name, 'ppocr');
+  });
+
+  test('a package no trusted key signed is refused before its graphs are read, with the archive hash in the report', async () => {
+    const stranger = await keygen({ type: 'ed25519', out: join(work, 'stranger') });
+    const dir = await sourceDir(join(work, 'src-stranger'));
+    const refused = await packWith(dir, stranger.privateKeyPath, join(work, 'stranger.zip'));
+    await assert.rejects(verifyPackage(refused, { trust, keepBytes: true }), (e: PackageRejectedError) => {
+      assert.equal(e.code, 'SIGNATURE_INVALID');
+      assert.equal(e.details.path, refused);
+      assert.equal(e.details.sha256, createHash('sha256').update(readFileSync(refused)).digest('hex'));
+      return true;
+    });
   });
 
   test('a file that cannot be read is reported with its errno code', async () => {

@@ -153,12 +153,16 @@ export async function verifyPackage(path: string, options: VerifyOptions): Promi
   }
   let sha256: string | undefined;
   try {
-    const pass = await hashInOnePass(archive, options.keepBytes ?? false, options.nice);
-    sha256 = pass.sha256;
-    return await verifyOpened(archive, path, options, pass);
+    return await verifyOpened(archive, path, options, (hash) => {
+      sha256 = hash;
+    });
   } catch (error) {
-    if (error instanceof PackageRejectedError)
+    if (error instanceof PackageRejectedError) {
+      // Refused before its bytes were read (a signature no trusted key made): the archive's
+      // hash alone, for the report, through the same descriptor.
+      sha256 ??= await wholeHash(archive, options.nice).catch(() => undefined);
       Object.assign(error.details, { path, ...(sha256 ? { sha256 } : {}) });
+    }
     throw error;
   } finally {
     await archive.close();
@@ -190,11 +194,21 @@ async function hashInOnePass(
   return { sha256: pass.sha256, stored: new Map(pass.ranges.map(({ name, ...r }) => [name, r])) };
 }
 
+/** SHA-256 of the whole archive, read on the hashing thread through its descriptor. */
+async function wholeHash(archive: PackageArchive, nice: number | undefined): Promise<string> {
+  return (await hashDescriptor(archive.descriptor, archive.size, [], nice)).sha256;
+}
+
+/**
+ * Steps 2 to 5 on an opened archive. The signature is checked from the two small entries
+ * before any other byte is read, so a package no trusted key signed is refused without its
+ * graphs ever being read or held; `hashed` is told the archive's hash once it is known.
+ */
 async function verifyOpened(
   archive: PackageArchive,
   path: string,
   options: VerifyOptions,
-  pass: OnePass,
+  hashed: (sha256: string) => void,
 ): Promise<VerifiedPackage> {
   const now = options.now ?? new Date();
   const keep = options.keepBytes ?? false;
@@ -218,7 +232,11 @@ async function verifyOpened(
   const signature = await archive.readSmall(SIGNATURE_FILE);
 
   const legacy = await detectLegacy(archive, listed, signature, options);
-  if (legacy) return finishLegacy(archive, path, options, pass.sha256, legacy, now);
+  if (legacy) {
+    const sha256 = await wholeHash(archive, options.nice);
+    hashed(sha256);
+    return finishLegacy(archive, path, options, sha256, legacy, now);
+  }
 
   for (const entry of archive.entries) {
     if (!UNLISTED_ENTRIES.has(entry.name) && !listed.has(entry.name)) {
@@ -251,7 +269,9 @@ async function verifyOpened(
   // Step 3: signature over checksum.sha256.
   const signer = await checkSignature(archive, checksumBytes, signature, options.trust, now);
 
-  // Step 4: hash of every entry.
+  // Step 4: hash of every entry (and of the archive), in one pass over the file.
+  const pass = await hashInOnePass(archive, keep, options.nice);
+  hashed(pass.sha256);
   const entries: VerifiedEntry[] = [];
   for (const [name, expected] of listed) {
     const got =
