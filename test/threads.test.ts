@@ -50,6 +50,39 @@ describe('inference threads outlive their version', () => {
     }
   });
 
+  test('with filesMovable the last thread takes the verified graphs themselves; without it they stay whole', async () => {
+    const pkg = await bundled();
+    const graphs = [pkg.manifest.graphs.det, pkg.manifest.graphs.rec, pkg.manifest.graphs.cls].filter(
+      (g): g is string => g !== undefined,
+    );
+    const sizes = graphs.map((g) => pkg.files.get(g)!.byteLength);
+    const kept = await OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1 });
+    await kept.release();
+    assert.deepEqual(
+      graphs.map((g) => pkg.files.get(g)!.byteLength),
+      sizes,
+    );
+    const moved = await OcrWorkerPool.create(
+      { ...pkg, filesMovable: true },
+      { workers: 2, intraOpThreads: 1 },
+    );
+    try {
+      // Moved to the thread, so emptied here; the dictionary is left as it was.
+      assert.deepEqual(
+        graphs.map((g) => pkg.files.get(g)!.byteLength),
+        graphs.map(() => 0),
+      );
+      assert.ok(pkg.files.get(pkg.manifest.dict!)!.byteLength > 0);
+      // Both threads read: the one that was sent a copy and the one that took the originals.
+      const pages = await Promise.all(
+        ['Moved bytes 31', 'Moved bytes 32', 'Moved bytes 33'].map((l) => text(moved, l)),
+      );
+      assert.deepEqual(pages, ['Movedbytes31', 'Movedbytes32', 'Movedbytes33']);
+    } finally {
+      await moved.release();
+    }
+  });
+
   test('a version that fails to load at low priority leaves its threads at serving priority', async () => {
     const pkg = await bundled();
     // The runtime's first sessions are never lowered: open them first.

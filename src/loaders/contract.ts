@@ -15,6 +15,12 @@ export interface LoaderPackage {
   readonly sha256: string;
   /** Every file of the package by entry name, as verified. */
   readonly files: ReadonlyMap<string, Uint8Array>;
+  /**
+   * Set when the caller reads none of `files` once `load` has returned (the server does
+   * not): the loader may move the buffers to another thread, which empties them here,
+   * instead of copying them.
+   */
+  readonly filesMovable?: boolean;
 }
 
 /** Settings the server passes to every loader; a loader uses those that apply to it. */

@@ -288,7 +288,12 @@ export class Loaders {
   async load(pkg: LoaderPackage, options: LoadOptions = {}): Promise<ServedModel> {
     const { loader, plugin } = this.select(pkg.manifest);
     const manifest: Manifest = { ...pkg.manifest, runtime: pkg.manifest.runtime ?? this.#defaultRuntime };
-    const view: LoaderPackage = { manifest, sha256: pkg.sha256, files: new Map(pkg.files) };
+    const view: LoaderPackage = {
+      manifest,
+      sha256: pkg.sha256,
+      files: new Map(pkg.files),
+      ...(pkg.filesMovable ? { filesMovable: true } : {}),
+    };
     const loadOptions = { ...this.#loadOptions, ...options };
     let model: LoadedModel;
     if (plugin === undefined) {

@@ -61,18 +61,32 @@ type Graphs = { det?: Uint8Array; rec: Uint8Array; cls?: Uint8Array };
  * A thread's own copy of the graph bytes, moved to it (not cloned: a structured clone held
  * the main thread about 67 ms per swap). The thread hands it to onnxruntime and frees it
  * at once: a thread serves one version after another, and a copy left for its collector
- * to find held about 230 MiB more over 120 swaps.
+ * to find held about 230 MiB more over 120 swaps. With `take`, a buffer that holds its
+ * bytes alone is moved itself rather than copied (and emptied here): the last thread's
+ * share, when the caller reads the bytes no more.
  */
-function copyFor(graphs: Graphs): { graphs: Graphs; transfer: ArrayBuffer[] } {
-  const copy = (bytes: Uint8Array) => new Uint8Array(bytes);
-  const own: Graphs = {
-    rec: copy(graphs.rec),
-    ...(graphs.det ? { det: copy(graphs.det) } : {}),
-    ...(graphs.cls ? { cls: copy(graphs.cls) } : {}),
+function copyFor(graphs: Graphs, take: boolean): { graphs: Graphs; transfer: ArrayBuffer[] } {
+  const moved = new Set<ArrayBufferLike>();
+  const own = (bytes: Uint8Array): Uint8Array => {
+    const whole =
+      bytes.buffer instanceof ArrayBuffer &&
+      bytes.byteOffset === 0 &&
+      bytes.byteLength === bytes.buffer.byteLength &&
+      !moved.has(bytes.buffer);
+    if (!take || !whole) return new Uint8Array(bytes);
+    moved.add(bytes.buffer);
+    return bytes;
+  };
+  const copy: Graphs = {
+    rec: own(graphs.rec),
+    ...(graphs.det ? { det: own(graphs.det) } : {}),
+    ...(graphs.cls ? { cls: own(graphs.cls) } : {}),
   };
   return {
-    graphs: own,
-    transfer: [own.det, own.rec, own.cls].flatMap((g) => (g ? [g.buffer as ArrayBuffer] : [])),
+    graphs: copy,
+    transfer: [
+      ...new Set([copy.det, copy.rec, copy.cls].flatMap((g) => (g ? [g.buffer as ArrayBuffer] : []))),
+    ],
   };
 }
 
@@ -240,8 +254,9 @@ export class OcrWorkerPool {
     const pool = new OcrWorkerPool(threads, options.keepThreads === false ? undefined : runtime, params);
     try {
       await Promise.all(
-        threads.map((t) => {
-          const own = copyFor(graphs);
+        threads.map((t, i) => {
+          // Copies are made before the originals move: the last thread is sent its share last.
+          const own = copyFor(graphs, pkg.filesMovable === true && i === threads.length - 1);
           return t.send(
             { type: 'load', graphs: own.graphs, dictionary, params, runtime, session, ...nice },
             own.transfer,

@@ -94,10 +94,14 @@ export async function startServer(
           { unprotected: pkg.legacy.unprotected, path: pkg.path },
           'legacy signature: these entries are not protected',
         );
-      return loaders.load(pkg, {
-        keepThreads: config.keepThreads,
-        ...(serving && loadNice > 0 ? { loadNice } : {}),
-      });
+      // Nothing reads the verified bytes after loading: the loader may move them, not copy them.
+      return loaders.load(
+        { ...pkg, filesMovable: true },
+        {
+          keepThreads: config.keepThreads,
+          ...(serving && loadNice > 0 ? { loadNice } : {}),
+        },
+      );
     },
     warmUp: (model, pkg) => warmUp(model, pkg.manifest),
     store: new StateStore(join(config.data, 'state.json')),
