@@ -200,17 +200,21 @@ try {
     `${await machine()}; ${connections} connections; a ${page.lines.length}-line page; server ${serverArgs.join(' ') || 'defaults'}${refused ? '; uploads refused, never loaded' : ''}; ${blocks} blocks of ${block} s without swaps and as many with, alternating`,
   );
   // What one upload costs in CPU with no other load: the server's whole process (all its
-  // threads, from /proc) and this process's (the uploader), which shares the cores.
-  const serverCpuMs = async () => {
-    const fields = (await readFile(`/proc/${server.child.pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  // threads, from /proc), its main thread alone (whose id is the process's), and this
+  // process's (the uploader), which shares the cores.
+  const cpuMs = async (stat: string) => {
+    const fields = (await readFile(stat, 'utf8')).split(') ')[1]!.split(' ');
     return (Number(fields[11]) + Number(fields[12])) * 10; // utime + stime, at 100 ticks/s
   };
-  const cpu0 = await serverCpuMs();
+  const pid = server.child.pid;
+  const serverCpuMs = () => Promise.all([cpuMs(`/proc/${pid}/stat`), cpuMs(`/proc/${pid}/task/${pid}/stat`)]);
+  const [cpu0, main0] = await serverCpuMs();
   const own0 = process.cpuUsage();
   for (let i = 0; i < COST_UPLOADS; i++) await upload(url, TOKEN, packages[next++]!);
   const own = process.cpuUsage(own0);
+  const [cpu1, main1] = await serverCpuMs();
   console.log(
-    `CPU per ${refused ? 'refused upload' : 'swap'} on the idle server (${COST_UPLOADS} one after another): server ${((await serverCpuMs()) - cpu0) / COST_UPLOADS} ms, uploader ${((own.user + own.system) / 1000 / COST_UPLOADS).toFixed(0)} ms`,
+    `CPU per ${refused ? 'refused upload' : 'swap'} on the idle server (${COST_UPLOADS} one after another): server ${(cpu1 - cpu0) / COST_UPLOADS} ms (its main thread ${(main1 - main0) / COST_UPLOADS} ms), uploader ${((own.user + own.system) / 1000 / COST_UPLOADS).toFixed(0)} ms`,
   );
   await run(2); // warm-up, counted nowhere
   const capacity = report('saturated (to set the rate)', ...(await runOf(block)));

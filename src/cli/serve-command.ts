@@ -26,7 +26,7 @@ export function serveCommand(): Command {
     )
     .option(
       '--load-nice <n>',
-      'while a version serves, load and warm up new ones at this nice value, 0-19, so serving keeps the cores; needs CAP_SYS_NICE, else 0 (HOTOCR_LOAD_NICE, default 10)',
+      'while a version serves, verify, load and warm up new ones at this nice value, 0-19, so serving keeps the cores; needs CAP_SYS_NICE, else 0 (HOTOCR_LOAD_NICE, default 10)',
     )
     .option(
       '--no-keep-threads',

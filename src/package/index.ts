@@ -1,10 +1,4 @@
-export {
-  type ArchiveEntry,
-  collect,
-  PackageArchive,
-  type ScanRange,
-  scanDescriptor,
-} from './archive.js';
+export { type ArchiveEntry, collect, PackageArchive } from './archive.js';
 export {
   CHECKSUM_FILE,
   formatChecksumFile,
