@@ -86,6 +86,27 @@ describe('the hashing thread', () => {
       assert.equal(e.details.sha256, createHash('sha256').update(readFileSync(refused)).digest('hex'));
       return true;
     });
+    // The big package, under a trust store without its key: refused after one pass (the
+    // archive's hash, for the report), where accepting it takes two (the archive and each
+    // entry) and keeps the graph. Checking the signature after the graphs cost as much as accepting.
+    const strangers = await TrustStore.load(stranger.publicKeyPath);
+    const cpuMs = async (store: TrustStore) => {
+      const start = process.cpuUsage();
+      await verifyPackage(pkg, { trust: store, keepBytes: true }).catch(() => {});
+      const { user, system } = process.cpuUsage(start);
+      return (user + system) / 1000;
+    };
+    const accepted: number[] = [];
+    const refusedMs: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      accepted.push(await cpuMs(trust));
+      refusedMs.push(await cpuMs(strangers));
+    }
+    const median = (xs: number[]) => xs.sort((a, b) => a - b)[1]!;
+    assert.ok(
+      median(refusedMs) < 0.8 * median(accepted),
+      `refusing took ${median(refusedMs).toFixed(0)} ms of CPU, accepting ${median(accepted).toFixed(0)} ms`,
+    );
   });
 
   test('a file that cannot be read is reported with its errno code', async () => {

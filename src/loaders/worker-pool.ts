@@ -84,9 +84,8 @@ function copyFor(graphs: Graphs, take: boolean): { graphs: Graphs; transfer: Arr
   };
   return {
     graphs: copy,
-    transfer: [
-      ...new Set([copy.det, copy.rec, copy.cls].flatMap((g) => (g ? [g.buffer as ArrayBuffer] : []))),
-    ],
+    // Distinct buffers: every copy is new, and a buffer is moved once at most.
+    transfer: [copy.det, copy.rec, copy.cls].flatMap((g) => (g ? [g.buffer as ArrayBuffer] : [])),
   };
 }
 
