@@ -50,7 +50,7 @@ interface ModelsBody {
 
 /** What the echo plugin saw, published by the plugin itself on globalThis. */
 interface EchoCalls {
-  loads: { keys: string[]; files: string[]; runtime: string; recSha: string }[];
+  loads: { keys: string[]; files: string[]; runtime: string; recSha: string; recDigest?: string }[];
   releases: number;
 }
 
@@ -72,7 +72,7 @@ export default {
   async load(pkg) {
     const rec = pkg.files.get(pkg.manifest.graphs.rec);
     const recSha = createHash('sha256').update(rec).digest('hex');
-    calls.loads.push({ keys: Object.keys(pkg), files: [...pkg.files.keys()].sort(), runtime: pkg.manifest.runtime, recSha });
+    calls.loads.push({ keys: Object.keys(pkg), files: [...pkg.files.keys()].sort(), runtime: pkg.manifest.runtime, recSha, recDigest: pkg.digests?.get(pkg.manifest.graphs.rec) });
     const text = 'echo ' + pkg.manifest.version + ' ' + recSha.slice(0, 8);
     return {
       async read(image) {
@@ -224,14 +224,16 @@ describe('loader plugins', () => {
     const res = await upload(server, path);
     assert.equal(res.status, 201, await res.clone().text());
     const load = echoCalls().loads.at(-1)!;
-    // No path; and the server says it reads the bytes no more once they are loaded.
-    assert.deepEqual(load.keys.sort(), ['files', 'filesMovable', 'manifest', 'sha256']);
+    // No path; the server says it reads the bytes no more once they are loaded, and gives
+    // the digests they were verified with.
+    assert.deepEqual(load.keys.sort(), ['digests', 'files', 'filesMovable', 'manifest', 'sha256']);
     assert.deepEqual(load.files, ['cls.onnx', 'config.json', 'det.onnx', 'keys.txt', 'rec.onnx']);
     assert.equal(load.runtime, 'test-echo');
     const recSha = createHash('sha256')
       .update(await readFile(join(work, 'plugin-src-7.0.0', 'rec.onnx')))
       .digest('hex');
     assert.equal(load.recSha, recSha);
+    assert.equal(load.recDigest, recSha);
 
     const { status, body } = await ocr(server, page);
     assert.equal(status, 200);

@@ -21,6 +21,12 @@ export interface LoaderPackage {
    * instead of copying them.
    */
   readonly filesMovable?: boolean;
+  /**
+   * SHA-256 (hex) of each file by entry name, set only when each was computed from the very
+   * bytes in `files` (the server's verifier does so): a loader may then reuse what it made
+   * before from bytes of the same digest, such as an optimized graph.
+   */
+  readonly digests?: ReadonlyMap<string, string>;
 }
 
 /** Settings the server passes to every loader; a loader uses those that apply to it. */

@@ -293,6 +293,7 @@ export class Loaders {
       sha256: pkg.sha256,
       files: new Map(pkg.files),
       ...(pkg.filesMovable ? { filesMovable: true } : {}),
+      ...(pkg.digests ? { digests: pkg.digests } : {}),
     };
     const loadOptions = { ...this.#loadOptions, ...options };
     let model: LoadedModel;

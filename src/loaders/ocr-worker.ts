@@ -4,7 +4,9 @@
  * and onnxruntime-web's WebAssembly runs on the thread that calls it, so inference must not
  * happen on the main thread, where it would stop every request.
  */
-import { getPriority, setPriority } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { getPriority, setPriority, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { MessageChannel, parentPort } from 'node:worker_threads';
 import { HotocrError } from '../errors.js';
 // The engine alone: the package index would also load sharp, 0.1 s more per thread start.
@@ -16,11 +18,18 @@ import type { OrtGraphSession, SessionOptions } from './ort-session.js';
 /** The built-in runtimes a thread can open graphs with. */
 export type BuiltinRuntime = 'onnxruntime-node' | 'onnxruntime-wasm';
 
+export type GraphRole = 'det' | 'rec' | 'cls';
+export type Graphs = { det?: Uint8Array; rec: Uint8Array; cls?: Uint8Array };
+
 export type WorkerRequest =
   | {
       type: 'load';
       id: number;
-      graphs: { det?: Uint8Array; rec: Uint8Array; cls?: Uint8Array };
+      graphs: Graphs;
+      /** Graphs sent in onnxruntime-node's own optimized form (made in this process): opened as they are. */
+      optimized?: GraphRole[];
+      /** Graphs whose optimized form to send back (onnxruntime-node), for the next threads to open. */
+      save?: GraphRole[];
       dictionary: string;
       params: OcrParams;
       runtime: BuiltinRuntime;
@@ -86,11 +95,54 @@ async function handle(
           { cause },
         );
       }
-      const open = async (role: string, bytes: Uint8Array | undefined) => {
+      const saved: Partial<Record<GraphRole, Uint8Array>> = {};
+      const open = async (role: GraphRole, bytes: Uint8Array | undefined) => {
         if (!bytes) return undefined;
-        const s = await openSession(role, bytes, msg.session);
+        const optimized = msg.optimized?.includes(role) === true;
+        const s = msg.save?.includes(role)
+          ? await openSaving(role, bytes, (b) => {
+              saved[role] = b;
+            })
+          : await openSession(role, bytes, msg.session, { optimized });
         sessions.push(s);
         return s;
+      };
+      /**
+       * Opens a graph and keeps its optimized form, written by onnxruntime to a folder only
+       * this thread uses and read back at once. Where that cannot be done the graph opens all
+       * the same, and the threads after this one optimize it themselves.
+       */
+      const openSaving = async (role: GraphRole, bytes: Uint8Array, keep: (b: Uint8Array) => void) => {
+        let dir: string;
+        try {
+          dir = mkdtempSync(join(tmpdir(), 'hotocr-graph-'));
+        } catch {
+          return openSession(role, bytes, msg.session);
+        }
+        try {
+          const path = join(dir, `${role}.onnx`);
+          let s: OrtGraphSession;
+          try {
+            s = await openSession(role, bytes, msg.session, { saveTo: path });
+          } catch {
+            // Not written, or not a graph: opened without saving, where a graph that is not one fails.
+            return await openSession(role, bytes, msg.session);
+          }
+          try {
+            const file = readFileSync(path);
+            // A buffer of its own, so that it can be moved to the main thread.
+            keep(
+              file.byteOffset === 0 && file.byteLength === file.buffer.byteLength
+                ? file
+                : new Uint8Array(file),
+            );
+          } catch {
+            // Not kept: the session is open all the same.
+          }
+          return s;
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
       };
       let det: OrtGraphSession | undefined;
       let rec: OrtGraphSession;
@@ -108,7 +160,11 @@ async function handle(
         msg.dictionary,
         msg.params,
       );
-      return { result: null, timings };
+      return {
+        result: { optimized: saved },
+        timings,
+        transfer: Object.values(saved).map((b) => b.buffer as ArrayBuffer),
+      };
     }
     case 'locate': {
       const { boxes, crops } = await engine!.locate(msg.image, timings);

@@ -19,7 +19,8 @@ import {
   type RgbImage,
 } from '../ocr/index.js';
 import type { LoaderPackage, ReadOptions } from './contract.js';
-import type { BuiltinRuntime, WorkerReply, WorkerRequest } from './ocr-worker.js';
+import { OptimizedGraphs } from './graph-cache.js';
+import type { BuiltinRuntime, GraphRole, Graphs, WorkerReply, WorkerRequest } from './ocr-worker.js';
 import type { SessionOptions } from './ort-session.js';
 
 export interface PoolOptions extends SessionOptions {
@@ -55,27 +56,24 @@ interface Pending {
   reject(error: Error): void;
 }
 
-type Graphs = { det?: Uint8Array; rec: Uint8Array; cls?: Uint8Array };
-
 /**
  * A thread's own copy of the graph bytes, moved to it (not cloned: a structured clone held
  * the main thread about 67 ms per swap). The thread hands it to onnxruntime and frees it
  * at once: a thread serves one version after another, and a copy left for its collector
- * to find held about 230 MiB more over 120 swaps. With `take`, a buffer that holds its
+ * to find held about 230 MiB more over 120 swaps. A buffer in `movable` that holds its
  * bytes alone is moved itself rather than copied (and emptied here): the last thread's
  * share, when the caller reads the bytes no more.
  */
-function copyFor(graphs: Graphs, take: boolean): { graphs: Graphs; transfer: ArrayBuffer[] } {
-  const moved = new Set<ArrayBufferLike>();
+function copyFor(
+  graphs: Graphs,
+  movable: ReadonlySet<Uint8Array>,
+): { graphs: Graphs; transfer: ArrayBuffer[] } {
   const own = (bytes: Uint8Array): Uint8Array => {
     const whole =
       bytes.buffer instanceof ArrayBuffer &&
       bytes.byteOffset === 0 &&
-      bytes.byteLength === bytes.buffer.byteLength &&
-      !moved.has(bytes.buffer);
-    if (!take || !whole) return new Uint8Array(bytes);
-    moved.add(bytes.buffer);
-    return bytes;
+      bytes.byteLength === bytes.buffer.byteLength;
+    return movable.has(bytes) && whole ? bytes : new Uint8Array(bytes);
   };
   const copy: Graphs = {
     rec: own(graphs.rec),
@@ -87,6 +85,21 @@ function copyFor(graphs: Graphs, take: boolean): { graphs: Graphs; transfer: Arr
     // Distinct buffers: every copy is new, and a buffer is moved once at most.
     transfer: [copy.det, copy.rec, copy.cls].flatMap((g) => (g ? [g.buffer as ArrayBuffer] : [])),
   };
+}
+
+const ROLES = ['det', 'rec', 'cls'] as const satisfies readonly GraphRole[];
+
+/**
+ * onnxruntime-node's optimized graphs, kept across versions: a version whose graphs were
+ * seen before (a configuration change, a rollback, a new recognizer beside the same
+ * detector) opens them without optimizing them again. At most 128 MiB: PP-OCRv4's three
+ * graphs take 16 MiB.
+ */
+const optimizedGraphs = new OptimizedGraphs(128 * 1024 * 1024);
+
+/** How often a version's graphs were found optimized already (tests, benchmarks). */
+export function optimizedGraphStats(): ReturnType<OptimizedGraphs['stats']> {
+  return optimizedGraphs.stats();
 }
 
 /** Runtimes that have opened sessions in this process (and so started their process-wide threads). */
@@ -249,19 +262,61 @@ export class OcrWorkerPool {
       opened.has(runtime)
         ? { nice: options.loadNice }
         : {};
+    // Graphs this process optimized before, by the digest the caller verified them with.
+    const digests = runtime === 'onnxruntime-node' ? pkg.digests : undefined;
+    const optimized: Partial<Record<GraphRole, Uint8Array>> = {};
+    const unseen: GraphRole[] = [];
+    for (const role of ROLES) {
+      const name = m.graphs[role];
+      const digest = name === undefined ? undefined : digests?.get(name);
+      if (digest === undefined || graphs[role] === undefined) continue;
+      const kept = optimizedGraphs.get(digest);
+      if (kept) optimized[role] = kept;
+      else unseen.push(role);
+    }
     const threads = Array.from({ length: count }, () => threadFor(runtime));
     const pool = new OcrWorkerPool(threads, options.keepThreads === false ? undefined : runtime, params);
-    try {
-      await Promise.all(
-        threads.map((t, i) => {
-          // Copies are made before the originals move: the last thread is sent its share last.
-          const own = copyFor(graphs, pkg.filesMovable === true && i === threads.length - 1);
-          return t.send(
-            { type: 'load', graphs: own.graphs, dictionary, params, runtime, session, ...nice },
-            own.transfer,
-          );
-        }),
+    /** Loads thread `i`: graphs optimized before as they are, the others from the verified bytes. */
+    const load = (i: number, save: GraphRole[]) => {
+      const roles = ROLES.filter((r) => optimized[r] !== undefined);
+      const verified = ROLES.flatMap((r) => (optimized[r] === undefined && graphs[r] ? [graphs[r]] : []));
+      // The last thread may take the verified bytes themselves; optimized ones stay kept here.
+      const movable = new Set(pkg.filesMovable === true && i === threads.length - 1 ? verified : []);
+      const own = copyFor({ ...graphs, ...optimized }, movable);
+      return threads[i]!.send(
+        {
+          type: 'load',
+          graphs: own.graphs,
+          ...(roles.length > 0 ? { optimized: roles } : {}),
+          ...(save.length > 0 ? { save } : {}),
+          dictionary,
+          params,
+          runtime,
+          session,
+          ...nice,
+        },
+        own.transfer,
       );
+    };
+    try {
+      let next = 0;
+      if (unseen.length > 0) {
+        // One thread optimizes the graphs not seen before and sends them back; the others
+        // (and later versions) then open them without optimizing them again.
+        const reply = await load(next++, unseen);
+        const saved = (reply.result as { optimized?: Partial<Record<GraphRole, Uint8Array>> } | null)
+          ?.optimized;
+        for (const role of unseen) {
+          const bytes = saved?.[role];
+          if (!bytes) continue;
+          optimized[role] = bytes;
+          optimizedGraphs.set(digests!.get(m.graphs[role]!)!, bytes);
+        }
+      }
+      // Copies are made before the originals move: the last thread is sent its share last.
+      const rest: Promise<unknown>[] = [];
+      for (; next < threads.length; next++) rest.push(load(next, []));
+      await Promise.all(rest);
     } catch (error) {
       await pool.release();
       throw error;

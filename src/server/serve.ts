@@ -95,8 +95,9 @@ export async function startServer(
           'legacy signature: these entries are not protected',
         );
       // Nothing reads the verified bytes after loading: the loader may move them, not copy them.
+      // The digests are those the bytes were verified with: a loader may reuse what it made from them.
       return loaders.load(
-        { ...pkg, filesMovable: true },
+        { ...pkg, filesMovable: true, digests: new Map(pkg.entries.map((e) => [e.name, e.sha256])) },
         {
           keepThreads: config.keepThreads,
           ...(serving && loadNice > 0 ? { loadNice } : {}),

@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import type { HotocrError } from '../src/errors.js';
+import { type LoaderPackage, OcrWorkerPool, optimizedGraphStats } from '../src/loaders/index.js';
+import { decodeImage } from '../src/ocr/index.js';
+import { ensureBundledPackage } from '../src/pack/index.js';
+import { TrustStore, verifyPackage } from '../src/verify/index.js';
+import { renderText } from './helpers/images.js';
+import { tempDir } from './helpers/tmp.js';
+
+const work = tempDir();
+
+/** The bundled package as verified, and the same with the digests it was verified with. */
+async function bundled(): Promise<{ plain: LoaderPackage; withDigests: LoaderPackage }> {
+  const b = await ensureBundledPackage(join(work, 'home'));
+  const pkg = await verifyPackage(b.packagePath, {
+    trust: await TrustStore.load(b.trustPath),
+    keepBytes: true,
+  });
+  return {
+    plain: pkg,
+    withDigests: { ...pkg, digests: new Map(pkg.entries.map((e) => [e.name, e.sha256])) },
+  };
+}
+
+async function text(pool: OcrWorkerPool, line: string): Promise<string> {
+  const result = await pool.read(await decodeImage(await renderText([line])));
+  return result.lines.map((l) => l.text.replaceAll(' ', '')).join('');
+}
+
+/** CPU time of the whole process (every thread) that `load` takes, in ms. */
+async function cpuOf(load: () => Promise<OcrWorkerPool>): Promise<number> {
+  const before = process.cpuUsage();
+  const pool = await load();
+  const used = process.cpuUsage(before);
+  await pool.release();
+  return (used.user + used.system) / 1000;
+}
+
+const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[xs.length >> 1]!;
+
+describe('graphs optimized once per process', () => {
+  // First: no inference thread has started yet, so those of this test see the temporary folder set here.
+  test('where the optimized form cannot be written, the version loads all the same and nothing is kept', async () => {
+    const { withDigests } = await bundled();
+    const file = join(work, 'not-a-folder');
+    await writeFile(file, 'a file where the temporary folder should be');
+    const tmp = process.env.TMPDIR;
+    process.env.TMPDIR = join(file, 'tmp');
+    let pool: OcrWorkerPool;
+    try {
+      // Its threads are stopped once released: none is left with this folder for later tests.
+      pool = await OcrWorkerPool.create(withDigests, { workers: 2, intraOpThreads: 1, keepThreads: false });
+    } finally {
+      if (tmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = tmp;
+    }
+    try {
+      assert.deepEqual(optimizedGraphStats(), { entries: 0, bytes: 0, hits: 0, misses: 3 });
+      const pages = await Promise.all(['Not kept 41', 'Not kept 42'].map((l) => text(pool, l)));
+      assert.deepEqual(pages, ['Notkept41', 'Notkept42']);
+    } finally {
+      await pool.release();
+    }
+  });
+
+  test('graphs seen before open without being optimized again: every thread reads, for less CPU', async () => {
+    const { plain, withDigests } = await bundled();
+    const options = { workers: 2, intraOpThreads: 1 };
+    // Without digests nothing is kept or looked up.
+    const start = optimizedGraphStats();
+    await (await OcrWorkerPool.create(plain, options)).release();
+    assert.deepEqual(optimizedGraphStats(), start);
+
+    // The first load optimizes the three graphs on one thread and keeps them.
+    const first = await OcrWorkerPool.create(withDigests, options);
+    try {
+      const { bytes, ...counts } = optimizedGraphStats();
+      assert.deepEqual(counts, { entries: 3, hits: start.hits, misses: start.misses + 3 });
+      assert.ok(bytes > 1_000_000, `${bytes} bytes kept`);
+      // Both threads read: the one that optimized the graphs and the one sent them optimized.
+      const pages = await Promise.all(
+        ['Seen first 51', 'Seen first 52', 'Seen first 53'].map((l) => text(first, l)),
+      );
+      assert.deepEqual(pages, ['Seenfirst51', 'Seenfirst52', 'Seenfirst53']);
+    } finally {
+      await first.release();
+    }
+
+    // The next version with the same graphs finds all three, on every thread.
+    const next = await OcrWorkerPool.create(withDigests, options);
+    try {
+      assert.equal(optimizedGraphStats().hits, start.hits + 3);
+      const pages = await Promise.all(
+        ['Seen again 61', 'Seen again 62', 'Seen again 63'].map((l) => text(next, l)),
+      );
+      assert.deepEqual(pages, ['Seenagain61', 'Seenagain62', 'Seenagain63']);
+    } finally {
+      await next.release();
+    }
+
+    // And loads for less CPU than a version whose graphs must be optimized (medians of 3, alternated).
+    const cached: number[] = [];
+    const optimizing: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      optimizing.push(await cpuOf(() => OcrWorkerPool.create(plain, options)));
+      cached.push(await cpuOf(() => OcrWorkerPool.create(withDigests, options)));
+    }
+    const ratio = median(cached) / median(optimizing);
+    assert.ok(
+      ratio < 0.85,
+      `cached ${cached.map(Math.round)} ms against ${optimizing.map(Math.round)} ms (${ratio.toFixed(2)}x)`,
+    );
+  });
+
+  test('a graph that does not open still fails with GRAPH_INVALID, and nothing is kept for it', async () => {
+    const { withDigests } = await bundled();
+    const rec = withDigests.manifest.graphs.rec;
+    const broken: LoaderPackage = {
+      ...withDigests,
+      files: new Map([...withDigests.files, [rec, new Uint8Array(64).fill(7)]]),
+      digests: new Map([...withDigests.digests!, [rec, 'ab'.repeat(32)]]),
+    };
+    const before = optimizedGraphStats().entries;
+    await assert.rejects(
+      OcrWorkerPool.create(broken, { workers: 2, intraOpThreads: 1 }),
+      (e: HotocrError) => e.code === 'GRAPH_INVALID' && e.message.includes('rec graph'),
+    );
+    // A load that fails keeps nothing, not even the graphs it opened before the broken one.
+    assert.equal(optimizedGraphStats().entries, before);
+    const pool = await OcrWorkerPool.create(withDigests, { workers: 2, intraOpThreads: 1 });
+    try {
+      assert.equal(await text(pool, 'After a broken graph 71'), 'Afterabrokengraph71');
+    } finally {
+      await pool.release();
+    }
+  });
+
+  test('the WebAssembly runtime neither keeps nor uses optimized graphs', async () => {
+    const { withDigests } = await bundled();
+    const before = optimizedGraphStats();
+    const pool = await OcrWorkerPool.create(withDigests, { workers: 1, runtime: 'onnxruntime-wasm' });
+    try {
+      assert.equal(await text(pool, 'Web assembly 81'), 'Webassembly81');
+      assert.deepEqual(optimizedGraphStats(), before);
+    } finally {
+      await pool.release();
+    }
+  });
+});
