@@ -52,7 +52,12 @@ describe('graphs optimized once per process', () => {
     let pool: OcrWorkerPool;
     try {
       // Its threads are stopped once released: none is left with this folder for later tests.
-      pool = await OcrWorkerPool.create(withDigests, { workers: 2, intraOpThreads: 1, keepThreads: false });
+      // With filesMovable the first thread takes the verified bytes, and gives back those it
+      // could not optimize, for the second.
+      pool = await OcrWorkerPool.create(
+        { ...withDigests, filesMovable: true },
+        { workers: 2, intraOpThreads: 1, keepThreads: false },
+      );
     } finally {
       if (tmp === undefined) delete process.env.TMPDIR;
       else process.env.TMPDIR = tmp;
@@ -74,9 +79,13 @@ describe('graphs optimized once per process', () => {
     await (await OcrWorkerPool.create(plain, options)).release();
     assert.deepEqual(optimizedGraphStats(), start);
 
-    // The first load optimizes the three graphs on one thread and keeps them.
-    const first = await OcrWorkerPool.create(withDigests, options);
+    // The first load optimizes the three graphs on one thread and keeps them. Told the
+    // caller reads the bytes no more, that thread takes them rather than a copy.
+    const moving = (await bundled()).withDigests;
+    const first = await OcrWorkerPool.create({ ...moving, filesMovable: true }, options);
     try {
+      for (const role of ['det', 'rec', 'cls'] as const)
+        assert.equal(moving.files.get(moving.manifest.graphs[role]!)!.byteLength, 0, `${role} moved`);
       const { bytes, ...counts } = optimizedGraphStats();
       assert.deepEqual(counts, { entries: 3, hits: start.hits, misses: start.misses + 3 });
       assert.ok(bytes > 1_000_000, `${bytes} bytes kept`);

@@ -4,7 +4,7 @@
  * and onnxruntime-web's WebAssembly runs on the thread that calls it, so inference must not
  * happen on the main thread, where it would stop every request.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import { getPriority, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MessageChannel, parentPort } from 'node:worker_threads';
@@ -19,6 +19,7 @@ import type { OrtGraphSession, SessionOptions } from './ort-session.js';
 export type BuiltinRuntime = 'onnxruntime-node' | 'onnxruntime-wasm';
 
 export type GraphRole = 'det' | 'rec' | 'cls';
+const ROLES = ['det', 'rec', 'cls'] as const satisfies readonly GraphRole[];
 export type Graphs = { det?: Uint8Array; rec: Uint8Array; cls?: Uint8Array };
 
 export type WorkerRequest =
@@ -26,9 +27,15 @@ export type WorkerRequest =
       type: 'load';
       id: number;
       graphs: Graphs;
-      /** Graphs sent in onnxruntime-node's own optimized form (made in this process): opened as they are. */
+      /**
+       * Graphs sent in onnxruntime-node's own optimized form (made in this process), in memory
+       * shared with the main thread: copied, then opened as they are.
+       */
       optimized?: GraphRole[];
-      /** Graphs whose optimized form to send back (onnxruntime-node), for the next threads to open. */
+      /**
+       * Graphs whose optimized form to send back (onnxruntime-node), in shared memory, for the
+       * next threads to open. Where one cannot be saved, its bytes are sent back instead.
+       */
       save?: GraphRole[];
       dictionary: string;
       params: OcrParams;
@@ -52,6 +59,22 @@ let engine: OcrEngine | undefined;
 const sessions: OrtGraphSession[] = [];
 /** This thread's nice value before loading lowered it (on Linux, getPriority(0) and setPriority(0) act on this thread alone). */
 let servingNice: number | undefined;
+
+/** Reads a whole file into memory that can be shared with other threads without a copy. */
+function readShared(path: string): Uint8Array {
+  const fd = openSync(path, 'r');
+  try {
+    const bytes = new Uint8Array(new SharedArrayBuffer(fstatSync(fd).size));
+    for (let at = 0; at < bytes.byteLength; ) {
+      const n = readSync(fd, bytes, at, bytes.byteLength - at, at);
+      if (n === 0) throw new Error(`${path} ended early`);
+      at += n;
+    }
+    return bytes;
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /**
  * Frees a buffer now rather than when this thread's collector next runs (which, in a thread
@@ -98,12 +121,22 @@ async function handle(
       const saved: Partial<Record<GraphRole, Uint8Array>> = {};
       const open = async (role: GraphRole, bytes: Uint8Array | undefined) => {
         if (!bytes) return undefined;
-        const optimized = msg.optimized?.includes(role) === true;
+        if (msg.optimized?.includes(role) === true) {
+          // onnxruntime takes memory of this thread's own; the copy goes once it has read it.
+          const own = new Uint8Array(bytes);
+          try {
+            const s = await openSession(role, own, msg.session, { optimized: true });
+            sessions.push(s);
+            return s;
+          } finally {
+            free(own);
+          }
+        }
         const s = msg.save?.includes(role)
           ? await openSaving(role, bytes, (b) => {
               saved[role] = b;
             })
-          : await openSession(role, bytes, msg.session, { optimized });
+          : await openSession(role, bytes, msg.session);
         sessions.push(s);
         return s;
       };
@@ -129,13 +162,7 @@ async function handle(
             return await openSession(role, bytes, msg.session);
           }
           try {
-            const file = readFileSync(path);
-            // A buffer of its own, so that it can be moved to the main thread.
-            keep(
-              file.byteOffset === 0 && file.byteLength === file.buffer.byteLength
-                ? file
-                : new Uint8Array(file),
-            );
+            keep(readShared(path));
           } catch {
             // Not kept: the session is open all the same.
           }
@@ -147,23 +174,34 @@ async function handle(
       let det: OrtGraphSession | undefined;
       let rec: OrtGraphSession;
       let cls: OrtGraphSession | undefined;
+      /** Graphs to save whose optimized form could not be kept: their bytes go back for the next threads. */
+      const unsaved: Partial<Record<GraphRole, Uint8Array>> = {};
+      let opened = false;
       try {
         det = await open('det', msg.graphs.det);
         rec = (await open('rec', msg.graphs.rec))!;
         cls = await open('cls', msg.graphs.cls);
+        opened = true;
       } finally {
-        // The bytes were moved to this thread for it alone, and onnxruntime keeps its own copy.
-        for (const bytes of Object.values(msg.graphs)) if (bytes) free(bytes);
+        // The bytes were moved to this thread for it alone, and onnxruntime keeps its own copy
+        // (optimized graphs are shared with the main thread, which keeps them).
+        for (const role of ROLES) {
+          const bytes = msg.graphs[role];
+          if (!bytes || bytes.buffer instanceof SharedArrayBuffer) continue;
+          if (opened && msg.save?.includes(role) && !saved[role]) unsaved[role] = bytes;
+          else free(bytes);
+        }
       }
       engine = await OcrEngine.create(
         { ...(det ? { det } : {}), rec, ...(cls ? { cls } : {}) },
         msg.dictionary,
         msg.params,
       );
+      // Optimized graphs are in shared memory: the main thread sees them without a copy.
       return {
-        result: { optimized: saved },
+        result: { optimized: saved, unsaved },
         timings,
-        transfer: Object.values(saved).map((b) => b.buffer as ArrayBuffer),
+        transfer: Object.values(unsaved).map((b) => b.buffer as ArrayBuffer),
       };
     }
     case 'locate': {

@@ -57,43 +57,48 @@ interface Pending {
 }
 
 /**
- * A thread's own copy of the graph bytes, moved to it (not cloned: a structured clone held
- * the main thread about 67 ms per swap). The thread hands it to onnxruntime and frees it
- * at once: a thread serves one version after another, and a copy left for its collector
- * to find held about 230 MiB more over 120 swaps. A buffer in `movable` that holds its
- * bytes alone is moved itself rather than copied (and emptied here): the last thread's
- * share, when the caller reads the bytes no more.
+ * What a thread is sent of the graphs. Verified bytes: a copy of its own, moved to it (not
+ * cloned: a structured clone held the main thread about 67 ms per swap), which it hands to
+ * onnxruntime and frees at once (a thread serves one version after another, and a copy left
+ * for its collector to find held about 230 MiB more over 120 swaps). A buffer in `movable`
+ * that holds its bytes alone is moved itself rather than copied (and emptied here): the last
+ * thread's share, when the caller reads the bytes no more. Optimized graphs, in shared
+ * memory, are sent as they are: no copy here.
  */
 function copyFor(
   graphs: Graphs,
   movable: ReadonlySet<Uint8Array>,
 ): { graphs: Graphs; transfer: ArrayBuffer[] } {
+  const transfer: ArrayBuffer[] = [];
   const own = (bytes: Uint8Array): Uint8Array => {
+    if (bytes.buffer instanceof SharedArrayBuffer) return bytes;
     const whole =
       bytes.buffer instanceof ArrayBuffer &&
       bytes.byteOffset === 0 &&
       bytes.byteLength === bytes.buffer.byteLength;
-    return movable.has(bytes) && whole ? bytes : new Uint8Array(bytes);
-  };
-  const copy: Graphs = {
-    rec: own(graphs.rec),
-    ...(graphs.det ? { det: own(graphs.det) } : {}),
-    ...(graphs.cls ? { cls: own(graphs.cls) } : {}),
+    const sent = movable.has(bytes) && whole ? bytes : new Uint8Array(bytes);
+    // Distinct buffers: every copy is new, and a buffer is moved once at most.
+    transfer.push(sent.buffer as ArrayBuffer);
+    return sent;
   };
   return {
-    graphs: copy,
-    // Distinct buffers: every copy is new, and a buffer is moved once at most.
-    transfer: [copy.det, copy.rec, copy.cls].flatMap((g) => (g ? [g.buffer as ArrayBuffer] : [])),
+    graphs: {
+      rec: own(graphs.rec),
+      ...(graphs.det ? { det: own(graphs.det) } : {}),
+      ...(graphs.cls ? { cls: own(graphs.cls) } : {}),
+    },
+    transfer,
   };
 }
 
 const ROLES = ['det', 'rec', 'cls'] as const satisfies readonly GraphRole[];
 
 /**
- * onnxruntime-node's optimized graphs, kept across versions: a version whose graphs were
- * seen before (a configuration change, a rollback, a new recognizer beside the same
- * detector) opens them without optimizing them again. At most 128 MiB: PP-OCRv4's three
- * graphs take 16 MiB.
+ * onnxruntime-node's optimized graphs, kept across versions in memory shared with the
+ * inference threads: a version whose graphs were seen before (a configuration change, a
+ * rollback, a new recognizer beside the same detector) opens them without optimizing them
+ * again, and the main thread copies none of them. At most 128 MiB: PP-OCRv4's three graphs
+ * take 16 MiB.
  */
 const optimizedGraphs = new OptimizedGraphs(128 * 1024 * 1024);
 
@@ -276,12 +281,12 @@ export class OcrWorkerPool {
     }
     const threads = Array.from({ length: count }, () => threadFor(runtime));
     const pool = new OcrWorkerPool(threads, options.keepThreads === false ? undefined : runtime, params);
-    /** Loads thread `i`: graphs optimized before as they are, the others from the verified bytes. */
-    const load = (i: number, save: GraphRole[]) => {
+    /**
+     * Loads thread `i`: graphs optimized before as they are, the others from the verified
+     * bytes, of which those in `movable` are moved to it rather than copied.
+     */
+    const load = (i: number, save: GraphRole[], movable: ReadonlySet<Uint8Array>) => {
       const roles = ROLES.filter((r) => optimized[r] !== undefined);
-      const verified = ROLES.flatMap((r) => (optimized[r] === undefined && graphs[r] ? [graphs[r]] : []));
-      // The last thread may take the verified bytes themselves; optimized ones stay kept here.
-      const movable = new Set(pkg.filesMovable === true && i === threads.length - 1 ? verified : []);
       const own = copyFor({ ...graphs, ...optimized }, movable);
       return threads[i]!.send(
         {
@@ -298,24 +303,46 @@ export class OcrWorkerPool {
         own.transfer,
       );
     };
+    /** The verified bytes of the graphs not (yet) optimized. */
+    const verified = () => ROLES.flatMap((r) => (optimized[r] === undefined && graphs[r] ? [graphs[r]] : []));
     try {
       let next = 0;
+      /** Bytes this pool may move: the caller's, when it reads them no more, or those sent back to it. */
+      const ours = new Set<Uint8Array>(pkg.filesMovable === true ? verified() : []);
       if (unseen.length > 0) {
         // One thread optimizes the graphs not seen before and sends them back; the others
-        // (and later versions) then open them without optimizing them again.
-        const reply = await load(next++, unseen);
-        const saved = (reply.result as { optimized?: Partial<Record<GraphRole, Uint8Array>> } | null)
-          ?.optimized;
+        // (and later versions) then open them without optimizing them again. It takes the
+        // verified bytes themselves where it may, and sends back those it could not optimize.
+        const first =
+          threads.length === 1
+            ? ours
+            : new Set(unseen.flatMap((r) => (ours.has(graphs[r]!) ? [graphs[r]!] : [])));
+        const reply = await load(next++, unseen, first);
+        const { optimized: saved = {}, unsaved = {} } = (reply.result ?? {}) as {
+          optimized?: Partial<Record<GraphRole, Uint8Array>>;
+          unsaved?: Partial<Record<GraphRole, Uint8Array>>;
+        };
         for (const role of unseen) {
-          const bytes = saved?.[role];
-          if (!bytes) continue;
-          optimized[role] = bytes;
-          optimizedGraphs.set(digests!.get(m.graphs[role]!)!, bytes);
+          const bytes = saved[role];
+          if (bytes) {
+            optimized[role] = bytes;
+            optimizedGraphs.set(digests!.get(m.graphs[role]!)!, bytes);
+          } else if (unsaved[role]) {
+            graphs[role] = unsaved[role];
+            ours.add(unsaved[role]);
+          }
         }
       }
       // Copies are made before the originals move: the last thread is sent its share last.
       const rest: Promise<unknown>[] = [];
-      for (; next < threads.length; next++) rest.push(load(next, []));
+      for (; next < threads.length; next++)
+        rest.push(
+          load(
+            next,
+            [],
+            next === threads.length - 1 ? new Set(verified().filter((b) => ours.has(b))) : new Set(),
+          ),
+        );
       await Promise.all(rest);
     } catch (error) {
       await pool.release();
