@@ -15,11 +15,16 @@
  * so each is received, read and hashed, then refused (SIGNATURE_INVALID) and never loaded: what
  * the upload and verification cost serving, apart from loading.
  *
+ * --new-graphs: every version's graphs differ in their bytes (a mark in each ONNX file's
+ * doc_string), so that none opens from the graphs the server optimized for an earlier version:
+ * what a swap of retrained graphs costs. Without it versions repack the same graphs, as a
+ * configuration change or a rollback would.
+ *
  * --load-nice N is passed to the server (0: new versions load at serving priority; the server's
  * default, 10, loads them at low priority when it may raise it again); --no-keep-threads too
  * (each version then starts inference threads of its own).
  *
- *   npm run build && node dist/bench/load.js [--duration 60] [--blocks 6] [--interval 2] [--connections 4] [--rate N] [--load-nice N] [--no-keep-threads] [--refused-uploads]
+ *   npm run build && node dist/bench/load.js [--duration 60] [--blocks 6] [--interval 2] [--connections 4] [--rate N] [--load-nice N] [--no-keep-threads] [--refused-uploads] [--new-graphs]
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -44,6 +49,7 @@ const serverArgs = [
   ...(process.argv.includes('--no-keep-threads') ? ['--no-keep-threads'] : []),
 ];
 const refused = process.argv.includes('--refused-uploads');
+const newGraphs = process.argv.includes('--new-graphs');
 /** Uploads timed one after another on the idle server, for the CPU one costs. */
 const COST_UPLOADS = 5;
 const TOKEN = 'bench-admin-token-0123456789abcdef';
@@ -76,6 +82,7 @@ try {
     dir,
     signingHome,
     Array.from({ length: swaps }, (_, i) => `4.2.${i}`),
+    newGraphs,
   );
   const page = (await makePages(1))[0]!;
 
@@ -197,7 +204,7 @@ try {
   };
 
   console.log(
-    `${await machine()}; ${connections} connections; a ${page.lines.length}-line page; server ${serverArgs.join(' ') || 'defaults'}${refused ? '; uploads refused, never loaded' : ''}; ${blocks} blocks of ${block} s without swaps and as many with, alternating`,
+    `${await machine()}; ${connections} connections; a ${page.lines.length}-line page; server ${serverArgs.join(' ') || 'defaults'}${refused ? '; uploads refused, never loaded' : ''}${newGraphs ? "; new graphs' bytes in every version" : ''}; ${blocks} blocks of ${block} s without swaps and as many with, alternating`,
   );
   // What one upload costs in CPU with no other load: the server's whole process (all its
   // threads, from /proc), its main thread alone (whose id is the process's), and this

@@ -4,7 +4,7 @@
  * would cost the server time), and MALLOC_ARENA_MAX=2 as `npm start` and the image set it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFile, rm } from 'node:fs/promises';
+import { appendFile, readFile, rm } from 'node:fs/promises';
 import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { keyFileSigner, pack, writeBundledSource } from '../../src/pack/index.js';
@@ -26,20 +26,24 @@ const freePort = () =>
     });
   });
 
-/** Starts the server on `home` with these extra flags and waits until /readyz answers 200. */
+/**
+ * Starts the server on `home` with these extra flags and waits until /readyz answers 200.
+ * `main` runs another build's command line instead of this one's (a peer to compare with).
+ */
 export async function startServer(options: {
   home: string;
   tokenFile: string;
   args?: readonly string[];
   stdout?: 'inherit' | 'ignore';
   mallocArenaMax?: string;
+  main?: string;
 }): Promise<BenchServer> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(
     process.execPath,
     [
-      join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.js'),
+      options.main ?? join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.js'),
       'serve',
       ...['--port', String(port), '--host', '127.0.0.1', '--data', options.home],
       ...['--admin-token-file', options.tokenFile, '--log-level', 'warn'],
@@ -66,16 +70,34 @@ export async function startServer(options: {
   }
 }
 
-/** The bundled model repacked under each version, signed with the server's development key. */
+/**
+ * Marks a graph with `text` as its ONNX doc_string (field 6 of ModelProto, appended: the last
+ * value read wins): the same computation in bytes of another SHA-256, as a retrained graph
+ * would have.
+ */
+async function markGraph(path: string, text: string): Promise<void> {
+  const doc = Buffer.from(text);
+  if (doc.length > 127) throw new Error('a mark longer than 127 bytes needs a longer length field');
+  await appendFile(path, Buffer.concat([Buffer.from([(6 << 3) | 2, doc.length]), doc]));
+}
+
+/**
+ * The bundled model repacked under each version, signed with the server's development key.
+ * With `newGraphs`, each version's graphs differ in their bytes from every other's (see
+ * {@link markGraph}), so that nothing made from one version's graphs serves the next.
+ */
 export async function bundledPackages(
   dir: string,
   home: string,
   versions: readonly string[],
+  newGraphs = false,
 ): Promise<Buffer[]> {
   const signer = await keyFileSigner(join(home, 'dev-key', 'signing.key'));
   const out: Buffer[] = [];
   for (const v of versions) {
     const src = await writeBundledSource(join(dir, `src-${v}`), v);
+    if (newGraphs)
+      await Promise.all(['det', 'rec', 'cls'].map((g) => markGraph(join(src, `${g}.onnx`), `${g} ${v}`)));
     const zip = join(dir, `ppocr-${v}.zip`);
     await pack(src, { signer, out: zip });
     out.push(await readFile(zip));
