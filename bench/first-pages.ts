@@ -16,15 +16,18 @@ import { OcrWorkerPool } from '../src/loaders/index.js';
 import { decodeImage } from '../src/ocr/index.js';
 import { ensureBundledPackage } from '../src/pack/index.js';
 import { TrustStore, verifyPackage } from '../src/verify/index.js';
+import { benchOptions } from './lib/options.js';
 import { makePages } from './lib/pages.js';
 import { machine, median } from './lib/stats.js';
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const rounds = arg('--rounds', 8);
-const passes = arg('--passes', 4);
+const { rounds, passes } = benchOptions(
+  'node dist/bench/first-pages.js',
+  "What a freshly loaded version's first pages cost, on new threads and on kept ones.",
+  {
+    rounds: { type: 'number', default: 8, min: 1, help: 'rounds, each kind of pool once per round' },
+    passes: { type: 'number', default: 4, min: 1, help: 'pages read twice at once, per pool' },
+  },
+);
 const POOL = { workers: 2, intraOpThreads: 1 } as const;
 
 const dir = await mkdtemp(join(tmpdir(), 'hotocr-bench-first-'));

@@ -22,13 +22,14 @@ import { type LoaderPackage, OcrWorkerPool } from '../src/loaders/index.js';
 import { openSession } from '../src/loaders/onnxruntime-node.js';
 import { ensureBundledPackage } from '../src/pack/index.js';
 import { TrustStore, verifyPackage } from '../src/verify/index.js';
+import { benchOptions } from './lib/options.js';
 import { machine, median } from './lib/stats.js';
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const rounds = arg('--rounds', 7);
+const { rounds } = benchOptions(
+  'node dist/bench/graph-open.js',
+  "What optimizing a graph costs when a version loads, and what opening onnxruntime-node's optimized form saves.",
+  { rounds: { type: 'number', default: 7, min: 1, help: 'rounds, every case once per round' } },
+);
 /** An input of each graph's shape: a page for the detector, a batch of 6 lines for the others. */
 const SHAPES = { det: [1, 3, 960, 736], rec: [6, 3, 48, 320], cls: [6, 3, 48, 192] } as const;
 const SESSION = { intraOpThreads: 1 };

@@ -31,25 +31,42 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { keygen } from '../src/pack/index.js';
+import { benchOptions } from './lib/options.js';
 import { makePages } from './lib/pages.js';
 import { bundledPackages, startServer, upload } from './lib/server.js';
 import { machine, median, percentile } from './lib/stats.js';
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const duration = arg('--duration', 60);
-const interval = arg('--interval', 2);
-const blocks = Math.max(1, Math.round(arg('--blocks', 6)));
+const options = benchOptions(
+  'node dist/bench/load.js',
+  'The server under load while versions are swapped in, in alternating blocks without and with swaps: requests/s, p50, p99, errors.',
+  {
+    duration: { type: 'number', default: 60, min: 1, help: 'seconds without swaps, and as many with them' },
+    blocks: { type: 'number', default: 6, min: 1, help: 'blocks each way, alternating' },
+    interval: { type: 'number', default: 2, min: 0.1, help: 'seconds between uploads' },
+    connections: { type: 'number', default: 4, min: 1, help: 'autocannon connections' },
+    rate: {
+      type: 'number',
+      min: 0.1,
+      help: 'requests/s of the fixed-rate part (default: half the measured capacity)',
+    },
+    'load-nice': { type: 'number', min: 0, help: "passed to the server (default: the server's own, 10)" },
+    'no-keep-threads': { type: 'flag', help: 'passed to the server' },
+    'refused-uploads': {
+      type: 'flag',
+      help: 'upload packages signed by an untrusted key: refused, never loaded',
+    },
+    'new-graphs': { type: 'flag', help: 'give every version graphs of its own bytes' },
+  },
+);
+const { duration, interval, connections } = options;
+const blocks = Math.round(options.blocks);
 const block = duration / blocks;
-const connections = arg('--connections', 4);
 const serverArgs = [
-  ...(process.argv.includes('--load-nice') ? ['--load-nice', String(arg('--load-nice', 10))] : []),
-  ...(process.argv.includes('--no-keep-threads') ? ['--no-keep-threads'] : []),
+  ...(options['load-nice'] !== undefined ? ['--load-nice', String(options['load-nice'])] : []),
+  ...(options['no-keep-threads'] ? ['--no-keep-threads'] : []),
 ];
-const refused = process.argv.includes('--refused-uploads');
-const newGraphs = process.argv.includes('--new-graphs');
+const refused = options['refused-uploads'];
+const newGraphs = options['new-graphs'];
 /** Uploads timed one after another on the idle server, for the CPU one costs. */
 const COST_UPLOADS = 5;
 const TOKEN = 'bench-admin-token-0123456789abcdef';
@@ -225,7 +242,7 @@ try {
   );
   await run(2); // warm-up, counted nowhere
   const capacity = report('saturated (to set the rate)', ...(await runOf(block)));
-  const rate = arg('--rate', Math.max(1, Math.round(capacity.perSecond * 0.5)));
+  const rate = options.rate ?? Math.max(1, Math.round(capacity.perSecond * 0.5));
   const atRate = await compare(`${rate} req/s`, rate);
   const flatOut = await compare('saturated');
   const both = (r: { ratio: number; insideRatio: number }) =>

@@ -13,15 +13,23 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gutenyeEngine, hotocrEngine, tesseractEngine } from './lib/engines.js';
+import { benchOptions } from './lib/options.js';
 import { makePages } from './lib/pages.js';
 import { scorePage } from './lib/score.js';
 import { machine, median } from './lib/stats.js';
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const pageCount = arg('--pages', 40);
+const options = benchOptions(
+  'node dist/bench/ocr-speed.js',
+  'hotocr against @gutenye/ocr-node and tesseract on the same generated pages, and its WebAssembly backend against its native one.',
+  {
+    pages: { type: 'number', default: 40, min: 1, help: 'generated pages (half clean, half hard)' },
+    rounds: { type: 'number', default: 2, min: 1, help: 'rounds, engines alternated' },
+    'no-tesseract': { type: 'flag', help: 'leave tesseract out' },
+    'no-wasm': { type: 'flag', help: 'leave the WebAssembly backend out' },
+    child: { type: 'string', help: 'internal: run one engine and print its results as JSON' },
+  },
+);
+const pageCount = options.pages;
 
 interface PageResult {
   kind: 'clean' | 'hard';
@@ -71,11 +79,11 @@ async function child(engineName: string): Promise<void> {
 async function main(): Promise<void> {
   const engines = [
     ['hotocr', 'hotocr'],
-    ...(process.argv.includes('--no-wasm') ? [] : [['hotocr-wasm', 'hotocr (onnxruntime-wasm)']]),
+    ...(options['no-wasm'] ? [] : [['hotocr-wasm', 'hotocr (onnxruntime-wasm)']]),
     ['gutenye', '@gutenye/ocr-node'],
-    ...(process.argv.includes('--no-tesseract') ? [] : [['tesseract', 'tesseract 5 (chi_sim+eng)']]),
+    ...(options['no-tesseract'] ? [] : [['tesseract', 'tesseract 5 (chi_sim+eng)']]),
   ] as const;
-  const rounds = arg('--rounds', 2);
+  const rounds = options.rounds;
   const all = new Map<string, PageResult[]>(engines.map(([id]) => [id, []]));
   for (let r = 0; r < rounds; r++) {
     for (const [id] of r % 2 === 0 ? engines : [...engines].reverse()) {
@@ -123,6 +131,5 @@ async function main(): Promise<void> {
   );
 }
 
-const childAt = process.argv.indexOf('--child');
-if (childAt >= 0) await child(process.argv[childAt + 1]!);
+if (options.child !== undefined) await child(options.child);
 else await main();

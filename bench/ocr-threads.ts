@@ -12,11 +12,15 @@ import { loadOcrModel, type PoolOptions } from '../src/loaders/index.js';
 import { decodeImage } from '../src/ocr/index.js';
 import { ensureBundledPackage } from '../src/pack/index.js';
 import { TrustStore, verifyPackage } from '../src/verify/index.js';
+import { benchOptions } from './lib/options.js';
 import { makePages } from './lib/pages.js';
 import { machine, median } from './lib/stats.js';
 
-const i = process.argv.indexOf('--pages');
-const pageCount = i >= 0 ? Number(process.argv[i + 1]) : 12;
+const { pages: pageCount } = benchOptions(
+  'node dist/bench/ocr-threads.js',
+  'Which inference-thread and onnxruntime session settings read pages fastest on this machine.',
+  { pages: { type: 'number', default: 12, min: 1, help: 'generated pages' } },
+);
 const configs: [string, PoolOptions][] = [
   ['2 threads x 1 intra-op (default)', { workers: 2, intraOpThreads: 1 }],
   ['1 thread x 2 intra-op', { workers: 1, intraOpThreads: 2 }],

@@ -15,18 +15,25 @@ import { mkdtemp, readdir, readFile, readlink, rename, rm, writeFile } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bundledManifest, keyFileSigner, keygen, pack, writeBundledSource } from '../src/pack/index.js';
+import { benchOptions } from './lib/options.js';
 import { makePages } from './lib/pages.js';
 import { startServer, upload } from './lib/server.js';
 import { machine, median, percentile } from './lib/stats.js';
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const minutes = arg('--minutes', 30);
-const swapEvery = arg('--swap-every', 5);
-const badEvery = arg('--bad-every', 30);
-const clients = arg('--clients', 2);
+const options = benchOptions(
+  'node dist/bench/soak.js',
+  'The soak: the server under steady load with new versions and bad packages arriving; requests, swaps, refusals, RSS and descriptors.',
+  {
+    minutes: { type: 'number', default: 30, min: 0.1, help: 'how long' },
+    'swap-every': { type: 'number', default: 5, min: 0.5, help: 'seconds between new versions' },
+    'bad-every': { type: 'number', default: 30, min: 0.5, help: 'seconds between bad packages' },
+    clients: { type: 'number', default: 2, min: 1, help: 'OCR clients, one request at a time each' },
+    json: { type: 'flag', help: 'also print the totals as one line of JSON (SOAK {...})' },
+  },
+);
+const { minutes, clients } = options;
+const swapEvery = options['swap-every'];
+const badEvery = options['bad-every'];
 const TOKEN = 'soak-admin-token-0123456789abcdef';
 const arenaMax = process.env.MALLOC_ARENA_MAX ?? '2';
 
@@ -246,6 +253,6 @@ try {
   const code = await stop();
   console.log(`server exit code after SIGTERM: ${code}`);
   // For the short soak in the tests: one machine-readable line.
-  if (process.argv.includes('--json')) console.log(`SOAK ${JSON.stringify({ ...summary, exitCode: code })}`);
+  if (options.json) console.log(`SOAK ${JSON.stringify({ ...summary, exitCode: code })}`);
   await rm(dir, { recursive: true, force: true });
 }

@@ -13,22 +13,46 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { benchOptions } from './lib/options.js';
 import { makePages } from './lib/pages.js';
 import { bundledPackages, startServer, upload } from './lib/server.js';
 import { machine, median, percentile } from './lib/stats.js';
 
-const arg = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1]! : fallback;
-};
-const rate = Number(arg('--rate', '2'));
-const seconds = Number(arg('--seconds', '40'));
-const interval = Number(arg('--interval', '2'));
-const blocks = Math.max(1, Math.round(Number(arg('--blocks', '4'))));
-const nices = arg('--load-nice', '0,10,19').split(',').map(Number);
-const keeps = arg('--keep-threads', '1')
-  .split(',')
-  .map((k) => k !== '0');
+const options = benchOptions(
+  'node dist/bench/swap-breakdown.js',
+  "Where a swap's cost lands in a request: the server's own timings of each answer, without and with swaps, per setting.",
+  {
+    rate: { type: 'number', default: 2, min: 0.1, help: 'requests/s, open loop' },
+    seconds: { type: 'number', default: 40, min: 1, help: 'seconds without swaps, and as many with them' },
+    blocks: { type: 'number', default: 4, min: 1, help: 'blocks each way, alternating' },
+    interval: { type: 'number', default: 2, min: 0.1, help: 'seconds between uploads' },
+    'load-nice': {
+      type: 'string',
+      default: '0,10,19',
+      help: 'comma-separated --load-nice values, one server each',
+    },
+    'keep-threads': {
+      type: 'string',
+      default: '1',
+      help: 'comma-separated 1 (keep threads) and 0 (--no-keep-threads)',
+    },
+  },
+);
+const { rate, seconds, interval } = options;
+const blocks = Math.round(options.blocks);
+const nices = options['load-nice'].split(',').map(Number);
+if (nices.some((n) => !Number.isInteger(n) || n < 0 || n > 19)) {
+  console.error(
+    'node dist/bench/swap-breakdown.js: --load-nice takes nice values from 0 to 19, comma-separated.',
+  );
+  process.exit(2);
+}
+const keepValues = options['keep-threads'].split(',');
+if (keepValues.some((k) => k !== '0' && k !== '1')) {
+  console.error('node dist/bench/swap-breakdown.js: --keep-threads takes 1 and 0, comma-separated.');
+  process.exit(2);
+}
+const keeps = keepValues.map((k) => k === '1');
 const settings = nices.flatMap((nice) => keeps.map((keep) => ({ nice, keep })));
 const TOKEN = 'bench-admin-token-0123456789abcdef';
 const STAGES = ['total', 'queue', 'decode', 'det', 'rec', 'inference'] as const;

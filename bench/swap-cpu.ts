@@ -14,16 +14,19 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { benchOptions } from './lib/options.js';
 import { bundledPackages, startServer, upload } from './lib/server.js';
 import { machine, median } from './lib/stats.js';
 
-const value = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-};
-const swaps = Math.max(1, Number(value('--swaps') ?? 20));
-const rounds = Math.max(1, Number(value('--rounds') ?? 3));
-const peerDir = value('--peer');
+const {
+  swaps,
+  rounds,
+  peer: peerDir,
+} = benchOptions('node dist/bench/swap-cpu.js', 'What a swap costs in CPU on an idle server.', {
+  swaps: { type: 'number', default: 20, min: 1, help: 'swaps per server' },
+  rounds: { type: 'number', default: 3, min: 1, help: 'rounds, every case once per round' },
+  peer: { type: 'string', help: 'another built checkout, run alternately as the peer' },
+});
 const TOKEN = 'bench-admin-token-0123456789abcdef';
 
 const builds: { name: string; main?: string }[] = [

@@ -17,15 +17,20 @@ import { ensureBundledPackage, keyFileSigner, pack, writeBundledSource } from '.
 import { Registry, type RegistryEvent, StateStore, warmUp } from '../src/registry/index.js';
 import { FolderSource } from '../src/sources/index.js';
 import { TrustStore, verifyPackage } from '../src/verify/index.js';
+import { benchOptions } from './lib/options.js';
 import { machine, median } from './lib/stats.js';
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const swaps = arg('--swaps', 500);
-const workers = arg('--workers', 2);
-const keepThreads = !process.argv.includes('--no-keep-threads');
+const options = benchOptions(
+  'node --expose-gc dist/bench/swap.js',
+  'Hot swap figures: drop-to-serving latency by stage, the switch alone, and RSS over many swaps.',
+  {
+    swaps: { type: 'number', default: 500, min: 10, help: 'swaps for the memory figure' },
+    workers: { type: 'number', default: 2, min: 1, help: 'inference threads per version' },
+    'no-keep-threads': { type: 'flag', help: 'start new inference threads for every version' },
+  },
+);
+const { swaps, workers } = options;
+const keepThreads = !options['no-keep-threads'];
 const rssMiB = () => {
   (globalThis as { gc?: () => void }).gc?.();
   return process.memoryUsage().rss / 2 ** 20;

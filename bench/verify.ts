@@ -10,9 +10,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keyFileSigner, keygen, pack, writeBundledSource } from '../src/pack/index.js';
 import { TrustStore, verifyPackage } from '../src/verify/index.js';
+import { benchOptions } from './lib/options.js';
 import { machine, median } from './lib/stats.js';
 
-const runs = Number(process.argv[process.argv.indexOf('--runs') + 1] || 21);
+const { runs } = benchOptions(
+  'node dist/bench/verify.js',
+  'Time to verify the bundled package, against sha256sum over the same files.',
+  { runs: { type: 'number', default: 21, min: 1, help: 'runs of each, medians reported' } },
+);
 const dir = mkdtempSync(join(tmpdir(), 'hotocr-bench-verify-'));
 try {
   const src = await writeBundledSource(join(dir, 'src'));

@@ -9,10 +9,14 @@ import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import chokidar from 'chokidar';
+import { benchOptions } from './lib/options.js';
 import { machine, median, percentile } from './lib/stats.js';
 
-const i = process.argv.indexOf('--runs');
-const runs = i >= 0 ? Number(process.argv[i + 1]) : 50;
+const { runs } = benchOptions(
+  'node dist/bench/watch-latency.js',
+  "How fast a package renamed into the watched folder is seen: Node's fs.watch against chokidar.",
+  { runs: { type: 'number', default: 50, min: 1, help: 'files renamed in, per watcher' } },
+);
 const dir = await mkdtemp(join(tmpdir(), 'hotocr-bench-watch-'));
 
 /** Renames files into `folder` one by one; `seen` resolves when the watcher reports each. */
