@@ -13,7 +13,7 @@ export interface GraphForm {
 
 /**
  * Opens one graph in onnxruntime-node's native CPU runtime. A graph this runtime optimized
- * before, in this process, opens as it is, in 0.45-0.7x the time (bench/graph-open).
+ * before, in this process, opens as it is, in 0.4-0.7x the time (bench/graph-open).
  */
 export function openSession(
   role: string,
