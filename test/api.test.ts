@@ -445,6 +445,15 @@ describe('metrics', () => {
         name,
       );
     assert.match(text, /^# TYPE nodejs_gc_duration_seconds histogram$/m);
+    // The bundled model's three graphs are kept optimized: the server passed their digests.
+    assert.ok(counter(text, 'hotocr_optimized_graphs') >= 3, 'optimized graphs kept');
+    assert.ok(counter(text, 'hotocr_optimized_graph_bytes') > 1_000_000, 'their bytes');
+    const misses = 'hotocr_optimized_graph_lookups_total{result="miss"}';
+    assert.ok(counter(text, misses) >= 3, misses);
+    // The rollback loaded the version before again, from its kept copy: its three graphs
+    // were found optimized already.
+    const hits = 'hotocr_optimized_graph_lookups_total{result="hit"}';
+    assert.equal(counter(text, hits) - counter(before, hits), 3, hits);
   });
 });
 

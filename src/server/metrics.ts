@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
+import { optimizedGraphStats } from '../loaders/index.js';
 import type { Registry } from '../registry/index.js';
 import type { Admission } from './admission.js';
 
@@ -123,6 +124,36 @@ export class Metrics {
       registers: [prom],
       collect() {
         this.set(admission.running);
+      },
+    });
+
+    // The optimized graphs are kept per process (HOT-SWAP.md), so these are the process's figures.
+    new Gauge({
+      name: 'hotocr_optimized_graphs',
+      help: 'Graphs kept in the form onnxruntime-node optimized them, for later versions to reuse (process-wide).',
+      registers: [prom],
+      collect() {
+        this.set(optimizedGraphStats().entries);
+      },
+    });
+    new Gauge({
+      name: 'hotocr_optimized_graph_bytes',
+      help: 'Memory the optimized graphs take (at most 128 MiB; process-wide).',
+      registers: [prom],
+      collect() {
+        this.set(optimizedGraphStats().bytes);
+      },
+    });
+    new Counter({
+      name: 'hotocr_optimized_graph_lookups_total',
+      help: 'Graphs of a loading version looked up among the optimized ones: hit (reused) or miss (optimized now; process-wide).',
+      labelNames: ['result'],
+      registers: [prom],
+      collect() {
+        const { hits, misses } = optimizedGraphStats();
+        this.reset();
+        this.inc({ result: 'hit' }, hits);
+        this.inc({ result: 'miss' }, misses);
       },
     });
 
