@@ -14,8 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OcrWorkerPool } from '../src/loaders/index.js';
 import { decodeImage } from '../src/ocr/index.js';
-import { ensureBundledPackage } from '../src/pack/index.js';
-import { TrustStore, verifyPackage } from '../src/verify/index.js';
+import { verifiedBundled } from '../test/helpers/bundled.js';
 import { benchOptions } from './lib/options.js';
 import { makePages } from './lib/pages.js';
 import { machine, median } from './lib/stats.js';
@@ -32,11 +31,7 @@ const POOL = { workers: 2, intraOpThreads: 1 } as const;
 
 const dir = await mkdtemp(join(tmpdir(), 'hotocr-bench-first-'));
 try {
-  const bundled = await ensureBundledPackage(join(dir, 'home'));
-  const pkg = await verifyPackage(bundled.packagePath, {
-    trust: await TrustStore.load(bundled.trustPath),
-    keepBytes: true,
-  });
+  const pkg = await verifiedBundled(join(dir, 'home'));
   const [page, other] = await Promise.all((await makePages(2)).map((p) => decodeImage(p.png)));
   const warm = await decodeImage(await readFile(new URL('../../assets/warmup.png', import.meta.url)));
   const kinds = ['new threads', 'kept threads'] as const;

@@ -20,8 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type LoaderPackage, OcrWorkerPool } from '../src/loaders/index.js';
 import { openSession } from '../src/loaders/onnxruntime-node.js';
-import { ensureBundledPackage } from '../src/pack/index.js';
-import { TrustStore, verifyPackage } from '../src/verify/index.js';
+import { verifiedBundled } from '../test/helpers/bundled.js';
 import { benchOptions } from './lib/options.js';
 import { machine, median } from './lib/stats.js';
 
@@ -36,11 +35,7 @@ const SESSION = { intraOpThreads: 1 };
 
 const dir = await mkdtemp(join(tmpdir(), 'hotocr-bench-graph-open-'));
 try {
-  const bundled = await ensureBundledPackage(join(dir, 'home'));
-  const pkg = await verifyPackage(bundled.packagePath, {
-    trust: await TrustStore.load(bundled.trustPath),
-    keepBytes: true,
-  });
+  const pkg = await verifiedBundled(join(dir, 'home'));
   console.log(
     `${await machine()}; ${rounds} rounds, cases alternated in each; one onnxruntime thread per session`,
   );

@@ -26,7 +26,7 @@
  *
  *   npm run build && node dist/bench/load.js [--duration 60] [--blocks 6] [--interval 2] [--connections 4] [--rate N] [--load-nice N] [--no-keep-threads] [--refused-uploads] [--new-graphs]
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
@@ -34,7 +34,7 @@ import { keygen } from '../src/pack/index.js';
 import { benchOptions } from './lib/options.js';
 import { makePages } from './lib/pages.js';
 import { bundledPackages, startServer, upload } from './lib/server.js';
-import { machine, median, percentile } from './lib/stats.js';
+import { machine, median, percentile, processCpuMs } from './lib/stats.js';
 
 const options = benchOptions(
   'node dist/bench/load.js',
@@ -226,19 +226,14 @@ try {
   // What one upload costs in CPU with no other load: the server's whole process (all its
   // threads, from /proc), its main thread alone (whose id is the process's), and this
   // process's (the uploader), which shares the cores.
-  const cpuMs = async (stat: string) => {
-    const fields = (await readFile(stat, 'utf8')).split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10; // utime + stime, at 100 ticks/s
-  };
-  const pid = server.child.pid;
-  const serverCpuMs = () => Promise.all([cpuMs(`/proc/${pid}/stat`), cpuMs(`/proc/${pid}/task/${pid}/stat`)]);
-  const [cpu0, main0] = await serverCpuMs();
+  const pid = server.child.pid!;
+  const before = await processCpuMs(pid);
   const own0 = process.cpuUsage();
   for (let i = 0; i < COST_UPLOADS; i++) await upload(url, TOKEN, packages[next++]!);
   const own = process.cpuUsage(own0);
-  const [cpu1, main1] = await serverCpuMs();
+  const after = await processCpuMs(pid);
   console.log(
-    `CPU per ${refused ? 'refused upload' : 'swap'} on the idle server (${COST_UPLOADS} one after another): server ${(cpu1 - cpu0) / COST_UPLOADS} ms (its main thread ${(main1 - main0) / COST_UPLOADS} ms), uploader ${((own.user + own.system) / 1000 / COST_UPLOADS).toFixed(0)} ms`,
+    `CPU per ${refused ? 'refused upload' : 'swap'} on the idle server (${COST_UPLOADS} one after another): server ${(after.whole - before.whole) / COST_UPLOADS} ms (its main thread ${(after.main - before.main) / COST_UPLOADS} ms), uploader ${((own.user + own.system) / 1000 / COST_UPLOADS).toFixed(0)} ms`,
   );
   await run(2); // warm-up, counted nowhere
   const capacity = report('saturated (to set the rate)', ...(await runOf(block)));

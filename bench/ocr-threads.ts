@@ -10,8 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadOcrModel, type PoolOptions } from '../src/loaders/index.js';
 import { decodeImage } from '../src/ocr/index.js';
-import { ensureBundledPackage } from '../src/pack/index.js';
-import { TrustStore, verifyPackage } from '../src/verify/index.js';
+import { verifiedBundled } from '../test/helpers/bundled.js';
 import { benchOptions } from './lib/options.js';
 import { makePages } from './lib/pages.js';
 import { machine, median } from './lib/stats.js';
@@ -30,11 +29,7 @@ const configs: [string, PoolOptions][] = [
 ];
 const dir = mkdtempSync(join(tmpdir(), 'hotocr-bench-threads-'));
 try {
-  const bundled = await ensureBundledPackage(join(dir, 'home'));
-  const pkg = await verifyPackage(bundled.packagePath, {
-    trust: await TrustStore.load(bundled.trustPath),
-    keepBytes: true,
-  });
+  const pkg = await verifiedBundled(join(dir, 'home'));
   const images = await Promise.all((await makePages(pageCount)).map((p) => decodeImage(p.png)));
   const rows: string[] = [];
   for (const [label, options] of configs) {

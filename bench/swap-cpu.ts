@@ -11,12 +11,12 @@
  *
  *   npm run build && node dist/bench/swap-cpu.js [--swaps 20] [--rounds 3] [--peer DIR]
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { benchOptions } from './lib/options.js';
 import { bundledPackages, startServer, upload } from './lib/server.js';
-import { machine, median } from './lib/stats.js';
+import { machine, median, processCpuMs } from './lib/stats.js';
 
 const {
   swaps,
@@ -37,12 +37,6 @@ const kinds = [
   { name: 'same graphs', newGraphs: false },
   { name: 'new graphs', newGraphs: true },
 ];
-
-/** CPU time (user + system) of a process or thread, in ms, from its stat file (100 ticks/s). */
-async function cpuMs(stat: string): Promise<number> {
-  const fields = (await readFile(stat, 'utf8')).split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
 
 console.log(
   `${await machine()}; ${swaps} swaps per server on an idle server, ${rounds} rounds${peerDir ? `, this build and the peer (${peerDir}) alternated` : ''}`,
@@ -69,23 +63,24 @@ try {
           // The first swap starts the hashing thread and the inference threads the next ones reuse.
           await upload(server.url, TOKEN, packages[0]!);
           const pid = server.child.pid!;
-          const stats = [`/proc/${pid}/stat`, `/proc/${pid}/task/${pid}/stat`];
-          const [whole0, main0] = await Promise.all(stats.map(cpuMs));
+          const before = await processCpuMs(pid);
           const started = performance.now();
           for (const body of packages.slice(1)) {
             const { status, text } = await upload(server.url, TOKEN, body);
             if (status !== 201) throw new Error(`a swap was answered ${status}: ${text}`);
           }
           const wall = (performance.now() - started) / swaps;
-          const [whole1, main1] = await Promise.all(stats.map(cpuMs));
+          const after = await processCpuMs(pid);
+          const whole = (after.whole - before.whole) / swaps;
+          const main = (after.main - before.main) / swaps;
           const key = `${kind.name}|${build.name}`;
           const entry = results.get(key) ?? { whole: [], main: [], wall: [] };
-          entry.whole.push((whole1! - whole0!) / swaps);
-          entry.main.push((main1! - main0!) / swaps);
+          entry.whole.push(whole);
+          entry.main.push(main);
           entry.wall.push(wall);
           results.set(key, entry);
           console.log(
-            `round ${r + 1}, ${kind.name}, ${build.name}: ${((whole1! - whole0!) / swaps).toFixed(0)} ms CPU per swap (main thread ${((main1! - main0!) / swaps).toFixed(0)} ms), ${wall.toFixed(0)} ms each`,
+            `round ${r + 1}, ${kind.name}, ${build.name}: ${whole.toFixed(0)} ms CPU per swap (main thread ${main.toFixed(0)} ms), ${wall.toFixed(0)} ms each`,
           );
         } finally {
           await server.stop();

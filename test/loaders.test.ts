@@ -11,16 +11,9 @@ import { readServeConfig } from '../src/config.js';
 import type { HotocrError } from '../src/errors.js';
 import { type LoaderPackage, Loaders, loadOcrModel } from '../src/loaders/index.js';
 import { decodeImage } from '../src/ocr/index.js';
-import {
-  BUNDLED_NAME,
-  bundledManifest,
-  ensureBundledPackage,
-  keyFileSigner,
-  pack,
-  writeBundledSource,
-} from '../src/pack/index.js';
+import { BUNDLED_NAME, bundledManifest, keyFileSigner, pack, writeBundledSource } from '../src/pack/index.js';
 import { type RunningServer, startServer } from '../src/server/index.js';
-import { TrustStore, verifyPackage } from '../src/verify/index.js';
+import { verifiedBundled } from './helpers/bundled.js';
 import { renderText } from './helpers/images.js';
 import { manifest, sourceDir } from './helpers/packages.js';
 import { tempDir } from './helpers/tmp.js';
@@ -413,11 +406,7 @@ describe('loader set', () => {
 
 describe('the WebAssembly backend', () => {
   test('reads a generated page to the same text and boxes as the native runtime', async () => {
-    const bundled = await ensureBundledPackage(join(work, 'wasm-home'));
-    const pkg = await verifyPackage(bundled.packagePath, {
-      trust: await TrustStore.load(bundled.trustPath),
-      keepBytes: true,
-    });
+    const pkg = await verifiedBundled(join(work, 'wasm-home'));
     const image = await decodeImage(
       await renderText(['WebAssembly 2026', '同样的文字', 'Invoice No. 4711'], {
         font: 'WenQuanYi Micro Hei',

@@ -2,32 +2,21 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { median } from '../bench/lib/stats.js';
 import type { HotocrError } from '../src/errors.js';
 import { type LoaderPackage, OcrWorkerPool, optimizedGraphStats } from '../src/loaders/index.js';
-import { decodeImage } from '../src/ocr/index.js';
-import { ensureBundledPackage } from '../src/pack/index.js';
-import { TrustStore, verifyPackage } from '../src/verify/index.js';
-import { renderText } from './helpers/images.js';
+import { readsAs, verifiedBundled } from './helpers/bundled.js';
 import { tempDir } from './helpers/tmp.js';
 
 const work = tempDir();
 
 /** The bundled package as verified, and the same with the digests it was verified with. */
 async function bundled(): Promise<{ plain: LoaderPackage; withDigests: LoaderPackage }> {
-  const b = await ensureBundledPackage(join(work, 'home'));
-  const pkg = await verifyPackage(b.packagePath, {
-    trust: await TrustStore.load(b.trustPath),
-    keepBytes: true,
-  });
+  const pkg = await verifiedBundled(join(work, 'home'));
   return {
     plain: pkg,
     withDigests: { ...pkg, digests: new Map(pkg.entries.map((e) => [e.name, e.sha256])) },
   };
-}
-
-async function text(pool: OcrWorkerPool, line: string): Promise<string> {
-  const result = await pool.read(await decodeImage(await renderText([line])));
-  return result.lines.map((l) => l.text.replaceAll(' ', '')).join('');
 }
 
 /** CPU time of the whole process (every thread) that `load` takes, in ms. */
@@ -38,8 +27,6 @@ async function cpuOf(load: () => Promise<OcrWorkerPool>): Promise<number> {
   await pool.release();
   return (used.user + used.system) / 1000;
 }
-
-const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[xs.length >> 1]!;
 
 describe('graphs optimized once per process', () => {
   // First: no inference thread has started yet, so those of this test see the temporary folder set here.
@@ -64,7 +51,7 @@ describe('graphs optimized once per process', () => {
     }
     try {
       assert.deepEqual(optimizedGraphStats(), { entries: 0, bytes: 0, hits: 0, misses: 3 });
-      const pages = await Promise.all(['Not kept 41', 'Not kept 42'].map((l) => text(pool, l)));
+      const pages = await Promise.all(['Not kept 41', 'Not kept 42'].map((l) => readsAs(pool, l)));
       assert.deepEqual(pages, ['Notkept41', 'Notkept42']);
     } finally {
       await pool.release();
@@ -91,7 +78,7 @@ describe('graphs optimized once per process', () => {
       assert.ok(bytes > 1_000_000, `${bytes} bytes kept`);
       // Both threads read: the one that optimized the graphs and the one sent them optimized.
       const pages = await Promise.all(
-        ['Seen first 51', 'Seen first 52', 'Seen first 53'].map((l) => text(first, l)),
+        ['Seen first 51', 'Seen first 52', 'Seen first 53'].map((l) => readsAs(first, l)),
       );
       assert.deepEqual(pages, ['Seenfirst51', 'Seenfirst52', 'Seenfirst53']);
     } finally {
@@ -103,7 +90,7 @@ describe('graphs optimized once per process', () => {
     try {
       assert.equal(optimizedGraphStats().hits, start.hits + 3);
       const pages = await Promise.all(
-        ['Seen again 61', 'Seen again 62', 'Seen again 63'].map((l) => text(next, l)),
+        ['Seen again 61', 'Seen again 62', 'Seen again 63'].map((l) => readsAs(next, l)),
       );
       assert.deepEqual(pages, ['Seenagain61', 'Seenagain62', 'Seenagain63']);
     } finally {
@@ -141,7 +128,7 @@ describe('graphs optimized once per process', () => {
     assert.equal(optimizedGraphStats().entries, before);
     const pool = await OcrWorkerPool.create(withDigests, { workers: 2, intraOpThreads: 1 });
     try {
-      assert.equal(await text(pool, 'After a broken graph 71'), 'Afterabrokengraph71');
+      assert.equal(await readsAs(pool, 'After a broken graph 71'), 'Afterabrokengraph71');
     } finally {
       await pool.release();
     }
@@ -152,7 +139,7 @@ describe('graphs optimized once per process', () => {
     const before = optimizedGraphStats();
     const pool = await OcrWorkerPool.create(withDigests, { workers: 1, runtime: 'onnxruntime-wasm' });
     try {
-      assert.equal(await text(pool, 'Web assembly 81'), 'Webassembly81');
+      assert.equal(await readsAs(pool, 'Web assembly 81'), 'Webassembly81');
       assert.deepEqual(optimizedGraphStats(), before);
     } finally {
       await pool.release();

@@ -11,9 +11,9 @@ import { readServeConfig } from '../src/config.js';
 import type { HotocrError } from '../src/errors.js';
 import { canRestorePriority, OcrWorkerPool } from '../src/loaders/index.js';
 import { decodeImage } from '../src/ocr/index.js';
-import { ensureBundledPackage, keyFileSigner, pack, writeBundledSource } from '../src/pack/index.js';
+import { keyFileSigner, pack, writeBundledSource } from '../src/pack/index.js';
 import { startServer } from '../src/server/index.js';
-import { TrustStore, verifyPackage } from '../src/verify/index.js';
+import { verifiedBundled } from './helpers/bundled.js';
 import { renderText } from './helpers/images.js';
 import { atNice } from './helpers/threads.js';
 import { tempDir } from './helpers/tmp.js';
@@ -61,11 +61,7 @@ describe('loading at low priority', () => {
   });
 
   test('a pool loads at the nice value asked and takes its priority back when ready', async () => {
-    const bundled = await ensureBundledPackage(join(work, 'pool-home'));
-    const pkg = await verifyPackage(bundled.packagePath, {
-      trust: await TrustStore.load(bundled.trustPath),
-      keepBytes: true,
-    });
+    const pkg = await verifiedBundled(join(work, 'pool-home'));
     const before = atNice(17);
     // The runtime's first sessions in a process start a process-wide thread: never lowered.
     const first = await OcrWorkerPool.create(pkg, { workers: 1, intraOpThreads: 1, loadNice: 17 });

@@ -6,31 +6,19 @@ import { describe, test } from 'node:test';
 import { readServeConfig } from '../src/config.js';
 import type { HotocrError } from '../src/errors.js';
 import { canRestorePriority, type LoaderPackage, OcrWorkerPool } from '../src/loaders/index.js';
-import { decodeImage } from '../src/ocr/index.js';
-import { ensureBundledPackage } from '../src/pack/index.js';
-import { TrustStore, verifyPackage } from '../src/verify/index.js';
-import { renderText } from './helpers/images.js';
+import { readsAs, verifiedBundled } from './helpers/bundled.js';
 import { atNice, threadIds as threads } from './helpers/threads.js';
 import { tempDir } from './helpers/tmp.js';
 
 const work = tempDir();
 
-async function bundled(): Promise<LoaderPackage> {
-  const b = await ensureBundledPackage(join(work, 'home'));
-  return verifyPackage(b.packagePath, { trust: await TrustStore.load(b.trustPath), keepBytes: true });
-}
-
-/** What the pool reads in an image of `line`, spaces aside (the recogniser drops some). */
-async function text(pool: OcrWorkerPool, line: string): Promise<string> {
-  const result = await pool.read(await decodeImage(await renderText([line])));
-  return result.lines.map((l) => l.text.replaceAll(' ', '')).join('');
-}
+const bundled = (): Promise<LoaderPackage> => verifiedBundled(join(work, 'home'));
 
 describe('inference threads outlive their version', () => {
   test("a released version's threads load the next one: no thread started, none left behind", async () => {
     const pkg = await bundled();
     const first = await OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1 });
-    assert.equal(await text(first, 'First version 11'), 'Firstversion11');
+    assert.equal(await readsAs(first, 'First version 11'), 'Firstversion11');
     const serving = threads();
     await first.release();
     // Kept, not stopped...
@@ -39,7 +27,7 @@ describe('inference threads outlive their version', () => {
     try {
       // ...and taken by the next version: the same threads, with its own sessions.
       assert.deepEqual(threads(), serving);
-      assert.equal(await text(next, 'Next version 22'), 'Nextversion22');
+      assert.equal(await readsAs(next, 'Next version 22'), 'Nextversion22');
       // A third pool while the second serves needs threads of its own.
       const third = await OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1 });
       const grown = threads().length;
@@ -75,7 +63,7 @@ describe('inference threads outlive their version', () => {
       assert.ok(pkg.files.get(pkg.manifest.dict!)!.byteLength > 0);
       // Both threads read: the one that was sent a copy and the one that took the originals.
       const pages = await Promise.all(
-        ['Moved bytes 31', 'Moved bytes 32', 'Moved bytes 33'].map((l) => text(moved, l)),
+        ['Moved bytes 31', 'Moved bytes 32', 'Moved bytes 33'].map((l) => readsAs(moved, l)),
       );
       assert.deepEqual(pages, ['Movedbytes31', 'Movedbytes32', 'Movedbytes33']);
     } finally {
@@ -101,7 +89,7 @@ describe('inference threads outlive their version', () => {
     const pool = await OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1 });
     try {
       assert.equal(atNice(17), before);
-      assert.equal(await text(pool, 'After a failure 33'), 'Afterafailure33');
+      assert.equal(await readsAs(pool, 'After a failure 33'), 'Afterafailure33');
     } finally {
       await pool.release();
     }
@@ -132,7 +120,7 @@ describe('inference threads outlive their version', () => {
     const pkg = await bundled();
     const before = threads().length;
     const pool = await OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1, keepThreads: false });
-    assert.equal(await text(pool, 'Last version 44'), 'Lastversion44');
+    assert.equal(await readsAs(pool, 'Last version 44'), 'Lastversion44');
     await pool.release();
     // Its own two threads are gone (kept ones from earlier tests, if any, were used first).
     assert.ok(threads().length <= before, `${threads().length} threads, ${before} before`);

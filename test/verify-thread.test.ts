@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
+import { median } from '../bench/lib/stats.js';
 import type { PackageRejectedError } from '../src/errors.js';
 import { canRestorePriority } from '../src/loaders/index.js';
 import { keygen } from '../src/pack/index.js';
@@ -102,7 +103,6 @@ describe('the hashing thread', () => {
       accepted.push(await cpuMs(trust));
       refusedMs.push(await cpuMs(strangers));
     }
-    const median = (xs: number[]) => xs.sort((a, b) => a - b)[1]!;
     assert.ok(
       median(refusedMs) < 0.8 * median(accepted),
       `refusing took ${median(refusedMs).toFixed(0)} ms of CPU, accepting ${median(accepted).toFixed(0)} ms`,

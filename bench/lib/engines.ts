@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Loaders } from '../../src/loaders/index.js';
 import { decodeImage } from '../../src/ocr/index.js';
-import { ensureBundledPackage } from '../../src/pack/index.js';
-import { TrustStore, verifyPackage } from '../../src/verify/index.js';
+import { verifiedBundled } from '../../test/helpers/bundled.js';
 import type { Page } from './pages.js';
 
 const run = promisify(execFile);
@@ -19,13 +18,7 @@ export interface Engine {
 
 /** hotocr on the bundled package, with the native runtime or (`onnxruntime-wasm`) onnxruntime-web's WebAssembly backend. */
 export async function hotocrEngine(home: string, runtime = 'onnxruntime-node'): Promise<Engine> {
-  const bundled = await ensureBundledPackage(home);
-  const model = await Loaders.builtin({ defaultRuntime: runtime }).load(
-    await verifyPackage(bundled.packagePath, {
-      trust: await TrustStore.load(bundled.trustPath),
-      keepBytes: true,
-    }),
-  );
+  const model = await Loaders.builtin({ defaultRuntime: runtime }).load(await verifiedBundled(home));
   return {
     name: `hotocr (${runtime})`,
     async read(page) {

@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+
 /** Median of a list of numbers (the figure every benchmark here reports: the machines are noisy). */
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -19,4 +21,17 @@ export async function machine(): Promise<string> {
   const os = await import('node:os');
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   return `${os.cpus().length} cores (${cpu}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+}
+
+/**
+ * CPU time (user + system, ms) a process has used, whole (every thread, `/proc/<pid>/stat`)
+ * and its main thread's alone (`/proc/<pid>/task/<pid>/stat`), at 100 ticks/s.
+ */
+export async function processCpuMs(pid: number): Promise<{ whole: number; main: number }> {
+  const read = async (stat: string) => {
+    const fields = (await readFile(stat, 'utf8')).split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10; // utime + stime
+  };
+  const [whole, main] = await Promise.all([read(`/proc/${pid}/stat`), read(`/proc/${pid}/task/${pid}/stat`)]);
+  return { whole: whole!, main: main! };
 }

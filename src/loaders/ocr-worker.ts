@@ -19,7 +19,6 @@ import type { OrtGraphSession, SessionOptions } from './ort-session.js';
 export type BuiltinRuntime = 'onnxruntime-node' | 'onnxruntime-wasm';
 
 export type GraphRole = 'det' | 'rec' | 'cls';
-const ROLES = ['det', 'rec', 'cls'] as const satisfies readonly GraphRole[];
 export type Graphs = { det?: Uint8Array; rec: Uint8Array; cls?: Uint8Array };
 
 export type WorkerRequest =
@@ -185,8 +184,7 @@ async function handle(
       } finally {
         // The bytes were moved to this thread for it alone, and onnxruntime keeps its own copy
         // (optimized graphs are shared with the main thread, which keeps them).
-        for (const role of ROLES) {
-          const bytes = msg.graphs[role];
+        for (const [role, bytes] of Object.entries(msg.graphs) as [GraphRole, Uint8Array | undefined][]) {
           if (!bytes || bytes.buffer instanceof SharedArrayBuffer) continue;
           if (opened && msg.save?.includes(role) && !saved[role]) unsaved[role] = bytes;
           else free(bytes);

@@ -1,0 +1,24 @@
+import type { OcrWorkerPool } from '../../src/loaders/index.js';
+import { decodeImage } from '../../src/ocr/index.js';
+import { ensureBundledPackage } from '../../src/pack/index.js';
+import { TrustStore, type VerifiedPackage, verifyPackage } from '../../src/verify/index.js';
+import { renderText } from './images.js';
+
+/**
+ * The bundled PP-OCRv4 package under `home` (made there once, with a development key),
+ * verified with that key and its bytes kept, as the server loads it. Each call verifies
+ * again: a new `files` map, so a test that moves or changes bytes touches no other's.
+ */
+export async function verifiedBundled(home: string): Promise<VerifiedPackage> {
+  const bundled = await ensureBundledPackage(home);
+  return verifyPackage(bundled.packagePath, {
+    trust: await TrustStore.load(bundled.trustPath),
+    keepBytes: true,
+  });
+}
+
+/** What the pool reads in a rendered image of `line`, spaces aside (the recogniser drops some). */
+export async function readsAs(pool: OcrWorkerPool, line: string): Promise<string> {
+  const result = await pool.read(await decodeImage(await renderText([line])));
+  return result.lines.map((l) => l.text.replaceAll(' ', '')).join('');
+}
