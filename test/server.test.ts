@@ -7,7 +7,7 @@ import pino from 'pino';
 import sharp from 'sharp';
 import WebSocket from 'ws';
 import { readServeConfig } from '../src/config.js';
-import { optimizedGraphStats } from '../src/loaders/index.js';
+import { optimizedGraphStats, sharedGraphSessions } from '../src/loaders/index.js';
 import { keyFileSigner, pack, writeBundledSource } from '../src/pack/index.js';
 import { type RunningServer, startServer } from '../src/server/index.js';
 import { renderText } from './helpers/images.js';
@@ -140,7 +140,8 @@ describe('the watched folder, end to end', () => {
           await res.arrayBuffer();
         }
       })();
-      const optimizedBefore = optimizedGraphStats().hits;
+      const optimizedBefore = optimizedGraphStats();
+      const sharedBefore = sharedGraphSessions();
       await rename(next, join(models, 'ppocr-4.1.0.zip'));
       const deadline = Date.now() + 20_000;
       while (!versions.has('ppocr/4.1.0') && Date.now() < deadline)
@@ -150,8 +151,10 @@ describe('the watched folder, end to end', () => {
       assert.ok(versions.has('ppocr/4.1.0'), `versions seen: ${[...versions].join(', ')}`);
       assert.ok(statuses.length > 0 && statuses.every((s) => s === 200), `statuses: ${statuses.join(',')}`);
       // Its graphs are those of the version before: the server passed the verified digests,
-      // and the new version opened all three without optimizing them again.
-      assert.equal(optimizedGraphStats().hits - optimizedBefore, 3);
+      // and the new version shared the sessions of the version in service, opening none.
+      assert.equal(sharedGraphSessions() - sharedBefore, 3);
+      assert.equal(optimizedGraphStats().hits, optimizedBefore.hits);
+      assert.equal(optimizedGraphStats().misses, optimizedBefore.misses);
 
       // Deleting the file of the version in service unloads nothing.
       await rm(join(models, 'ppocr-4.1.0.zip'));

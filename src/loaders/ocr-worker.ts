@@ -3,6 +3,11 @@
  * it is sent) and runs pipeline stages on request. onnxruntime-node's run() is synchronous,
  * and onnxruntime-web's WebAssembly runs on the thread that calls it, so inference must not
  * happen on the main thread, where it would stop every request.
+ *
+ * A thread may serve several versions at once, each its own engine (its dictionary and
+ * parameters), when their graphs are the same: a session opened under a key (the graph's
+ * verified digest, the runtime and the session options) is shared by every version loaded
+ * on this thread with that key, and released with the last of them.
  */
 import { closeSync, fstatSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import { getPriority, setPriority, tmpdir } from 'node:os';
@@ -25,7 +30,15 @@ export type WorkerRequest =
   | {
       type: 'load';
       id: number;
-      graphs: Graphs;
+      /** The version's engine on this thread, named by the pool: reads and its release name it. */
+      engine: number;
+      /** The graphs to open; a graph whose key is open on this thread already is not sent. */
+      graphs: Partial<Graphs>;
+      /**
+       * Keys to share sessions under (the graph's verified digest, runtime and options): a
+       * key open here already is taken as it is, a new one is opened and kept under it.
+       */
+      keys?: Partial<Record<GraphRole, string>>;
       /**
        * Graphs sent in onnxruntime-node's own optimized form (made in this process), in memory
        * shared with the main thread: copied, then opened as they are.
@@ -44,18 +57,32 @@ export type WorkerRequest =
       nice?: number;
     }
   | { type: 'serve'; id: number }
-  | { type: 'locate'; id: number; image: RgbImage }
-  | { type: 'recognize'; id: number; crops: RgbImage[] }
-  /** Frees this thread's sessions; with `keep`, the thread stays to load another version. */
-  | { type: 'release'; id: number; keep?: boolean };
+  | { type: 'locate'; id: number; engine: number; image: RgbImage }
+  | { type: 'recognize'; id: number; engine: number; crops: RgbImage[] }
+  /**
+   * Frees a version's engine, and its sessions that no other version here shares. `last`:
+   * no version is left on the thread, which stays to load another when `keep` (the reply
+   * says whether it could) and ends otherwise.
+   */
+  | { type: 'release'; id: number; engine: number; last?: boolean; keep?: boolean };
 
 export type WorkerReply =
   | { id: number; ok: true; result: unknown; timings: OcrTimings }
   | { id: number; ok: false; error: { code: string; message: string; name: string } };
 
 const port = parentPort!;
-let engine: OcrEngine | undefined;
-const sessions: OrtGraphSession[] = [];
+
+/** A version loaded on this thread: its engine once made, and the sessions it holds. */
+interface Loaded {
+  engine?: OcrEngine;
+  /** Opened for this version alone. */
+  readonly own: OrtGraphSession[];
+  /** Keys of the shared sessions it holds a reference to. */
+  readonly keys: string[];
+}
+const loaded = new Map<number, Loaded>();
+/** Sessions opened under a key, with how many versions on this thread hold each. */
+const shared = new Map<string, { session: OrtGraphSession; refs: number }>();
 /** This thread's nice value before loading lowered it (on Linux, getPriority(0) and setPriority(0) act on this thread alone). */
 let servingNice: number | undefined;
 
@@ -89,6 +116,12 @@ function free(bytes: Uint8Array): void {
 
 const zero = (): OcrTimings => ({ det: 0, cls: 0, rec: 0, inference: 0, total: 0 });
 
+function engineOf(id: number): OcrEngine {
+  const engine = loaded.get(id)?.engine;
+  if (!engine) throw new HotocrError('INFERENCE_FAILED', 'This model has been released.');
+  return engine;
+}
+
 async function handle(
   msg: WorkerRequest,
 ): Promise<{ result: unknown; timings: OcrTimings; transfer?: ArrayBuffer[] }> {
@@ -117,27 +150,52 @@ async function handle(
           { cause },
         );
       }
+      const version: Loaded = { own: [], keys: [] };
+      // Known before anything opens: a load that fails is released by its engine like any other.
+      loaded.set(msg.engine, version);
       const saved: Partial<Record<GraphRole, Uint8Array>> = {};
+      /** Keeps a session for this version: shared under its key when it has one. */
+      const hold = (role: GraphRole, s: OrtGraphSession) => {
+        const key = msg.keys?.[role];
+        if (key === undefined) version.own.push(s);
+        else {
+          shared.set(key, { session: s, refs: 1 });
+          version.keys.push(key);
+        }
+        return s;
+      };
       const open = async (role: GraphRole, bytes: Uint8Array | undefined) => {
-        if (!bytes) return undefined;
+        const key = msg.keys?.[role];
+        const held = key === undefined ? undefined : shared.get(key);
+        if (held) {
+          held.refs++;
+          version.keys.push(key!);
+          return held.session;
+        }
+        if (!bytes) {
+          if (key === undefined) return undefined;
+          throw new HotocrError(
+            'LOAD_FAILED',
+            `The ${role} graph was to be shared with a version on this thread, which no longer holds it.`,
+          );
+        }
         if (msg.optimized?.includes(role) === true) {
           // onnxruntime takes memory of this thread's own; the copy goes once it has read it.
           const own = new Uint8Array(bytes);
           try {
-            const s = await openSession(role, own, msg.session, { optimized: true });
-            sessions.push(s);
-            return s;
+            return hold(role, await openSession(role, own, msg.session, { optimized: true }));
           } finally {
             free(own);
           }
         }
-        const s = msg.save?.includes(role)
-          ? await openSaving(role, bytes, (b) => {
-              saved[role] = b;
-            })
-          : await openSession(role, bytes, msg.session);
-        sessions.push(s);
-        return s;
+        return hold(
+          role,
+          msg.save?.includes(role)
+            ? await openSaving(role, bytes, (b) => {
+                saved[role] = b;
+              })
+            : await openSession(role, bytes, msg.session),
+        );
       };
       /**
        * Opens a graph and keeps its optimized form, written by onnxruntime to a folder only
@@ -171,14 +229,14 @@ async function handle(
         }
       };
       let det: OrtGraphSession | undefined;
-      let rec: OrtGraphSession;
+      let rec: OrtGraphSession | undefined;
       let cls: OrtGraphSession | undefined;
       /** Graphs to save whose optimized form could not be kept: their bytes go back for the next threads. */
       const unsaved: Partial<Record<GraphRole, Uint8Array>> = {};
       let opened = false;
       try {
         det = await open('det', msg.graphs.det);
-        rec = (await open('rec', msg.graphs.rec))!;
+        rec = await open('rec', msg.graphs.rec);
         cls = await open('cls', msg.graphs.cls);
         opened = true;
       } finally {
@@ -190,7 +248,9 @@ async function handle(
           else free(bytes);
         }
       }
-      engine = await OcrEngine.create(
+      if (!rec)
+        throw new HotocrError('LOAD_FAILED', 'No recognition graph was sent to the inference thread.');
+      version.engine = await OcrEngine.create(
         { ...(det ? { det } : {}), rec, ...(cls ? { cls } : {}) },
         msg.dictionary,
         msg.params,
@@ -203,7 +263,7 @@ async function handle(
       };
     }
     case 'locate': {
-      const { boxes, crops } = await engine!.locate(msg.image, timings);
+      const { boxes, crops } = await engineOf(msg.engine).locate(msg.image, timings);
       return { result: { boxes, crops }, timings, transfer: crops.map((c) => c.data.buffer as ArrayBuffer) };
     }
     case 'serve':
@@ -221,11 +281,19 @@ async function handle(
       }
       return { result: null, timings };
     case 'recognize':
-      return { result: await engine!.recognizeBatch(msg.crops, timings), timings };
+      return { result: await engineOf(msg.engine).recognizeBatch(msg.crops, timings), timings };
     case 'release': {
-      await Promise.all(sessions.map((s) => s.release()));
-      sessions.length = 0;
-      engine = undefined;
+      const version = loaded.get(msg.engine);
+      loaded.delete(msg.engine);
+      const done = [...(version?.own ?? [])];
+      for (const key of version?.keys ?? []) {
+        const s = shared.get(key)!;
+        if (--s.refs > 0) continue;
+        shared.delete(key);
+        done.push(s.session);
+      }
+      await Promise.all(done.map((s) => s.release()));
+      if (msg.last !== true) return { result: null, timings };
       // A thread is kept only at the priority it serves at (a load that failed may have lowered it).
       let kept = msg.keep === true;
       if (kept && servingNice !== undefined) {
@@ -251,7 +319,7 @@ port.on('message', (msg: WorkerRequest) => {
     .then(
       ({ result, timings, transfer }) => {
         port.postMessage({ id: msg.id, ok: true, result, timings } satisfies WorkerReply, transfer ?? []);
-        if (msg.type === 'release' && result !== true) port.close();
+        if (msg.type === 'release' && msg.last === true && result !== true) port.close();
       },
       (error: unknown) => {
         const e = error instanceof Error ? error : new Error(String(error));

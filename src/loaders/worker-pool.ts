@@ -94,6 +94,14 @@ function copyFor(
 const ROLES = ['det', 'rec', 'cls'] as const satisfies readonly GraphRole[];
 
 /**
+ * Loaded versions whose sessions are open under keys, and not released: a version whose
+ * graphs are all open in one of them (a configuration change, a rollback to the same graphs)
+ * is loaded on its threads and shares its sessions.
+ */
+const live = new Set<OcrWorkerPool>();
+let nextEngine = 0;
+
+/**
  * onnxruntime-node's optimized graphs, kept across versions in memory shared with the
  * inference threads: a version whose graphs were seen before (a configuration change, a
  * rollback, a new recognizer beside the same detector) opens them without optimizing them
@@ -105,6 +113,17 @@ const optimizedGraphs = new OptimizedGraphs(128 * 1024 * 1024);
 /** How often a version's graphs were found optimized already (tests, benchmarks). */
 export function optimizedGraphStats(): ReturnType<OptimizedGraphs['stats']> {
   return optimizedGraphs.stats();
+}
+
+/**
+ * Graphs a loading version found open on the threads of a version already loaded (the same
+ * verified digest, runtime and options) and shared rather than opened again.
+ */
+let sessionsShared = 0;
+
+/** How many graphs loading versions shared with loaded ones (tests, benchmarks, metrics). */
+export function sharedGraphSessions(): number {
+  return sessionsShared;
 }
 
 /** Runtimes that have opened sessions in this process (and so started their process-wide threads). */
@@ -145,6 +164,8 @@ class InferenceThread {
   readonly #pending = new Map<number, Pending>();
   #next = 0;
   #dead: Error | undefined;
+  /** Versions (pools) loaded on this thread. */
+  users = 0;
 
   constructor() {
     this.#worker = new Worker(new URL('./ocr-worker.js', import.meta.url));
@@ -180,15 +201,25 @@ class InferenceThread {
     });
   }
 
+  get alive(): boolean {
+    return this.#dead === undefined;
+  }
+
   /**
-   * Frees the thread's sessions, then keeps it for the next pool of `runtime` (not holding
-   * the process open) when it is healthy and fewer than IDLE_KEPT are kept; else stops it.
+   * Frees a version's engine on this thread (and the sessions no other version here holds).
+   * Once no version is left: keeps the thread for the next pool of `runtime` (not holding the
+   * process open) when it is healthy and fewer than IDLE_KEPT are kept; else stops it.
    */
-  async close(runtime: BuiltinRuntime | undefined): Promise<void> {
+  async drop(engine: number, runtime: BuiltinRuntime | undefined): Promise<void> {
+    if (--this.users > 0) {
+      // Another version still reads here: a thread that died is stopped by the last to leave.
+      await this.send({ type: 'release', engine }).catch(() => {});
+      return;
+    }
     const kept =
       this.#dead || runtime === undefined
         ? false
-        : await this.send({ type: 'release', keep: true }).then(
+        : await this.send({ type: 'release', engine, last: true, keep: true }).then(
             (reply) => reply.result === true,
             () => false,
           );
@@ -221,12 +252,38 @@ export class OcrWorkerPool {
   /** Where released threads go: kept for this runtime's next pool, or nowhere (stopped). */
   readonly #keepAs: BuiltinRuntime | undefined;
   readonly #params: OcrParams;
+  /** This version's engine on each of its threads. */
+  readonly #engine = nextEngine++;
+  /** The keys its sessions are open under (every graph's), or none when a graph had no digest. */
+  readonly #keys: ReadonlySet<string> | undefined;
   #released: Promise<void> | undefined;
 
-  private constructor(threads: InferenceThread[], keepAs: BuiltinRuntime | undefined, params: OcrParams) {
+  private constructor(
+    threads: InferenceThread[],
+    keepAs: BuiltinRuntime | undefined,
+    params: OcrParams,
+    keys: ReadonlySet<string> | undefined,
+  ) {
     this.#threads = threads;
     this.#keepAs = keepAs;
     this.#params = params;
+    this.#keys = keys;
+    for (const t of threads) t.users++;
+  }
+
+  /**
+   * A loaded version whose threads hold every one of `keys` open, to load another version on
+   * (taken now, before anything else can release it); none when no version does.
+   */
+  static #shareWith(keys: ReadonlySet<string>, count: number): OcrWorkerPool | undefined {
+    for (const pool of live)
+      if (
+        pool.#threads.length === count &&
+        pool.#threads.every((t) => t.alive) &&
+        [...keys].every((k) => pool.#keys?.has(k))
+      )
+        return pool;
+    return undefined;
   }
 
   /**
@@ -267,6 +324,47 @@ export class OcrWorkerPool {
       opened.has(runtime)
         ? { nice: options.loadNice }
         : {};
+    const keepAs = options.keepThreads === false ? undefined : runtime;
+    // Each graph's session key: its verified digest, with what it is opened by and how. Only
+    // when every graph has one, so that a version either shares all its sessions or none.
+    const keys: Partial<Record<GraphRole, string>> = {};
+    for (const role of ROLES) {
+      const name = m.graphs[role];
+      const digest = name === undefined ? undefined : pkg.digests?.get(name);
+      if (digest !== undefined) keys[role] = `${runtime} ${JSON.stringify(session)} ${digest}`;
+    }
+    const keyed = ROLES.every((r) => graphs[r] === undefined || keys[r] !== undefined);
+    const keySet = keyed ? new Set(Object.values(keys)) : undefined;
+    const donor = keySet && OcrWorkerPool.#shareWith(keySet, count);
+    if (donor) {
+      // Every graph is open on a loaded version's threads: this version is one more engine on
+      // them, sharing its sessions (no graph is sent or opened, and no thread started), for
+      // the probes and the warm-up to check its dictionary and parameters. Its threads serve,
+      // so it loads at their priority.
+      const pool = new OcrWorkerPool(donor.#threads, keepAs, params, keySet);
+      try {
+        await Promise.all(
+          donor.#threads.map((t) =>
+            t.send({
+              type: 'load',
+              engine: pool.#engine,
+              graphs: {},
+              keys,
+              dictionary,
+              params,
+              runtime,
+              session,
+            }),
+          ),
+        );
+      } catch (error) {
+        await pool.release();
+        throw error;
+      }
+      sessionsShared += keySet.size;
+      live.add(pool);
+      return pool;
+    }
     // Graphs this process optimized before, by the digest the caller verified them with.
     const digests = runtime === 'onnxruntime-node' ? pkg.digests : undefined;
     const optimized: Partial<Record<GraphRole, Uint8Array>> = {};
@@ -280,7 +378,7 @@ export class OcrWorkerPool {
       else unseen.push(role);
     }
     const threads = Array.from({ length: count }, () => threadFor(runtime));
-    const pool = new OcrWorkerPool(threads, options.keepThreads === false ? undefined : runtime, params);
+    const pool = new OcrWorkerPool(threads, keepAs, params, keySet);
     /**
      * Loads thread `i`: graphs optimized before as they are, the others from the verified
      * bytes, of which those in `movable` are moved to it rather than copied.
@@ -291,7 +389,9 @@ export class OcrWorkerPool {
       return threads[i]!.send(
         {
           type: 'load',
+          engine: pool.#engine,
           graphs: own.graphs,
+          ...(keySet ? { keys } : {}),
           ...(roles.length > 0 ? { optimized: roles } : {}),
           ...(save.length > 0 ? { save } : {}),
           dictionary,
@@ -349,6 +449,7 @@ export class OcrWorkerPool {
       throw error;
     }
     opened.add(runtime);
+    if (keySet) live.add(pool);
     return pool;
   }
 
@@ -375,7 +476,7 @@ export class OcrWorkerPool {
     checkAborted(options.signal);
     const start = performance.now();
     const img = transferable(image);
-    const located = await this.#leastBusy().send({ type: 'locate', image: img }, [
+    const located = await this.#leastBusy().send({ type: 'locate', engine: this.#engine, image: img }, [
       img.data.buffer as ArrayBuffer,
     ]);
     const { boxes, crops } = located.result as { boxes: Quad[]; crops: RgbImage[] };
@@ -389,7 +490,7 @@ export class OcrWorkerPool {
         const thread = this.#leastBusy();
         const batchCrops = batch.map((i) => crops[i]!);
         const reply = await thread.send(
-          { type: 'recognize', crops: batchCrops },
+          { type: 'recognize', engine: this.#engine, crops: batchCrops },
           batchCrops.map((c) => c.data.buffer as ArrayBuffer),
         );
         (reply.result as RecognizedText[]).forEach((r, k) => {
@@ -406,11 +507,16 @@ export class OcrWorkerPool {
   }
 
   /**
-   * Releases every thread's sessions; the threads are kept for the next version of this
-   * runtime (up to IDLE_KEPT) or stopped. Safe to call twice.
+   * Releases this version's engine on every thread, and the sessions no other version shares;
+   * a thread no version uses any more is kept for the next version of this runtime (up to
+   * IDLE_KEPT) or stopped. Safe to call twice.
    */
   release(): Promise<void> {
-    this.#released ??= Promise.all(this.#threads.map((t) => t.close(this.#keepAs))).then(() => {});
+    // Out of `live` at once: a version loading from now on does not count on these sessions.
+    live.delete(this);
+    this.#released ??= Promise.all(this.#threads.map((t) => t.drop(this.#engine, this.#keepAs))).then(
+      () => {},
+    );
     return this.#released;
   }
 }

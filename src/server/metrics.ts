@@ -1,5 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
-import { optimizedGraphStats } from '../loaders/index.js';
+import { optimizedGraphStats, sharedGraphSessions } from '../loaders/index.js';
 import type { Registry } from '../registry/index.js';
 import type { Admission } from './admission.js';
 
@@ -154,6 +154,15 @@ export class Metrics {
         this.reset();
         this.inc({ result: 'hit' }, hits);
         this.inc({ result: 'miss' }, misses);
+      },
+    });
+    new Counter({
+      name: 'hotocr_graph_sessions_shared_total',
+      help: 'Graphs a loading version found open for a loaded version with the same digest, runtime and options, and shared (process-wide).',
+      registers: [prom],
+      collect() {
+        this.reset();
+        this.inc(sharedGraphSessions());
       },
     });
 

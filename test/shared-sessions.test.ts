@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { median } from '../bench/lib/stats.js';
+import type { HotocrError } from '../src/errors.js';
+import {
+  type LoaderPackage,
+  OcrWorkerPool,
+  optimizedGraphStats,
+  type PoolOptions,
+  sharedGraphSessions,
+} from '../src/loaders/index.js';
+import { readsAs, verifiedBundled } from './helpers/bundled.js';
+import { tempDir } from './helpers/tmp.js';
+
+const work = tempDir();
+
+/** The bundled package as the server loads it: verified, with the digests it was verified with. */
+async function bundled(): Promise<LoaderPackage> {
+  const pkg = await verifiedBundled(join(work, 'home'));
+  return { ...pkg, digests: new Map(pkg.entries.map((e) => [e.name, e.sha256])) };
+}
+
+/** The same package with other detection parameters: no box is ever large enough. */
+function findingNothing(pkg: LoaderPackage): LoaderPackage {
+  return { ...pkg, manifest: { ...pkg.manifest, det: { ...pkg.manifest.det, minSize: 100_000 } } };
+}
+
+const options: PoolOptions = { workers: 2, intraOpThreads: 1 };
+
+/** CPU time of the whole process (every thread) that loading takes, in ms; the pool is released after. */
+async function cpuOf(load: () => Promise<OcrWorkerPool>): Promise<number> {
+  const before = process.cpuUsage();
+  const pool = await load();
+  const used = process.cpuUsage(before);
+  await pool.release();
+  return (used.user + used.system) / 1000;
+}
+
+describe('versions with the same graphs share their sessions', () => {
+  test('a version whose graphs are open shares them, reads with its own parameters, and outlives the first', async () => {
+    const first = await OcrWorkerPool.create(await bundled(), options);
+    let firstReleased = false;
+    try {
+      const shared = sharedGraphSessions();
+      const lookups = optimizedGraphStats();
+      const second = await OcrWorkerPool.create(findingNothing(await bundled()), options);
+      try {
+        // All three graphs were taken open: none was looked up among the optimized ones, or opened.
+        assert.equal(sharedGraphSessions() - shared, 3);
+        assert.equal(optimizedGraphStats().hits, lookups.hits);
+        assert.equal(optimizedGraphStats().misses, lookups.misses);
+        // Each version reads with its own parameters on the same sessions, at once.
+        const [a, b, c, d] = await Promise.all([
+          readsAs(first, 'Shared first 11'),
+          readsAs(second, 'Shared second 12'),
+          readsAs(first, 'Shared first 13'),
+          readsAs(second, 'Shared second 14'),
+        ]);
+        assert.deepEqual([a, b, c, d], ['Sharedfirst11', '', 'Sharedfirst13', '']);
+
+        // The first released, the second still reads: the sessions go with the last version.
+        await first.release();
+        firstReleased = true;
+        await assert.rejects(readsAs(first, 'Released 15'), /released/);
+        assert.equal(await readsAs(second, 'Still shared 16'), '');
+
+        // And a third loads on the second's threads, though the version that opened them is gone.
+        const third = await OcrWorkerPool.create(await bundled(), options);
+        try {
+          assert.equal(sharedGraphSessions() - shared, 6);
+          assert.equal(await readsAs(third, 'Shared third 17'), 'Sharedthird17');
+        } finally {
+          await third.release();
+        }
+      } finally {
+        await second.release();
+      }
+    } finally {
+      if (!firstReleased) await first.release();
+    }
+    // Once no version holds them, the sessions are gone: the next load opens its own again.
+    const shared = sharedGraphSessions();
+    const alone = await OcrWorkerPool.create(await bundled(), options);
+    try {
+      assert.equal(sharedGraphSessions(), shared);
+      assert.equal(await readsAs(alone, 'Alone again 18'), 'Aloneagain18');
+    } finally {
+      await alone.release();
+    }
+  });
+
+  test('only the same graphs, runtime, options and thread count share, and sharing takes a fraction of the CPU', async () => {
+    const serving = await OcrWorkerPool.create(await bundled(), options);
+    try {
+      const shared = sharedGraphSessions();
+      const pkg = await bundled();
+      const unshared: [string, () => Promise<OcrWorkerPool>][] = [
+        ['no digests', () => OcrWorkerPool.create({ ...pkg, digests: undefined }, options)],
+        ['other options', () => OcrWorkerPool.create(pkg, { ...options, spinning: true })],
+        ['another thread count', () => OcrWorkerPool.create(pkg, { ...options, workers: 1 })],
+        ['another runtime', () => OcrWorkerPool.create(pkg, { workers: 2, runtime: 'onnxruntime-wasm' })],
+        [
+          'another graph',
+          () =>
+            OcrWorkerPool.create(
+              {
+                ...pkg,
+                digests: new Map([...pkg.digests!, [pkg.manifest.graphs.cls!, 'cd'.repeat(32)]]),
+              },
+              options,
+            ),
+        ],
+      ];
+      for (const [what, load] of unshared) {
+        const pool = await load();
+        try {
+          assert.equal(sharedGraphSessions(), shared, what);
+          assert.equal(await readsAs(pool, 'Not shared 21'), 'Notshared21', what);
+        } finally {
+          await pool.release();
+        }
+      }
+
+      // Medians of 3, alternated: a shared load against one that opens the optimized graphs
+      // (the same load with a session option spelled out, `spinning: false`, as the default is).
+      const sharing: number[] = [];
+      const opening: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        opening.push(await cpuOf(() => OcrWorkerPool.create(pkg, { ...options, spinning: false })));
+        sharing.push(await cpuOf(() => OcrWorkerPool.create(pkg, options)));
+      }
+      assert.equal(sharedGraphSessions() - shared, 9);
+      const ratio = median(sharing) / median(opening);
+      assert.ok(
+        ratio < 0.5,
+        `sharing ${sharing.map(Math.round)} ms against ${opening.map(Math.round)} ms (${ratio.toFixed(2)}x)`,
+      );
+      assert.equal(await readsAs(serving, 'Serving on 22'), 'Servingon22');
+    } finally {
+      await serving.release();
+    }
+  });
+
+  test('a version refused on shared sessions leaves the loaded one serving, and its sessions open', async () => {
+    const serving = await OcrWorkerPool.create(await bundled(), options);
+    try {
+      const pkg = await bundled();
+      // Without the space class the dictionary no longer fits the recogniser.
+      const misfit: LoaderPackage = {
+        ...pkg,
+        manifest: { ...pkg.manifest, rec: { ...pkg.manifest.rec, useSpaceChar: false } },
+      };
+      const shared = sharedGraphSessions();
+      await assert.rejects(
+        OcrWorkerPool.create(misfit, options),
+        (e: HotocrError) => e.code === 'GRAPH_INCOMPATIBLE' && e.message.includes('dictionary'),
+      );
+      assert.equal(sharedGraphSessions(), shared, 'a refused version is not counted');
+      assert.equal(await readsAs(serving, 'Still serving 31'), 'Stillserving31');
+      // The refused version's references were given back, not the serving one's.
+      const next = await OcrWorkerPool.create(pkg, options);
+      await next.release();
+      assert.equal(sharedGraphSessions() - shared, 3);
+      assert.equal(await readsAs(serving, 'Still serving 32'), 'Stillserving32');
+    } finally {
+      await serving.release();
+    }
+  });
+});
