@@ -24,7 +24,7 @@ export interface LoaderPackage {
   /**
    * SHA-256 (hex) of each file by entry name, set only when each was computed from the very
    * bytes in `files` (the server's verifier does so): a loader may then reuse what it made
-   * before from bytes of the same digest, such as an optimized graph.
+   * before from bytes of the same digest, such as an optimized graph or an open session.
    */
   readonly digests?: ReadonlyMap<string, string>;
 }
