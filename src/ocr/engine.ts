@@ -43,6 +43,13 @@ function incompatible(message: string): never {
 }
 
 /**
+ * The output shape each session gave for a blank input of each shape. A session does not
+ * change once open, so one shared by several versions (the same graph) is run once per
+ * input shape; each version still checks that shape against its own dictionary and parameters.
+ */
+const probed = new WeakMap<GraphSession, Map<string, readonly number[]>>();
+
+/**
  * The PP-OCR pipeline over already-created graph sessions (their owner releases them).
  * Stateless between calls: safe to call concurrently.
  */
@@ -72,9 +79,19 @@ export class OcrEngine {
         );
       }
     }
-    const probe = async (role: string, g: GraphSession, dims: number[]): Promise<Tensor> => {
+    const probe = async (
+      role: string,
+      g: GraphSession,
+      dims: number[],
+    ): Promise<{ dims: readonly number[] }> => {
+      const shapes = probed.get(g) ?? new Map<string, readonly number[]>();
+      probed.set(g, shapes);
+      const known = shapes.get(dims.join('x'));
+      if (known) return { dims: known };
       try {
-        return await g.run({ data: new Float32Array(dims.reduce((a, b) => a * b, 1)), dims });
+        const out = await g.run({ data: new Float32Array(dims.reduce((a, b) => a * b, 1)), dims });
+        shapes.set(dims.join('x'), out.dims);
+        return out;
       } catch (cause) {
         throw new PackageRejectedError(
           'GRAPH_INCOMPATIBLE',
