@@ -126,23 +126,21 @@ describe('inference threads outlive their version', () => {
     assert.ok(threads().length <= before, `${threads().length} threads, ${before} before`);
   });
 
-  test('kept threads do not hold the process open', async () => {
+  test('kept threads do not hold the process open, in a process started with --input-type too', async () => {
     const script = `
       import { OcrWorkerPool } from ${JSON.stringify(new URL('../src/loaders/index.js', import.meta.url).href)};
-      import { ensureBundledPackage } from ${JSON.stringify(new URL('../src/pack/index.js', import.meta.url).href)};
-      import { TrustStore, verifyPackage } from ${JSON.stringify(new URL('../src/verify/index.js', import.meta.url).href)};
-      const b = await ensureBundledPackage(${JSON.stringify(join(work, 'home'))});
-      const pkg = await verifyPackage(b.packagePath, { trust: await TrustStore.load(b.trustPath), keepBytes: true });
+      import { verifiedBundled } from ${JSON.stringify(new URL('./helpers/bundled.js', import.meta.url).href)};
+      const pkg = await verifiedBundled(${JSON.stringify(join(work, 'home'))});
       await (await OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1 })).release();
       console.log('released');`;
     const file = join(work, 'release-and-end.mjs');
     await writeFile(file, script);
-    const child = spawnSync(process.execPath, [file], {
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
-    assert.equal(child.signal, null, 'the process did not end by itself');
-    assert.equal(child.status, 0, child.stderr);
-    assert.equal(child.stdout.trim(), 'released');
+    // A thread inherits the process's flags; --input-type must not reach it, or its module is refused.
+    for (const args of [[file], ['--input-type=module', '-e', script]]) {
+      const child = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(child.signal, null, `the process did not end by itself (${args[0]})`);
+      assert.equal(child.status, 0, child.stderr);
+      assert.equal(child.stdout.trim(), 'released');
+    }
   });
 });

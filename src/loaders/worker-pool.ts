@@ -18,6 +18,7 @@ import {
   type RecognizedText,
   type RgbImage,
 } from '../ocr/index.js';
+import { threadExecArgv } from '../threads.js';
 import type { LoaderPackage, ReadOptions } from './contract.js';
 import { OptimizedGraphs } from './graph-cache.js';
 import type { BuiltinRuntime, GraphRole, Graphs, WorkerReply, WorkerRequest } from './ocr-worker.js';
@@ -168,7 +169,7 @@ class InferenceThread {
   users = 0;
 
   constructor() {
-    this.#worker = new Worker(new URL('./ocr-worker.js', import.meta.url));
+    this.#worker = new Worker(new URL('./ocr-worker.js', import.meta.url), { execArgv: threadExecArgv() });
     this.#worker.on('message', (reply: WorkerReply) => {
       const p = this.#pending.get(reply.id);
       if (!p) return;

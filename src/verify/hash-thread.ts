@@ -6,6 +6,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { PackageRejectedError, REJECTION_CODES, type RejectionCode } from '../errors.js';
+import { threadExecArgv } from '../threads.js';
 import type { HashRange, HashReply, HashRequest } from './hash-worker.js';
 
 /** A request without its id (distributes over the union). */
@@ -28,10 +29,7 @@ class HashThread {
   #stopped = false;
 
   constructor() {
-    this.#worker = new Worker(new URL('./hash-worker.js', import.meta.url), {
-      // A thread inherits the process's flags, and `--input-type` (node -e) refuses a module file.
-      execArgv: process.execArgv.filter((a) => !a.startsWith('--input-type')),
-    });
+    this.#worker = new Worker(new URL('./hash-worker.js', import.meta.url), { execArgv: threadExecArgv() });
     // Idle, it must not hold the process open; run() holds it while a job is pending.
     this.#worker.unref();
     this.#worker.on('message', (reply: HashReply) => {
