@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type LoaderPackage, OcrWorkerPool } from '../src/loaders/index.js';
 import { openSession } from '../src/loaders/onnxruntime-node.js';
+import { entryDigests } from '../src/verify/index.js';
 import { verifiedBundled } from '../test/helpers/bundled.js';
 import { benchOptions } from './lib/options.js';
 import { machine, median } from './lib/stats.js';
@@ -80,7 +81,7 @@ try {
   console.log(
     '\na whole load, 2 inference threads (median of the process CPU, all threads, and of wall time):',
   );
-  const digests = new Map(pkg.entries.map((e) => [e.name, e.sha256]));
+  const digests = entryDigests(pkg);
   let fresh = 0;
   /** The same bytes under digests never seen before: what a version with new graphs meets. */
   const unseen = (): LoaderPackage => ({

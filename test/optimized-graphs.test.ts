@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import { median } from '../bench/lib/stats.js';
 import type { HotocrError } from '../src/errors.js';
 import { type LoaderPackage, OcrWorkerPool, optimizedGraphStats } from '../src/loaders/index.js';
-import { readsAs, verifiedBundled } from './helpers/bundled.js';
+import { loadCpuMs, readsAs, verifiedBundled, withDigests } from './helpers/bundled.js';
 import { tempDir } from './helpers/tmp.js';
 
 const work = tempDir();
@@ -15,17 +15,8 @@ async function bundled(): Promise<{ plain: LoaderPackage; withDigests: LoaderPac
   const pkg = await verifiedBundled(join(work, 'home'));
   return {
     plain: pkg,
-    withDigests: { ...pkg, digests: new Map(pkg.entries.map((e) => [e.name, e.sha256])) },
+    withDigests: withDigests(pkg),
   };
-}
-
-/** CPU time of the whole process (every thread) that `load` takes, in ms. */
-async function cpuOf(load: () => Promise<OcrWorkerPool>): Promise<number> {
-  const before = process.cpuUsage();
-  const pool = await load();
-  const used = process.cpuUsage(before);
-  await pool.release();
-  return (used.user + used.system) / 1000;
 }
 
 describe('graphs optimized once per process', () => {
@@ -101,8 +92,8 @@ describe('graphs optimized once per process', () => {
     const cached: number[] = [];
     const optimizing: number[] = [];
     for (let i = 0; i < 3; i++) {
-      optimizing.push(await cpuOf(() => OcrWorkerPool.create(plain, options)));
-      cached.push(await cpuOf(() => OcrWorkerPool.create(withDigests, options)));
+      optimizing.push(await loadCpuMs(() => OcrWorkerPool.create(plain, options)));
+      cached.push(await loadCpuMs(() => OcrWorkerPool.create(withDigests, options)));
     }
     const ratio = median(cached) / median(optimizing);
     assert.ok(

@@ -10,15 +10,14 @@ import {
   type PoolOptions,
   sharedGraphSessions,
 } from '../src/loaders/index.js';
-import { readsAs, verifiedBundled } from './helpers/bundled.js';
+import { loadCpuMs, readsAs, verifiedBundled, withDigests } from './helpers/bundled.js';
 import { tempDir } from './helpers/tmp.js';
 
 const work = tempDir();
 
 /** The bundled package as the server loads it: verified, with the digests it was verified with. */
 async function bundled(): Promise<LoaderPackage> {
-  const pkg = await verifiedBundled(join(work, 'home'));
-  return { ...pkg, digests: new Map(pkg.entries.map((e) => [e.name, e.sha256])) };
+  return withDigests(await verifiedBundled(join(work, 'home')));
 }
 
 /** The same package with other detection parameters: no box is ever large enough. */
@@ -27,15 +26,6 @@ function findingNothing(pkg: LoaderPackage): LoaderPackage {
 }
 
 const options: PoolOptions = { workers: 2, intraOpThreads: 1 };
-
-/** CPU time of the whole process (every thread) that loading takes, in ms; the pool is released after. */
-async function cpuOf(load: () => Promise<OcrWorkerPool>): Promise<number> {
-  const before = process.cpuUsage();
-  const pool = await load();
-  const used = process.cpuUsage(before);
-  await pool.release();
-  return (used.user + used.system) / 1000;
-}
 
 describe('versions with the same graphs share their sessions', () => {
   test('a version whose graphs are open shares them, reads with its own parameters, and outlives the first', async () => {
@@ -127,8 +117,8 @@ describe('versions with the same graphs share their sessions', () => {
       const sharing: number[] = [];
       const opening: number[] = [];
       for (let i = 0; i < 3; i++) {
-        opening.push(await cpuOf(() => OcrWorkerPool.create(pkg, { ...options, spinning: false })));
-        sharing.push(await cpuOf(() => OcrWorkerPool.create(pkg, options)));
+        opening.push(await loadCpuMs(() => OcrWorkerPool.create(pkg, { ...options, spinning: false })));
+        sharing.push(await loadCpuMs(() => OcrWorkerPool.create(pkg, options)));
       }
       assert.equal(sharedGraphSessions() - shared, 9);
       const ratio = median(sharing) / median(opening);

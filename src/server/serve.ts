@@ -9,7 +9,7 @@ import { ensureBundledPackage } from '../pack/index.js';
 import { Registry, StateStore, warmUp } from '../registry/index.js';
 import { FolderSource } from '../sources/index.js';
 import { RegistrySource } from '../sources/registry-source.js';
-import { hashFile, TrustStore, verifyPackage } from '../verify/index.js';
+import { entryDigests, hashFile, TrustStore, verifyPackage } from '../verify/index.js';
 import { createApp } from './app.js';
 import type { Router } from './routing.js';
 import { clearUploads } from './uploads.js';
@@ -97,7 +97,7 @@ export async function startServer(
       // Nothing reads the verified bytes after loading: the loader may move them, not copy them.
       // The digests are those the bytes were verified with: a loader may reuse what it made from them.
       return loaders.load(
-        { ...pkg, filesMovable: true, digests: new Map(pkg.entries.map((e) => [e.name, e.sha256])) },
+        { ...pkg, filesMovable: true, digests: entryDigests(pkg) },
         {
           keepThreads: config.keepThreads,
           ...(serving && loadNice > 0 ? { loadNice } : {}),

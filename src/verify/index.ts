@@ -5,6 +5,7 @@ export { parsePem } from './pem.js';
 export { isDerEcdsaSignature, verifySignature } from './signature.js';
 export { type TrustedKey, type TrustedRoot, TrustStore } from './trust-store.js';
 export {
+  entryDigests,
   type SignerInfo,
   type VerifiedEntry,
   type VerifiedPackage,

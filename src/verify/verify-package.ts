@@ -130,6 +130,11 @@ async function hashStream(
  * details carry the package's path (and hash, when the archive could be hashed). Nothing is
  * written to disk.
  */
+/** The SHA-256 of each entry by name, computed from the very bytes verified: a loader's `digests`. */
+export function entryDigests(pkg: Pick<VerifiedPackage, 'entries'>): Map<string, string> {
+  return new Map(pkg.entries.map((e) => [e.name, e.sha256]));
+}
+
 export async function verifyPackage(path: string, options: VerifyOptions): Promise<VerifiedPackage> {
   const limits = options.limits ?? DEFAULT_LIMITS;
   let archive: PackageArchive;

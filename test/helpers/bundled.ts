@@ -1,7 +1,7 @@
-import type { OcrWorkerPool } from '../../src/loaders/index.js';
+import type { LoaderPackage, OcrWorkerPool } from '../../src/loaders/index.js';
 import { decodeImage } from '../../src/ocr/index.js';
 import { ensureBundledPackage } from '../../src/pack/index.js';
-import { TrustStore, type VerifiedPackage, verifyPackage } from '../../src/verify/index.js';
+import { entryDigests, TrustStore, type VerifiedPackage, verifyPackage } from '../../src/verify/index.js';
 import { renderText } from './images.js';
 
 /**
@@ -21,4 +21,18 @@ export async function verifiedBundled(home: string): Promise<VerifiedPackage> {
 export async function readsAs(pool: OcrWorkerPool, line: string): Promise<string> {
   const result = await pool.read(await decodeImage(await renderText([line])));
   return result.lines.map((l) => l.text.replaceAll(' ', '')).join('');
+}
+
+/** A verified package with the digests it was verified with, as the server hands it to a loader. */
+export function withDigests(pkg: VerifiedPackage): LoaderPackage {
+  return { ...pkg, digests: entryDigests(pkg) };
+}
+
+/** CPU time of the whole process (every thread) that `load` takes, in ms; the pool is released after. */
+export async function loadCpuMs(load: () => Promise<OcrWorkerPool>): Promise<number> {
+  const before = process.cpuUsage();
+  const pool = await load();
+  const used = process.cpuUsage(before);
+  await pool.release();
+  return (used.user + used.system) / 1000;
 }
