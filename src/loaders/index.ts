@@ -16,4 +16,10 @@ export { type LoaderEntry, Loaders, type LoadersOptions } from './loaders.js';
 export { loadOcrModel } from './ocr-model.js';
 export type { SessionOptions } from './ort-session.js';
 export { canRestorePriority } from './priority.js';
-export { OcrWorkerPool, optimizedGraphStats, type PoolOptions, sharedGraphSessions } from './worker-pool.js';
+export {
+  lostInferenceThreads,
+  OcrWorkerPool,
+  optimizedGraphStats,
+  type PoolOptions,
+  sharedGraphSessions,
+} from './worker-pool.js';

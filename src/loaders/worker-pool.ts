@@ -127,6 +127,14 @@ export function sharedGraphSessions(): number {
   return sessionsShared;
 }
 
+/** Inference threads that died (an uncaught error on the thread, or its exit) rather than being stopped. */
+let threadsLost = 0;
+
+/** How many inference threads died rather than being stopped (metrics, tests). */
+export function lostInferenceThreads(): number {
+  return threadsLost;
+}
+
 /** Runtimes that have opened sessions in this process (and so started their process-wide threads). */
 const opened = new Set<BuiltinRuntime>();
 
@@ -160,11 +168,16 @@ function threadFor(runtime: BuiltinRuntime): InferenceThread {
   return new InferenceThread();
 }
 
+/** A task that was on an inference thread when it died, or sent to one that had. */
+class ThreadLostError extends InferenceError {}
+
 class InferenceThread {
   readonly #worker: Worker;
   readonly #pending = new Map<number, Pending>();
   #next = 0;
   #dead: Error | undefined;
+  /** Set when this process stops the thread itself: its exit is then no loss. */
+  #stopping = false;
   /** Versions (pools) loaded on this thread. */
   users = 0;
 
@@ -178,14 +191,17 @@ class InferenceThread {
       else p.reject(toError(reply.error));
     });
     const fail = (error: Error) => {
+      if (this.#dead === undefined && !this.#stopping) threadsLost++;
       this.#dead ??= error;
       for (const p of this.#pending.values()) p.reject(error);
       this.#pending.clear();
     };
     this.#worker.on('error', (e) =>
-      fail(new InferenceError(`An inference thread crashed: ${e.message}`, { cause: e })),
+      fail(new ThreadLostError(`An inference thread crashed: ${e.message}`, { cause: e })),
     );
-    this.#worker.on('exit', (code) => fail(new InferenceError(`An inference thread exited (code ${code}).`)));
+    this.#worker.on('exit', (code) =>
+      fail(new ThreadLostError(`An inference thread exited (code ${code}).`)),
+    );
   }
 
   /** Tasks sent and not answered yet: how busy this thread is. */
@@ -204,6 +220,11 @@ class InferenceThread {
 
   get alive(): boolean {
     return this.#dead === undefined;
+  }
+
+  /** Why the thread stopped, once it has. */
+  get death(): Error | undefined {
+    return this.#dead;
   }
 
   /**
@@ -231,6 +252,7 @@ class InferenceThread {
       idle.set(runtime, spare);
       return;
     }
+    this.#stopping = true;
     await this.#worker.terminate();
   }
 
@@ -463,8 +485,16 @@ export class OcrWorkerPool {
     return this.#params;
   }
 
+  /** The living thread with the fewest tasks waiting; INFERENCE_FAILED once none is left. */
   #leastBusy(): InferenceThread {
-    return this.#threads.reduce((a, b) => (b.load < a.load ? b : a));
+    let best: InferenceThread | undefined;
+    for (const t of this.#threads) if (t.alive && (best === undefined || t.load < best.load)) best = t;
+    if (best) return best;
+    const cause = this.#threads[0]!.death;
+    throw new InferenceError(
+      `Every inference thread of this version has stopped (${cause?.message}); load a version again or roll back.`,
+      { cause },
+    );
   }
 
   /**
@@ -474,8 +504,21 @@ export class OcrWorkerPool {
    */
   async read(image: RgbImage, options: ReadOptions = {}): Promise<OcrResult> {
     if (this.#released) throw new InferenceError('This model has been released.');
+    for (;;) {
+      try {
+        return await this.#readOnce(image, options);
+      } catch (error) {
+        // A thread died under this read: read again on the threads left (the graphs' work has
+        // no side effects). Once none is left, #leastBusy ends it with INFERENCE_FAILED.
+        if (!(error instanceof ThreadLostError)) throw error;
+      }
+    }
+  }
+
+  async #readOnce(image: RgbImage, options: ReadOptions): Promise<OcrResult> {
     checkAborted(options.signal);
     const start = performance.now();
+    // A copy is sent: `image` stays whole for a read again.
     const img = transferable(image);
     const located = await this.#leastBusy().send({ type: 'locate', engine: this.#engine, image: img }, [
       img.data.buffer as ArrayBuffer,

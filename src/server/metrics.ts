@@ -1,5 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
-import { optimizedGraphStats, sharedGraphSessions } from '../loaders/index.js';
+import { lostInferenceThreads, optimizedGraphStats, sharedGraphSessions } from '../loaders/index.js';
 import type { Registry } from '../registry/index.js';
 import type { Admission } from './admission.js';
 
@@ -163,6 +163,15 @@ export class Metrics {
       collect() {
         this.reset();
         this.inc(sharedGraphSessions());
+      },
+    });
+    new Counter({
+      name: 'hotocr_inference_threads_lost_total',
+      help: 'Inference threads that died (an uncaught error on the thread, or its exit) rather than being stopped; the versions on them read on the threads left (process-wide).',
+      registers: [prom],
+      collect() {
+        this.reset();
+        this.inc(lostInferenceThreads());
       },
     });
 

@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 
 /** The ids of this process's threads, sorted. */
 export const threadIds = (): string[] => readdirSync('/proc/self/task').sort();
@@ -16,4 +17,48 @@ export function atNice(nice: number): number {
     }
   }
   return n;
+}
+
+/**
+ * Makes `count` of this process's worker threads whose script URL contains `script` die as a
+ * crash would, through the inspector, so that the code under test needs no hook of its own:
+ * each throws an uncaught error on the next message it receives, just after its own handler
+ * has started on it. Resolves once that is set up in every one of them.
+ */
+export async function crashOnNextMessage(script: string, count: number): Promise<void> {
+  const session = new Session();
+  session.connect();
+  try {
+    const found: string[] = [];
+    session.on('NodeWorker.attachedToWorker', ({ params }) => {
+      if (params.workerInfo.url.includes(script)) found.push(params.sessionId);
+    });
+    const answered = new Map<string, () => void>();
+    session.on('NodeWorker.receivedMessageFromWorker', ({ params }) => {
+      if ((JSON.parse(params.message) as { id?: number }).id === 1) answered.get(params.sessionId)?.();
+    });
+    // Running workers are reported as the domain is enabled, before its answer.
+    await session.post('NodeWorker.enable', { waitForDebuggerOnStart: false });
+    if (found.length < count)
+      throw new Error(`${found.length} threads run ${script}, fewer than the ${count} to crash`);
+    const crash =
+      "require('node:worker_threads').parentPort.on('message', () => { throw new Error('a crash made by the test') })";
+    await Promise.all(
+      found.slice(0, count).map(async (sessionId) => {
+        const done = new Promise<void>((resolve) => answered.set(sessionId, resolve));
+        await session.post('NodeWorker.sendMessageToWorker', {
+          sessionId,
+          message: JSON.stringify({
+            id: 1,
+            method: 'Runtime.evaluate',
+            // The console's API gives the thread's own require().
+            params: { expression: crash, includeCommandLineAPI: true },
+          }),
+        });
+        await done;
+      }),
+    );
+  } finally {
+    session.disconnect();
+  }
 }
