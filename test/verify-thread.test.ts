@@ -10,7 +10,7 @@ import { canRestorePriority } from '../src/loaders/index.js';
 import { keygen } from '../src/pack/index.js';
 import { hashFile, TrustStore, verifyPackage } from '../src/verify/index.js';
 import { packWith, sourceDir } from './helpers/packages.js';
-import { atNice } from './helpers/threads.js';
+import { atNice, crashOnNextMessage } from './helpers/threads.js';
 import { tempDir } from './helpers/tmp.js';
 
 const work = tempDir();
@@ -115,5 +115,16 @@ describe('the hashing thread', () => {
       return true;
     });
     assert.equal(await hashFile(pkg), createHash('sha256').update(readFileSync(pkg)).digest('hex'));
+  });
+
+  test('a job the thread died under is done again on a new thread', async () => {
+    const sha256 = createHash('sha256').update(readFileSync(pkg)).digest('hex');
+    assert.equal(await hashFile(pkg), sha256); // the thread is running
+    await crashOnNextMessage('hash-worker', 1);
+    assert.equal(await hashFile(pkg), sha256);
+    await crashOnNextMessage('hash-worker', 1);
+    const verified = await verifyPackage(pkg, { trust, keepBytes: true });
+    assert.equal(verified.sha256, sha256);
+    assert.ok(verified.files.get('rec.onnx')!.equals(graph), 'the kept bytes differ from the graph packed');
   });
 });

@@ -22,6 +22,9 @@ function toError(error: Extract<HashReply, { ok: false }>['error']): Error {
   return Object.assign(new Error(error.message), error.code ? { code: error.code } : {});
 }
 
+/** A job that was on the hashing thread when it died. */
+class HashThreadLostError extends Error {}
+
 class HashThread {
   readonly #worker: Worker;
   readonly #pending = new Map<number, { resolve(reply: Done): void; reject(error: Error): void }>();
@@ -46,9 +49,11 @@ class HashThread {
       this.#pending.clear();
     };
     this.#worker.on('error', (e) =>
-      fail(new Error(`The hashing thread crashed: ${e.message}`, { cause: e })),
+      fail(new HashThreadLostError(`The hashing thread crashed: ${e.message}`, { cause: e })),
     );
-    this.#worker.on('exit', (code) => fail(new Error(`The hashing thread stopped (code ${code}).`)));
+    this.#worker.on('exit', (code) =>
+      fail(new HashThreadLostError(`The hashing thread stopped (code ${code}).`)),
+    );
   }
 
   get stopped(): boolean {
@@ -73,6 +78,20 @@ function hashThread(): HashThread {
   return current;
 }
 
+/**
+ * Runs `job` on the hashing thread. A job the thread died under runs once more, on a new
+ * thread: it only reads (at given positions) and hashes, so a second run gives what the
+ * first would have. A second death is the caller's error.
+ */
+async function run(job: Job): Promise<Done> {
+  try {
+    return await hashThread().run(job);
+  } catch (error) {
+    if (!(error instanceof HashThreadLostError)) throw error;
+    return hashThread().run(job);
+  }
+}
+
 export interface HashedBytes {
   readonly name: string;
   readonly sha256: string;
@@ -93,7 +112,7 @@ export async function hashDescriptor(
   ranges: readonly HashRange[],
   nice?: number,
 ): Promise<{ sha256: string; ranges: HashedBytes[] }> {
-  const reply = await hashThread().run({
+  const reply = await run({
     type: 'scan',
     fd,
     size,
@@ -113,6 +132,6 @@ export async function hashDescriptor(
 
 /** SHA-256 of a whole file, hex, read and hashed on the hashing thread (at `nice`, as above). */
 export async function hashFile(path: string, nice?: number): Promise<string> {
-  const reply = await hashThread().run({ type: 'file', path, ...(nice !== undefined ? { nice } : {}) });
+  const reply = await run({ type: 'file', path, ...(nice !== undefined ? { nice } : {}) });
   return reply.sha256;
 }

@@ -39,25 +39,33 @@ export async function crashOnNextMessage(script: string, count: number): Promise
     });
     // Running workers are reported as the domain is enabled, before its answer.
     await session.post('NodeWorker.enable', { waitForDebuggerOnStart: false });
-    if (found.length < count)
-      throw new Error(`${found.length} threads run ${script}, fewer than the ${count} to crash`);
     const crash =
       "require('node:worker_threads').parentPort.on('message', () => { throw new Error('a crash made by the test') })";
-    await Promise.all(
-      found.slice(0, count).map(async (sessionId) => {
-        const done = new Promise<void>((resolve) => answered.set(sessionId, resolve));
-        await session.post('NodeWorker.sendMessageToWorker', {
-          sessionId,
-          message: JSON.stringify({
-            id: 1,
-            method: 'Runtime.evaluate',
-            // The console's API gives the thread's own require().
-            params: { expression: crash, includeCommandLineAPI: true },
-          }),
+    // One after another: a thread that has just died may still be listed, and never answers.
+    let armed = 0;
+    for (const sessionId of found) {
+      if (armed === count) break;
+      // The timer also holds the process open meanwhile: an idle thread may not.
+      const done = new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), 1000);
+        answered.set(sessionId, () => {
+          clearTimeout(timer);
+          resolve(true);
         });
-        await done;
-      }),
-    );
+      });
+      await session.post('NodeWorker.sendMessageToWorker', {
+        sessionId,
+        message: JSON.stringify({
+          id: 1,
+          method: 'Runtime.evaluate',
+          // The console's API gives the thread's own require().
+          params: { expression: crash, includeCommandLineAPI: true },
+        }),
+      });
+      if (await done) armed++;
+    }
+    if (armed < count)
+      throw new Error(`${armed} threads running ${script} answered, fewer than the ${count} to crash`);
   } finally {
     session.disconnect();
   }
