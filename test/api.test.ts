@@ -9,6 +9,7 @@ import { keyFileSigner, keygen, pack, writeBundledSource } from '../src/pack/ind
 import { createApp, type RunningServer, startServer } from '../src/server/index.js';
 import { renderText } from './helpers/images.js';
 import { tempDir } from './helpers/tmp.js';
+import { until } from './helpers/until.js';
 
 const work = tempDir();
 const home = join(work, 'home');
@@ -102,14 +103,6 @@ async function listen(): Promise<{ events: { type: string; [k: string]: unknown 
     ws.once('error', reject);
   });
   return { events, close: () => ws.close() };
-}
-
-async function until(check: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 async function uploadsLeft(): Promise<string[]> {

@@ -9,6 +9,7 @@ import {
   lostInferenceThreads,
   OcrWorkerPool,
   type PoolOptions,
+  replacedInferenceThreads,
   sharedGraphSessions,
 } from '../src/loaders/index.js';
 import { startServer } from '../src/server/index.js';
@@ -16,32 +17,81 @@ import { readsAs, verifiedBundled, withDigests } from './helpers/bundled.js';
 import { renderText } from './helpers/images.js';
 import { crashOnNextMessage } from './helpers/threads.js';
 import { tempDir } from './helpers/tmp.js';
+import { until } from './helpers/until.js';
 
 const work = tempDir();
 
+/** The bundled package as the server loads it: with the digests it was verified with. */
 async function bundled(): Promise<LoaderPackage> {
   return withDigests(await verifiedBundled(join(work, 'home')));
 }
 
 // Threads are not kept: each test's pool starts its own, so the only inference threads
-// running are the pool's (this file runs in a process of its own).
+// running are its own (this file runs in a process of its own).
 const options: PoolOptions = { workers: 2, intraOpThreads: 1, keepThreads: false };
 
 const lines = ['Crash read 21', 'Crash read 22', 'Crash read 23', 'Crash read 24'];
 const expected = lines.map((l) => l.replaceAll(' ', ''));
+const readAll = (pool: OcrWorkerPool) => Promise.all(lines.map((l) => readsAs(pool, l)));
 
 describe('an inference thread that dies', () => {
-  test('loses no read: its tasks go to the thread left, and reads fail with INFERENCE_FAILED once none is', async () => {
+  test('loses no read, and is replaced: reads go to the thread left, or wait for the new ones when none is', async () => {
     const pool = await OcrWorkerPool.create(await bundled(), options);
     try {
       const lost = lostInferenceThreads();
+      const replaced = replacedInferenceThreads();
       // One of the two threads dies with the first task it is sent of four reads on both.
       await crashOnNextMessage('ocr-worker', 1);
-      assert.deepEqual(await Promise.all(lines.map((l) => readsAs(pool, l))), expected);
+      assert.deepEqual(await readAll(pool), expected);
       assert.equal(lostInferenceThreads() - lost, 1);
-      // Later reads go to the thread left only.
-      assert.deepEqual(await Promise.all(lines.map((l) => readsAs(pool, l))), expected);
+      await until(() => replacedInferenceThreads() - replaced === 1, 'a new thread');
 
+      // Both die at once (the new one among them): the reads wait for two new threads.
+      await crashOnNextMessage('ocr-worker', 2);
+      assert.deepEqual(await readAll(pool), expected);
+      assert.equal(lostInferenceThreads() - lost, 3);
+      assert.equal(replacedInferenceThreads() - replaced, 3);
+      assert.deepEqual(await readAll(pool), expected);
+    } finally {
+      await pool.release();
+    }
+  });
+
+  test('is replaced with the sessions shared: a version sharing them reads on it, and later ones share them', async () => {
+    const pool = await OcrWorkerPool.create(await bundled(), options);
+    const twin = await OcrWorkerPool.create(await bundled(), options);
+    try {
+      const replaced = replacedInferenceThreads();
+      await crashOnNextMessage('ocr-worker', 1);
+      assert.deepEqual(await readAll(twin), expected);
+      await until(() => replacedInferenceThreads() - replaced === 1, 'a new thread');
+      // The new thread holds both versions: each reads there, the other thread dying too.
+      await crashOnNextMessage('ocr-worker', 1);
+      assert.deepEqual(await readAll(pool), expected);
+      await until(() => replacedInferenceThreads() - replaced === 2, 'a second new thread');
+      const shared = sharedGraphSessions();
+      const next = await OcrWorkerPool.create(await bundled(), options);
+      try {
+        assert.equal(sharedGraphSessions() - shared, 3);
+        assert.deepEqual(await readAll(next), expected);
+      } finally {
+        await next.release();
+      }
+      assert.deepEqual(await readAll(twin), expected);
+    } finally {
+      await twin.release();
+      await pool.release();
+    }
+  });
+
+  test('without its graphs kept optimized it is not replaced: reads fail with INFERENCE_FAILED once no thread is left', async () => {
+    // No digests: nothing is kept optimized for it, or shared.
+    const pool = await OcrWorkerPool.create(await verifiedBundled(join(work, 'home')), options);
+    try {
+      const replaced = replacedInferenceThreads();
+      await crashOnNextMessage('ocr-worker', 1);
+      assert.deepEqual(await readAll(pool), expected);
+      assert.deepEqual(await readAll(pool), expected);
       await crashOnNextMessage('ocr-worker', 1);
       await assert.rejects(
         readsAs(pool, lines[0]!),
@@ -51,42 +101,25 @@ describe('an inference thread that dies', () => {
             error.message,
           ),
       );
-      assert.equal(lostInferenceThreads() - lost, 2);
+      assert.equal(replacedInferenceThreads(), replaced);
     } finally {
       await pool.release();
     }
   });
 
-  test('is not shared: a version loaded after it opens sessions on threads of its own', async () => {
-    const pool = await OcrWorkerPool.create(await bundled(), options);
-    try {
-      await crashOnNextMessage('ocr-worker', 1);
-      assert.deepEqual(await Promise.all(lines.map((l) => readsAs(pool, l))), expected);
-      const shared = sharedGraphSessions();
-      const next = await OcrWorkerPool.create(await bundled(), options);
-      try {
-        assert.equal(sharedGraphSessions(), shared);
-        assert.deepEqual(await Promise.all(lines.map((l) => readsAs(next, l))), expected);
-      } finally {
-        await next.release();
-      }
-      assert.equal(await readsAs(pool, lines[0]!), expected[0]);
-    } finally {
-      await pool.release();
-    }
-  });
-
-  test('on a server: the requests on it are answered, and /metrics counts the thread lost', async () => {
+  test('on a server: the requests on it are answered, and /metrics counts the thread lost and replaced', async () => {
     const server = await startServer(
       readServeConfig({ port: '0', host: '127.0.0.1', data: join(work, 'server') }, {}),
       pino({ level: 'silent' }),
     );
     try {
-      const lost = async () => {
+      const metric = async (name: string) => {
         const text = await (await fetch(`${server.url}/metrics`)).text();
-        return Number(/^hotocr_inference_threads_lost_total (\S+)$/m.exec(text)?.[1]);
+        return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
       };
-      const before = await lost();
+      const lost = await metric('hotocr_inference_threads_lost_total');
+      const replaced = await metric('hotocr_inference_threads_replaced_total');
+      const replacedHere = replacedInferenceThreads();
       const pages = await Promise.all(lines.map((l) => renderText([l])));
       await crashOnNextMessage('ocr-worker', 1);
       const answers = await Promise.all(
@@ -106,7 +139,9 @@ describe('an inference thread that dies', () => {
         ),
       );
       assert.deepEqual(texts, expected);
-      assert.equal((await lost()) - before, 1);
+      assert.equal((await metric('hotocr_inference_threads_lost_total')) - lost, 1);
+      await until(() => replacedInferenceThreads() > replacedHere, 'a new thread');
+      assert.equal((await metric('hotocr_inference_threads_replaced_total')) - replaced, 1);
     } finally {
       await server.close();
     }

@@ -21,5 +21,6 @@ export {
   OcrWorkerPool,
   optimizedGraphStats,
   type PoolOptions,
+  replacedInferenceThreads,
   sharedGraphSessions,
 } from './worker-pool.js';

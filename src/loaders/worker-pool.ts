@@ -52,6 +52,12 @@ function checkAborted(signal: AbortSignal | undefined): void {
 /** A request without its id (distributes over the union). */
 type Request = WorkerRequest extends infer R ? (R extends unknown ? Omit<R, 'id'> : never) : never;
 
+/**
+ * A version's load message but for its engine, with its graphs in the optimized form kept in
+ * shared memory: it loads the version on any thread, as often as needed.
+ */
+type Recipe = Omit<Extract<Request, { type: 'load' }>, 'engine'>;
+
 interface Pending {
   resolve(reply: { result: unknown; timings: OcrTimings }): void;
   reject(error: Error): void;
@@ -135,6 +141,17 @@ export function lostInferenceThreads(): number {
   return threadsLost;
 }
 
+/** Threads started in place of one that died, with every version it held loaded again. */
+let threadsReplaced = 0;
+
+/** How many inference threads were replaced after one died (metrics, tests). */
+export function replacedInferenceThreads(): number {
+  return threadsReplaced;
+}
+
+/** Threads that died, while a new one is loaded in their place. */
+const replacing = new Map<InferenceThread, Promise<void>>();
+
 /** Runtimes that have opened sessions in this process (and so started their process-wide threads). */
 const opened = new Set<BuiltinRuntime>();
 
@@ -191,10 +208,14 @@ class InferenceThread {
       else p.reject(toError(reply.error));
     });
     const fail = (error: Error) => {
-      if (this.#dead === undefined && !this.#stopping) threadsLost++;
+      const lost = this.#dead === undefined && !this.#stopping;
       this.#dead ??= error;
       for (const p of this.#pending.values()) p.reject(error);
       this.#pending.clear();
+      if (lost) {
+        threadsLost++;
+        OcrWorkerPool.replace(this);
+      }
     };
     this.#worker.on('error', (e) =>
       fail(new ThreadLostError(`An inference thread crashed: ${e.message}`, { cause: e })),
@@ -252,6 +273,11 @@ class InferenceThread {
       idle.set(runtime, spare);
       return;
     }
+    await this.stop();
+  }
+
+  /** Stops the thread, whatever it holds. */
+  async stop(): Promise<void> {
     this.#stopping = true;
     await this.#worker.terminate();
   }
@@ -279,6 +305,11 @@ export class OcrWorkerPool {
   readonly #engine = nextEngine++;
   /** The keys its sessions are open under (every graph's), or none when a graph had no digest. */
   readonly #keys: ReadonlySet<string> | undefined;
+  /**
+   * What loads this version on a new thread in place of one that died; none where its graphs
+   * are not all kept optimized.
+   */
+  #recipe: Recipe | undefined;
   #released: Promise<void> | undefined;
 
   private constructor(
@@ -307,6 +338,37 @@ export class OcrWorkerPool {
       )
         return pool;
     return undefined;
+  }
+
+  /**
+   * Starts a thread in place of `dead`, which died, and loads on it every version that read
+   * there, from its recipe (the first opens the sessions, the others share them); meanwhile
+   * they read on the threads left, or wait for this when none is. Nothing is replaced when a
+   * version has no recipe (its graphs were not all kept optimized), or when a load fails.
+   */
+  static replace(dead: InferenceThread): void {
+    // Called by the thread that died (a pool's private fields are reachable only from here).
+    const pools = [...live].filter((p) => p.#threads.includes(dead));
+    if (pools.length === 0 || pools.some((p) => p.#recipe === undefined)) return;
+    const done = (async () => {
+      const fresh = threadFor(pools[0]!.#recipe!.runtime);
+      try {
+        for (const p of pools) await fresh.send({ ...p.#recipe!, engine: p.#engine });
+      } catch {
+        await fresh.stop();
+        return;
+      }
+      fresh.users = pools.length;
+      threadsReplaced++;
+      for (const p of pools) {
+        // Versions sharing threads share the array: the first swap serves them all.
+        const i = p.#threads.indexOf(dead);
+        if (p.#released === undefined) {
+          if (i >= 0) p.#threads[i] = fresh;
+        } else await fresh.drop(p.#engine, p.#keepAs);
+      }
+    })().finally(() => replacing.delete(dead));
+    replacing.set(dead, done);
   }
 
   /**
@@ -385,6 +447,7 @@ export class OcrWorkerPool {
         throw error;
       }
       sessionsShared += keySet.size;
+      if (donor.#recipe) pool.#recipe = { ...donor.#recipe, keys, dictionary, params };
       live.add(pool);
       return pool;
     }
@@ -472,7 +535,21 @@ export class OcrWorkerPool {
       throw error;
     }
     opened.add(runtime);
-    if (keySet) live.add(pool);
+    if (keySet) {
+      const roles = ROLES.filter((r) => graphs[r] !== undefined);
+      if (roles.every((r) => optimized[r] !== undefined))
+        pool.#recipe = {
+          type: 'load',
+          graphs: Object.fromEntries(roles.map((r) => [r, optimized[r]!])),
+          keys,
+          optimized: roles,
+          dictionary,
+          params,
+          runtime,
+          session,
+        };
+      live.add(pool);
+    }
     return pool;
   }
 
@@ -505,11 +582,13 @@ export class OcrWorkerPool {
   async read(image: RgbImage, options: ReadOptions = {}): Promise<OcrResult> {
     if (this.#released) throw new InferenceError('This model has been released.');
     for (;;) {
+      // With no thread alive, wait for those being replaced (none: #leastBusy fails the read).
+      if (!this.#threads.some((t) => t.alive)) await Promise.all(this.#threads.map((t) => replacing.get(t)));
       try {
         return await this.#readOnce(image, options);
       } catch (error) {
         // A thread died under this read: read again on the threads left (the graphs' work has
-        // no side effects). Once none is left, #leastBusy ends it with INFERENCE_FAILED.
+        // no side effects), or on those that replace it.
         if (!(error instanceof ThreadLostError)) throw error;
       }
     }

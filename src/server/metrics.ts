@@ -1,5 +1,10 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
-import { lostInferenceThreads, optimizedGraphStats, sharedGraphSessions } from '../loaders/index.js';
+import {
+  lostInferenceThreads,
+  optimizedGraphStats,
+  replacedInferenceThreads,
+  sharedGraphSessions,
+} from '../loaders/index.js';
 import type { Registry } from '../registry/index.js';
 import type { Admission } from './admission.js';
 
@@ -167,11 +172,20 @@ export class Metrics {
     });
     new Counter({
       name: 'hotocr_inference_threads_lost_total',
-      help: 'Inference threads that died (an uncaught error on the thread, or its exit) rather than being stopped; the versions on them read on the threads left (process-wide).',
+      help: 'Inference threads that died (an uncaught error on the thread, or its exit) rather than being stopped (process-wide).',
       registers: [prom],
       collect() {
         this.reset();
         this.inc(lostInferenceThreads());
+      },
+    });
+    new Counter({
+      name: 'hotocr_inference_threads_replaced_total',
+      help: 'Inference threads started in place of one that died, with every version it held loaded again (process-wide).',
+      registers: [prom],
+      collect() {
+        this.reset();
+        this.inc(replacedInferenceThreads());
       },
     });
 
