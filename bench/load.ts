@@ -20,11 +20,14 @@
  * what a swap of retrained graphs costs. Without it versions repack the same graphs, as a
  * configuration change or a rollback would.
  *
+ * --upload-seconds S spreads each upload's body evenly over S seconds (256 KiB at a time), as a
+ * client on a slower link sends it, where by default it arrives at loopback speed at once.
+ *
  * --load-nice N is passed to the server (0: new versions load at serving priority; the server's
  * default, 10, loads them at low priority when it may raise it again); --no-keep-threads too
  * (each version then starts inference threads of its own).
  *
- *   npm run build && node dist/bench/load.js [--duration 60] [--blocks 6] [--interval 2] [--connections 4] [--rate N] [--load-nice N] [--no-keep-threads] [--refused-uploads] [--new-graphs]
+ *   npm run build && node dist/bench/load.js [--duration 60] [--blocks 6] [--interval 2] [--connections 4] [--rate N] [--load-nice N] [--no-keep-threads] [--refused-uploads] [--new-graphs] [--upload-seconds S]
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -56,6 +59,11 @@ const options = benchOptions(
       help: 'upload packages signed by an untrusted key: refused, never loaded',
     },
     'new-graphs': { type: 'flag', help: 'give every version graphs of its own bytes' },
+    'upload-seconds': {
+      type: 'number',
+      min: 0,
+      help: 'spread each upload of the swap blocks over this many seconds (default: at once)',
+    },
   },
 );
 const { duration, interval, connections } = options;
@@ -67,6 +75,7 @@ const serverArgs = [
 ];
 const refused = options['refused-uploads'];
 const newGraphs = options['new-graphs'];
+const uploadSeconds = options['upload-seconds'];
 /** Uploads timed one after another on the idle server, for the CPU one costs. */
 const COST_UPLOADS = 5;
 const TOKEN = 'bench-admin-token-0123456789abcdef';
@@ -153,7 +162,7 @@ try {
     const swapper = (async () => {
       while (!stop && next < packages.length) {
         const start = performance.now();
-        const { status } = await upload(url, TOKEN, packages[next++]!);
+        const { status } = await upload(url, TOKEN, packages[next++]!, uploadSeconds);
         if (status !== (refused ? 422 : 201)) swapErrors++;
         // The old version drains and its threads are released just after the switch: part of the window.
         windows.push({ start, end: performance.now() + 250 });
@@ -221,7 +230,7 @@ try {
   };
 
   console.log(
-    `${await machine()}; ${connections} connections; a ${page.lines.length}-line page; server ${serverArgs.join(' ') || 'defaults'}${refused ? '; uploads refused, never loaded' : ''}${newGraphs ? "; new graphs' bytes in every version" : ''}; ${blocks} blocks of ${block} s without swaps and as many with, alternating`,
+    `${await machine()}; ${connections} connections; a ${page.lines.length}-line page; server ${serverArgs.join(' ') || 'defaults'}${refused ? '; uploads refused, never loaded' : ''}${newGraphs ? "; new graphs' bytes in every version" : ''}${uploadSeconds ? `; each upload spread over ${uploadSeconds} s` : ''}; ${blocks} blocks of ${block} s without swaps and as many with, alternating`,
   );
   // What one upload costs in CPU with no other load: the server's whole process (all its
   // threads, from /proc), its main thread alone (whose id is the process's), and this

@@ -107,16 +107,43 @@ export async function bundledPackages(
   return out;
 }
 
-/** Uploads a package through the admin API; the answer's status (201 once it is active). */
+/** Bytes sent at a time by a paced upload. */
+const PACED_CHUNK = 256 * 1024;
+
+/**
+ * Uploads a package through the admin API; the answer's status (201 once it is active). With
+ * `seconds`, the body is sent in 256 KiB chunks spread evenly over that time, as a client on
+ * a slower link would send it; otherwise at once.
+ */
 export async function upload(
   url: string,
   token: string,
   body: Buffer,
+  seconds?: number,
 ): Promise<{ status: number; text: string }> {
+  const headers = {
+    authorization: `Bearer ${token}`,
+    'content-type': 'application/zip',
+    'content-length': String(body.length),
+  };
+  const paced = () => {
+    const chunks = Math.ceil(body.length / PACED_CHUNK);
+    const start = performance.now();
+    return new ReadableStream<Uint8Array>({
+      async start(controller) {
+        for (let i = 0; i < chunks; i++) {
+          controller.enqueue(body.subarray(i * PACED_CHUNK, (i + 1) * PACED_CHUNK));
+          const wait = start + (1000 * (seconds ?? 0) * (i + 1)) / chunks - performance.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        }
+        controller.close();
+      },
+    });
+  };
   const res = await fetch(`${url}/v1/models`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/zip' },
-    body,
+    headers,
+    ...(seconds ? { body: paced(), duplex: 'half' } : { body }),
   });
   return { status: res.status, text: await res.text() };
 }
