@@ -47,7 +47,7 @@ export async function crashOnNextMessage(script: string, count: number): Promise
       if (armed === count) break;
       // The timer also holds the process open meanwhile: an idle thread may not.
       const done = new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), 1000);
+        const timer = setTimeout(() => resolve(false), 5000);
         answered.set(sessionId, () => {
           clearTimeout(timer);
           resolve(true);
