@@ -9,7 +9,8 @@
  * Runs saturated (closed loop, --connections at once) and at a fixed rate (--rate, default
  * half the measured capacity: a server is not run flat out). Prints requests/s, p50, p99 and
  * errors of each, and within the swap blocks the p99 of requests that overlapped a swap window
- * against the p99 of those that did not.
+ * against the p99 of those that did not, and against the p99 of the blocks without swaps (the
+ * requests outside windows are only those short enough to fit between two, a peer biased low).
  *
  * --refused-uploads: the swap blocks upload packages signed by a key the server does not trust,
  * so each is received, read and hashed, then refused (SIGNATURE_INVALID) and never loaded: what
@@ -211,6 +212,9 @@ try {
     // Swaps that take longer than the interval run back to back: then few or no requests are
     // outside a window, and the peer is the blocks without swaps.
     const insideRatio = Number.isFinite(outside.p99) ? inside.p99 / outside.p99 : Number.NaN;
+    // Requests outside a window are those short enough to fit between two: a peer biased
+    // low. The blocks without swaps have no such selection.
+    const insideQuietRatio = inside.p99 / without.p99;
     console.log(
       `  ${windows.length} ${refused ? 'uploads refused' : 'swaps'} (${swapErrors} ${refused ? 'answered otherwise' : 'failed'}), median window ${window.toFixed(0)} ms; ${
         Number.isFinite(insideRatio)
@@ -219,12 +223,13 @@ try {
       }`,
     );
     console.log(
-      `  p99 with swaps / without: ${(all.p99 / without.p99).toFixed(2)}x; req/s with / without: ${(all.perSecond / without.perSecond).toFixed(2)}`,
+      `  p99 with swaps / without: ${(all.p99 / without.p99).toFixed(2)}x; inside windows / blocks without swaps: ${insideQuietRatio.toFixed(2)}x; req/s with / without: ${(all.perSecond / without.perSecond).toFixed(2)}`,
     );
     return {
       errors: all.failed + without.failed + swapErrors,
       ratio: all.p99 / without.p99,
       insideRatio,
+      insideQuietRatio,
       perSecond: without.perSecond,
     };
   };
@@ -249,8 +254,8 @@ try {
   const rate = options.rate ?? Math.max(1, Math.round(capacity.perSecond * 0.5));
   const atRate = await compare(`${rate} req/s`, rate);
   const flatOut = await compare('saturated');
-  const both = (r: { ratio: number; insideRatio: number }) =>
-    `p99 with swaps / without ${r.ratio.toFixed(2)}x, inside / outside swap windows ${Number.isFinite(r.insideRatio) ? `${r.insideRatio.toFixed(2)}x` : 'n/a'}`;
+  const both = (r: { ratio: number; insideRatio: number; insideQuietRatio: number }) =>
+    `p99 with swaps / without ${r.ratio.toFixed(2)}x, inside / outside swap windows ${Number.isFinite(r.insideRatio) ? `${r.insideRatio.toFixed(2)}x` : 'n/a'}, inside windows / blocks without swaps ${r.insideQuietRatio.toFixed(2)}x`;
   console.log(`at ${rate} req/s (about half of capacity): ${both(atRate)} (target <= 1.2)`);
   console.log(`saturated: ${both(flatOut)}`);
   console.log(`errors in all runs: ${atRate.errors + flatOut.errors + capacity.failed}`);
