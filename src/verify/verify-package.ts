@@ -124,17 +124,17 @@ async function hashStream(
   return { sha256: hash.digest('hex'), size };
 }
 
+/** The SHA-256 of each entry by name, computed from the very bytes verified: a loader's `digests`. */
+export function entryDigests(pkg: Pick<VerifiedPackage, 'entries'>): Map<string, string> {
+  return new Map(pkg.entries.map((e) => [e.name, e.sha256]));
+}
+
 /**
  * Runs the checks of SPEC section 2, steps 1 to 5, in order, on the package at `path`, and
  * returns what was verified. The first failure throws a {@link PackageRejectedError} whose
  * details carry the package's path (and hash, when the archive could be hashed). Nothing is
  * written to disk.
  */
-/** The SHA-256 of each entry by name, computed from the very bytes verified: a loader's `digests`. */
-export function entryDigests(pkg: Pick<VerifiedPackage, 'entries'>): Map<string, string> {
-  return new Map(pkg.entries.map((e) => [e.name, e.sha256]));
-}
-
 export async function verifyPackage(path: string, options: VerifyOptions): Promise<VerifiedPackage> {
   const limits = options.limits ?? DEFAULT_LIMITS;
   let archive: PackageArchive;
