@@ -45,6 +45,8 @@ interface ModelsBody {
 interface EchoCalls {
   loads: { keys: string[]; files: string[]; runtime: string; recSha: string; recDigest?: string }[];
   releases: number;
+  /** What its models' fault() answers; 'throw' makes it throw. */
+  fault?: string;
 }
 
 /**
@@ -71,6 +73,10 @@ export default {
       async read(image) {
         const w = image.width, h = image.height;
         return { lines: [{ text, score: 1, box: [[0, 0], [w, 0], [w, h], [0, h]] }] };
+      },
+      fault() {
+        if (calls.fault === 'throw') throw new Error('the device went away');
+        return calls.fault;
       },
       async release() { calls.releases++; },
     };
@@ -235,6 +241,32 @@ describe('loader plugins', () => {
     const m = await models(server);
     const v = m.versions.find((x) => x.version === '7.0.0')!;
     assert.deepEqual(v.loader, { name: 'test-echo', runtime: 'echo', backend: 'none', graphs: 3 });
+
+    // Its fault() takes the server out of readiness, and back once it has none.
+    const readiness = async () => {
+      const res = await fetch(`${server.url}/readyz`);
+      return { status: res.status, body: (await res.json()) as Partial<ErrorBody> };
+    };
+    assert.equal((await readiness()).status, 200);
+    echoCalls().fault = 'the accelerator was reset';
+    assert.deepEqual(await readiness(), {
+      status: 503,
+      body: {
+        error: {
+          code: 'NOT_READY',
+          message: `${BUNDLED_NAME} 7.0.0 is active but cannot read: the accelerator was reset`,
+        },
+      },
+    });
+    echoCalls().fault = 'throw';
+    const threw = await readiness();
+    assert.equal(threw.status, 503);
+    assert.match(
+      threw.body.error?.message ?? '',
+      /cannot read: The loader "test-echo" could not tell whether the model can read: the device went away$/,
+    );
+    echoCalls().fault = undefined;
+    assert.equal((await readiness()).status, 200);
 
     // Rolling back releases the plugin's model once it drains.
     const back = await fetch(`${server.url}/v1/models/${BUNDLED_NAME}/rollback`, {

@@ -89,9 +89,11 @@ describe('an inference thread that dies', () => {
     const pool = await OcrWorkerPool.create(await verifiedBundled(join(work, 'home')), options);
     try {
       const replaced = replacedInferenceThreads();
+      assert.equal(pool.fault(), undefined);
       await crashOnNextMessage('ocr-worker', 1);
       assert.deepEqual(await readAll(pool), expected);
       assert.deepEqual(await readAll(pool), expected);
+      assert.equal(pool.fault(), undefined, 'one thread left reads on');
       await crashOnNextMessage('ocr-worker', 1);
       await assert.rejects(
         readsAs(pool, lines[0]!),
@@ -102,8 +104,53 @@ describe('an inference thread that dies', () => {
           ),
       );
       assert.equal(replacedInferenceThreads(), replaced);
+      assert.match(pool.fault() ?? '', /^Every inference thread of this version has stopped/);
     } finally {
       await pool.release();
+    }
+  });
+
+  test('on a server, when no thread is left and none is replaced: /readyz answers 503 with the cause', async () => {
+    // onnxruntime-wasm keeps no optimized graphs: its threads are not replaced.
+    const server = await startServer(
+      readServeConfig(
+        {
+          port: '0',
+          host: '127.0.0.1',
+          data: join(work, 'server-wasm'),
+          runtime: 'onnxruntime-wasm',
+          keepThreads: false,
+        },
+        {},
+      ),
+      pino({ level: 'silent' }),
+    );
+    try {
+      const ready = await fetch(`${server.url}/readyz`);
+      assert.equal(ready.status, 200);
+      const { name, version } = ((await ready.json()) as { model: { name: string; version: string } }).model;
+      await crashOnNextMessage('ocr-worker', 2);
+      const page = await renderText([lines[0]!]);
+      const ocr = await fetch(`${server.url}/v1/ocr`, {
+        method: 'POST',
+        headers: { 'content-type': 'image/png' },
+        body: page,
+      });
+      assert.equal(ocr.status, 500);
+      assert.equal(((await ocr.json()) as { error: { code: string } }).error.code, 'INFERENCE_FAILED');
+      const notReady = await fetch(`${server.url}/readyz`);
+      assert.equal(notReady.status, 503);
+      const { error } = (await notReady.json()) as { error: { code: string; message: string } };
+      assert.equal(error.code, 'NOT_READY');
+      assert.match(
+        error.message,
+        new RegExp(
+          `^${name} ${version.replaceAll('.', '\\.')} is active but cannot read: Every inference thread of this version has stopped \\(An inference thread crashed: a crash made by the test\\)`,
+        ),
+      );
+      assert.equal((await fetch(`${server.url}/healthz`)).status, 200, 'the process itself is alive');
+    } finally {
+      await server.close();
     }
   });
 

@@ -67,6 +67,12 @@ export interface LoadedModel {
    * version (LOAD_FAILED).
    */
   ready?(): Promise<void>;
+  /**
+   * Optional: why the model can read nothing any more (every thread it read on has stopped,
+   * and none is being started in their place), or undefined while it can. `/readyz` answers
+   * 503 while the active version's model gives a reason, so that traffic goes elsewhere.
+   */
+  fault?(): string | undefined;
   /** Frees everything the model holds. Called once, after the last read has finished. */
   release(): Promise<void>;
 }

@@ -192,6 +192,18 @@ function contained(name: string, model: LoadedModel): LoadedModel {
           },
         }
       : {}),
+    ...(model.fault
+      ? {
+          fault() {
+            try {
+              const why: unknown = model.fault!();
+              return why ? String(why) : undefined;
+            } catch (cause) {
+              return `The loader "${name}" could not tell whether the model can read: ${(cause as Error)?.message ?? cause}`;
+            }
+          },
+        }
+      : {}),
     async release() {
       try {
         await model.release();
@@ -333,6 +345,7 @@ export class Loaders {
       ready: async () => {
         await model.ready?.();
       },
+      fault: () => model.fault?.(),
       release: () => model.release(),
     };
     return served;

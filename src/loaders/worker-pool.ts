@@ -562,16 +562,26 @@ export class OcrWorkerPool {
     return this.#params;
   }
 
+  /**
+   * Why this version can read nothing any more: every thread it reads on has stopped, and
+   * none is being replaced. Undefined while it can read.
+   */
+  fault(): string | undefined {
+    if (this.#threads.some((t) => t.alive || replacing.has(t))) return undefined;
+    return `Every inference thread of this version has stopped (${this.#threads[0]!.death?.message}); load a version again or roll back.`;
+  }
+
   /** The living thread with the fewest tasks waiting; INFERENCE_FAILED once none is left. */
   #leastBusy(): InferenceThread {
     let best: InferenceThread | undefined;
     for (const t of this.#threads) if (t.alive && (best === undefined || t.load < best.load)) best = t;
     if (best) return best;
     const cause = this.#threads[0]!.death;
-    throw new InferenceError(
-      `Every inference thread of this version has stopped (${cause?.message}); load a version again or roll back.`,
-      { cause },
-    );
+    const fault = this.fault();
+    // Threads are being replaced: the read starts again, and waits for them.
+    if (fault === undefined)
+      throw new ThreadLostError('Every inference thread is being replaced.', { cause });
+    throw new InferenceError(fault, { cause });
   }
 
   /**

@@ -210,7 +210,7 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
     '/readyz',
     {
       schema: {
-        summary: 'Ready once a model version is active',
+        summary: 'Ready while a model version is active and can read',
         tags: ['probes'],
         response: { 200: statusSchema, ...errors },
       },
@@ -221,6 +221,11 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
         return reply
           .status(503)
           .send({ error: { code: 'NOT_READY', message: 'No model version is active yet.' } });
+      const fault = v.model?.fault?.();
+      if (fault)
+        return reply.status(503).send({
+          error: { code: 'NOT_READY', message: `${v.name} ${v.version} is active but cannot read: ${fault}` },
+        });
       return { status: 'ready', model: { name: v.name, version: v.version } };
     },
   );
