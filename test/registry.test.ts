@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -8,7 +9,7 @@ import { decodeImage, type RgbImage } from '../src/ocr/index.js';
 import { ensureBundledPackage, keyFileSigner, pack, writeBundledSource } from '../src/pack/index.js';
 import { Registry, type RegistryEvent, StateStore, warmUp } from '../src/registry/index.js';
 import { FolderSource } from '../src/sources/index.js';
-import { TrustStore, verifyPackage } from '../src/verify/index.js';
+import { hashFile, TrustStore, verifyPackage } from '../src/verify/index.js';
 import { renderText } from './helpers/images.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -38,9 +39,15 @@ const concurrency = { now: 0, max: 0 };
 async function makeRegistry(
   data: string,
   keepWarm = 0,
+  /** Every file the registry hashes again (the copies it keeps), in order. */
+  hashed: string[] = [],
 ): Promise<{ registry: Registry; events: RegistryEvent[] }> {
   const registry = await Registry.create({
     verify: (path, policy) => verifyPackage(path, { trust, keepBytes: true, ...policy }),
+    hashFile: (path) => {
+      hashed.push(path);
+      return hashFile(path);
+    },
     load: async (pkg) => {
       concurrency.now++;
       concurrency.max = Math.max(concurrency.max, concurrency.now);
@@ -254,6 +261,47 @@ describe('rollback, staging, unload and restart', () => {
       assert.match(report?.error ?? '', /CHECKSUM_MISMATCH|ARCHIVE_INVALID/);
     } finally {
       await registry.close();
+    }
+  });
+});
+
+describe('the package kept for restarts', () => {
+  test('a file the caller owns is moved into the packages folder; any other is copied and hashed again', async () => {
+    const data = join(work, 'kept');
+    const hashed: string[] = [];
+    const { registry } = await makeRegistry(data, 0, hashed);
+    try {
+      const watched = await packageOf('4.1.0');
+      const first = await registry.submit(watched, { source: 'folder' });
+      assert.ok(existsSync(watched), 'a watched file stays where it is');
+      assert.deepEqual(await readFile(first.packagePath), await readFile(watched));
+      assert.equal(hashed.length, 1, 'the copy was hashed again');
+
+      const upload = join(work, 'upload-owned.zip');
+      await copyFile(await packageOf('4.1.1'), upload);
+      const second = await registry.submit(upload, { source: 'upload', owned: true });
+      assert.equal(existsSync(upload), false, 'the owned file was moved');
+      assert.deepEqual(await readFile(second.packagePath), await readFile(await packageOf('4.1.1')));
+      assert.equal(hashed.length, 1, 'a moved file is not hashed again');
+      assert.equal((await verifyPackage(second.packagePath, { trust })).sha256, second.sha256);
+
+      // Refused: the file stays, for its owner to remove.
+      const refused = join(work, 'upload-refused.zip');
+      await copyFile(await packageOf('4.1.0'), refused);
+      await assert.rejects(
+        registry.submit(refused, { source: 'upload', owned: true }),
+        (e: unknown) => e instanceof PackageRejectedError && e.code === 'VERSION_DOWNGRADE',
+      );
+      assert.ok(existsSync(refused));
+    } finally {
+      await registry.close();
+    }
+    // A restart resumes from the moved file.
+    const { registry: again } = await makeRegistry(data);
+    try {
+      assert.deepEqual(await again.restore(), [{ name: 'ppocr', version: '4.1.1' }]);
+    } finally {
+      await again.close();
     }
   });
 });

@@ -45,6 +45,12 @@ export interface SubmitOptions {
   readonly activate?: boolean;
   /** Accept a version lower than one already activated from this source. */
   readonly allowDowngrade?: boolean;
+  /**
+   * The file is the caller's own temporary one, which nothing else writes (an upload, a pulled
+   * artifact): once verified, it is moved into the packages folder rather than copied and
+   * hashed again, and the caller finds it gone. A watched folder's files are never moved.
+   */
+  readonly owned?: boolean;
 }
 
 type Listener = (event: RegistryEvent) => void;
@@ -170,7 +176,10 @@ export class Registry {
     }
     // The kept copy (for restarts) is made while the graphs load, off the critical path.
     const packagePath = join(this.#options.packagesDir, `${pkg.sha256}.zip`);
-    const copied = this.#keepCopy(path, pkg.sha256, { serving: this.#active.size > 0 });
+    const copied = this.#keepCopy(path, pkg.sha256, {
+      serving: this.#active.size > 0,
+      owned: options.owned ?? false,
+    });
     copied.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
     const v = new ModelVersion(
       { name, version, sha256: pkg.sha256, source, signer: pkg.signer, manifest: pkg.manifest, packagePath },
@@ -232,10 +241,29 @@ export class Registry {
     });
   }
 
-  async #keepCopy(path: string, sha256: string, context: { serving: boolean }): Promise<string> {
+  /**
+   * Keeps the verified package as `<sha256>.zip` in the packages folder, for restarts and
+   * rollbacks. A file the caller owns is moved there: it is the file just verified, and
+   * nothing else writes it. Any other is copied and the copy hashed again, since its source
+   * (a watched folder) may change between the verification and the copy.
+   */
+  async #keepCopy(
+    path: string,
+    sha256: string,
+    context: { serving: boolean; owned: boolean },
+  ): Promise<string> {
     await mkdir(this.#options.packagesDir, { recursive: true });
     const target = join(this.#options.packagesDir, `${sha256}.zip`);
     if (target === path) return target;
+    if (context.owned) {
+      try {
+        await rename(path, target);
+        return target;
+      } catch (error) {
+        // Another file system: copied, as any other file.
+        if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+      }
+    }
     const tmp = `${target}.${process.pid}.tmp`;
     try {
       await copyFile(path, tmp);

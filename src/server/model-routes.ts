@@ -125,9 +125,11 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRouteOptio
           source: 'upload',
           activate: query.activate,
           allowDowngrade: query.allowDowngrade,
+          // Ours alone: once verified, the registry moves it to its packages folder.
+          owned: true,
         });
       } finally {
-        // The registry keeps its own hash-checked copy of what it accepted.
+        // What the registry did not take (a refusal, a version it had already).
         await rm(path, { force: true });
       }
       const fresh = !known.has(`${v.name}/${v.version}/${v.sha256}`);

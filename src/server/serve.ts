@@ -165,7 +165,8 @@ export async function startServer(
         dir: join(config.data, 'incoming'),
         pollMs: config.registryPollMs,
         maxBytes: config.uploadLimit,
-        submit: (path) => registry.submit(path, { source: 'registry' }),
+        // The source's own download: once verified, the registry moves it rather than copying it.
+        submit: (path) => registry.submit(path, { source: 'registry', owned: true }),
         onEvent: (event) => {
           const level = event.type === 'refused' || event.type === 'unreachable' ? 'warn' : 'info';
           logger[level]({ event }, `registry source: ${event.type}`);
