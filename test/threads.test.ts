@@ -126,7 +126,7 @@ describe('inference threads outlive their version', () => {
     assert.ok(threads().length <= before, `${threads().length} threads, ${before} before`);
   });
 
-  test('kept threads do not hold the process open, in a process started with --input-type too', async () => {
+  test('kept threads do not hold the process open, in a process started with --input-type or V8 flags too', async () => {
     const script = `
       import { OcrWorkerPool } from ${JSON.stringify(new URL('../src/loaders/index.js', import.meta.url).href)};
       import { verifiedBundled } from ${JSON.stringify(new URL('./helpers/bundled.js', import.meta.url).href)};
@@ -135,10 +135,16 @@ describe('inference threads outlive their version', () => {
       console.log('released');`;
     const file = join(work, 'release-and-end.mjs');
     await writeFile(file, script);
-    // A thread inherits the process's flags; --input-type must not reach it, or its module is refused.
-    for (const args of [[file], ['--input-type=module', '-e', script]]) {
+    // A thread inherits the process's flags; --input-type must not reach it, or its module is
+    // refused, and V8's flags must not be given to it, or it refuses to start.
+    for (const args of [
+      [file],
+      ['--input-type=module', '-e', script],
+      ['--max-old-space-size=1024', file],
+      ['--max-old-space-size=1024', '--input-type', 'module', '-e', script],
+    ]) {
       const child = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 60_000 });
-      assert.equal(child.signal, null, `the process did not end by itself (${args[0]})`);
+      assert.equal(child.signal, null, `the process did not end by itself (${args.join(' ').slice(0, 60)})`);
       assert.equal(child.status, 0, child.stderr);
       assert.equal(child.stdout.trim(), 'released');
     }

@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import {
   HotocrError,
   InferenceError,
@@ -18,7 +18,7 @@ import {
   type RecognizedText,
   type RgbImage,
 } from '../ocr/index.js';
-import { threadExecArgv } from '../threads.js';
+import { startThread } from '../threads.js';
 import type { LoaderPackage, ReadOptions } from './contract.js';
 import { OptimizedGraphs } from './graph-cache.js';
 import type { BuiltinRuntime, GraphRole, Graphs, WorkerReply, WorkerRequest } from './ocr-worker.js';
@@ -199,7 +199,7 @@ class InferenceThread {
   users = 0;
 
   constructor() {
-    this.#worker = new Worker(new URL('./ocr-worker.js', import.meta.url), { execArgv: threadExecArgv() });
+    this.#worker = startThread(new URL('./ocr-worker.js', import.meta.url));
     this.#worker.on('message', (reply: WorkerReply) => {
       const p = this.#pending.get(reply.id);
       if (!p) return;

@@ -4,9 +4,9 @@
  * dispatches every request, so the 16 MB and tens of milliseconds a package costs must not
  * land on it, nor on its collector.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { PackageRejectedError, REJECTION_CODES, type RejectionCode } from '../errors.js';
-import { threadExecArgv } from '../threads.js';
+import { startThread } from '../threads.js';
 import type { HashRange, HashReply, HashRequest } from './hash-worker.js';
 
 /** A request without its id (distributes over the union). */
@@ -32,7 +32,7 @@ class HashThread {
   #stopped = false;
 
   constructor() {
-    this.#worker = new Worker(new URL('./hash-worker.js', import.meta.url), { execArgv: threadExecArgv() });
+    this.#worker = startThread(new URL('./hash-worker.js', import.meta.url));
     // Idle, it must not hold the process open; run() holds it while a job is pending.
     this.#worker.unref();
     this.#worker.on('message', (reply: HashReply) => {
