@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { median } from '../bench/lib/stats.js';
 import type { HotocrError } from '../src/errors.js';
-import { type LoaderPackage, OcrWorkerPool, optimizedGraphStats } from '../src/loaders/index.js';
+import { type LoaderPackage, Loaders, OcrWorkerPool, optimizedGraphStats } from '../src/loaders/index.js';
+import { ensureBundledPackage } from '../src/pack/index.js';
+import { TrustStore, verifyPackage } from '../src/verify/index.js';
 import { loadCpuMs, readsAs, verifiedBundled, withDigests } from './helpers/bundled.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -123,6 +125,53 @@ describe('graphs optimized once per process', () => {
     } finally {
       await pool.release();
     }
+  });
+
+  test('graphs held optimized are hashed but not kept when verified, and load without their bytes', async () => {
+    const { withDigests: full } = await bundled();
+    // Held from here on, whatever the tests before did.
+    await (await OcrWorkerPool.create(full, { workers: 1, intraOpThreads: 1 })).release();
+    const loaders = Loaders.builtin();
+    const bundledPkg = await ensureBundledPackage(join(work, 'home'));
+    const seen: string[] = [];
+    const pkg = await verifyPackage(bundledPkg.packagePath, {
+      trust: await TrustStore.load(bundledPkg.trustPath),
+      keepBytes: (entry, manifest) => {
+        seen.push(entry.name);
+        return loaders.keeps(entry, manifest);
+      },
+    });
+    const m = pkg.manifest;
+    const graphNames = Object.values(m.graphs);
+    assert.equal(pkg.sha256, full.sha256);
+    assert.deepEqual(
+      graphNames.filter((n) => pkg.files.has(n)),
+      [],
+      'no graph bytes kept',
+    );
+    assert.ok(pkg.files.has(m.dict!) && pkg.files.has('config.json'), 'the dictionary and manifest kept');
+    assert.ok(graphNames.every((n) => seen.includes(n)));
+    // The loader of another runtime holds nothing; a digest never optimized is not held.
+    const rec = { name: m.graphs.rec, sha256: full.digests!.get(m.graphs.rec)! };
+    assert.equal(loaders.keeps(rec, m), false);
+    assert.equal(loaders.keeps(rec, { ...m, runtime: 'onnxruntime-wasm' }), true);
+    assert.equal(loaders.keeps({ ...rec, sha256: 'cd'.repeat(32) }, m), true);
+
+    const pool = await OcrWorkerPool.create(withDigests(pkg), { workers: 2, intraOpThreads: 1 });
+    try {
+      assert.equal(await readsAs(pool, 'Without the bytes 91'), 'Withoutthebytes91');
+    } finally {
+      await pool.release();
+    }
+    // Without the digests nothing held can be found for them: a clear refusal.
+    await assert.rejects(
+      OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1 }),
+      (e: HotocrError) =>
+        e.code === 'GRAPH_INVALID' &&
+        /was not kept when the package was verified \(keepBytes\), and no optimized form of it is held/.test(
+          e.message,
+        ),
+    );
   });
 
   test('the WebAssembly runtime neither keeps nor uses optimized graphs', async () => {

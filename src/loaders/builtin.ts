@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { ModelLoader } from './contract.js';
 import type { BuiltinRuntime } from './ocr-worker.js';
-import { OcrWorkerPool } from './worker-pool.js';
+import { holdsOptimizedGraph, OcrWorkerPool } from './worker-pool.js';
 
 const require = createRequire(import.meta.url);
 
@@ -39,6 +39,8 @@ function onnxruntimeLoader(runtime: BuiltinRuntime, npmPackage: string, backend:
     name: runtime,
     supports: (manifest) => manifest.runtime === runtime,
     load: (pkg, options) => OcrWorkerPool.create(pkg, { ...options, runtime }),
+    // Graphs onnxruntime-node optimized before load from that form, without their bytes.
+    ...(runtime === 'onnxruntime-node' ? { holds: (_m, sha256) => holdsOptimizedGraph(sha256) } : {}),
     metadata: () => {
       version ??= installedVersion(npmPackage);
       return { runtime: npmPackage, runtimeVersion: version, backend };

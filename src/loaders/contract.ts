@@ -13,7 +13,10 @@ export interface LoaderPackage {
   readonly manifest: Manifest;
   /** SHA-256 of the whole package, hex. */
   readonly sha256: string;
-  /** Every file of the package by entry name, as verified. */
+  /**
+   * Every file of the package by entry name, as verified; from the server, less the graphs
+   * this loader said it holds ({@link ModelLoader.holds}).
+   */
   readonly files: ReadonlyMap<string, Uint8Array>;
   /**
    * Set when the caller reads none of `files` once `load` has returned (the server does
@@ -96,6 +99,14 @@ export interface ModelLoader {
   load(pkg: LoaderPackage, options: LoadOptions): Promise<LoadedModel>;
   /** Describes how this loader runs the package: runtime, its version, backend... */
   metadata(manifest: Manifest): LoaderMetadata;
+  /**
+   * Optional: whether this loader can load the graph whose verified bytes have this SHA-256,
+   * for this manifest, without those bytes, from what it kept of them (onnxruntime-node: the
+   * graph as it optimized it). The server then does not keep them while verifying the
+   * package, and they are missing from `files` (`digests` still lists them). The server loads
+   * one package at a time: what a loader holds when asked, it must still hold at `load`.
+   */
+  holds?(manifest: Manifest, sha256: string): boolean;
 }
 
 /** A model as the registry holds it: with the loader that made it and what that loader said. */

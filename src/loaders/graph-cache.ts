@@ -26,6 +26,11 @@ export class OptimizedGraphs {
     return bytes;
   }
 
+  /** Whether the graph whose verified bytes have this digest is kept (not counted as a look-up). */
+  has(digest: string): boolean {
+    return this.#entries.has(digest);
+  }
+
   /** Keeps `bytes` (not copied: the caller gives them up), unless they alone exceed the capacity. */
   set(digest: string, bytes: Uint8Array): void {
     this.delete(digest);

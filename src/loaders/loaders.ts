@@ -268,6 +268,22 @@ export class Loaders {
     return this.#defaultRuntime;
   }
 
+  /**
+   * Whether the server keeps an entry's bytes when it verifies a package: every entry's but
+   * the graphs that the loader running the manifest holds already ({@link ModelLoader.holds}).
+   * When no loader runs it, or the loader fails to answer, the bytes are kept.
+   */
+  keeps(entry: { name: string; sha256: string }, manifest: Manifest): boolean {
+    if (!Object.values(manifest.graphs).includes(entry.name)) return true;
+    try {
+      const { loader } = this.select(manifest);
+      const effective: Manifest = { ...manifest, runtime: manifest.runtime ?? this.#defaultRuntime };
+      return loader.holds?.(effective, entry.sha256) !== true;
+    } catch {
+      return true;
+    }
+  }
+
   /** The loader that runs this manifest; throws LOADER_NOT_FOUND when none does. */
   select(manifest: Manifest): LoaderEntry {
     const effective: Manifest = { ...manifest, runtime: manifest.runtime ?? this.#defaultRuntime };

@@ -117,6 +117,14 @@ let nextEngine = 0;
  */
 const optimizedGraphs = new OptimizedGraphs(128 * 1024 * 1024);
 
+/**
+ * Whether the graph whose verified bytes have this digest is kept optimized: a version of
+ * onnxruntime-node with it loads without its bytes (`ModelLoader.holds`).
+ */
+export function holdsOptimizedGraph(sha256: string): boolean {
+  return optimizedGraphs.has(sha256);
+}
+
 /** How often a version's graphs were found optimized already (tests, benchmarks). */
 export function optimizedGraphStats(): ReturnType<OptimizedGraphs['stats']> {
   return optimizedGraphs.stats();
@@ -377,20 +385,26 @@ export class OcrWorkerPool {
    */
   static async create(pkg: LoaderPackage, options: PoolOptions = {}): Promise<OcrWorkerPool> {
     const m = pkg.manifest;
-    const file = (name: string | undefined): Uint8Array | undefined => {
-      if (name === undefined) return undefined;
-      const bytes = pkg.files.get(name);
-      if (!bytes)
-        throw new PackageRejectedError(
-          'GRAPH_INVALID',
-          `${name} was not kept when the package was verified (keepBytes).`,
-        );
-      return bytes;
-    };
-    const det = file(m.graphs.det);
-    const cls = file(m.graphs.cls);
-    const graphs: Graphs = { rec: file(m.graphs.rec)!, ...(det ? { det } : {}), ...(cls ? { cls } : {}) };
-    const dictionary = Buffer.from(file(m.dict)!).toString('utf8');
+    const notKept = (name: string) =>
+      new PackageRejectedError(
+        'GRAPH_INVALID',
+        `${name} was not kept when the package was verified (keepBytes), and no optimized form of it is held.`,
+      );
+    /** The graphs this version has. */
+    const present = ROLES.filter((r) => m.graphs[r] !== undefined);
+    /** Their verified bytes, where kept: a graph held optimized may come without them (`holds`). */
+    const graphs: Partial<Graphs> = {};
+    for (const role of present) {
+      const bytes = pkg.files.get(m.graphs[role]!);
+      if (bytes) graphs[role] = bytes;
+    }
+    const dictBytes = m.dict === undefined ? undefined : pkg.files.get(m.dict);
+    if (!dictBytes)
+      throw new PackageRejectedError(
+        'GRAPH_INVALID',
+        `${m.dict ?? 'The dictionary'} was not kept when the package was verified (keepBytes).`,
+      );
+    const dictionary = Buffer.from(dictBytes).toString('utf8');
     const params = paramsFromManifest(m);
     const count = Math.max(1, options.workers ?? Math.min(availableParallelism(), 4));
     const session: SessionOptions = {
@@ -418,7 +432,7 @@ export class OcrWorkerPool {
       const digest = name === undefined ? undefined : pkg.digests?.get(name);
       if (digest !== undefined) keys[role] = `${runtime} ${JSON.stringify(session)} ${digest}`;
     }
-    const keyed = ROLES.every((r) => graphs[r] === undefined || keys[r] !== undefined);
+    const keyed = present.every((r) => keys[r] !== undefined);
     const keySet = keyed ? new Set(Object.values(keys)) : undefined;
     const donor = keySet && OcrWorkerPool.#shareWith(keySet, count);
     if (donor) {
@@ -455,14 +469,15 @@ export class OcrWorkerPool {
     const digests = runtime === 'onnxruntime-node' ? pkg.digests : undefined;
     const optimized: Partial<Record<GraphRole, Uint8Array>> = {};
     const unseen: GraphRole[] = [];
-    for (const role of ROLES) {
-      const name = m.graphs[role];
-      const digest = name === undefined ? undefined : digests?.get(name);
-      if (digest === undefined || graphs[role] === undefined) continue;
+    for (const role of present) {
+      const digest = digests?.get(m.graphs[role]!);
+      if (digest === undefined) continue;
       const kept = optimizedGraphs.get(digest);
       if (kept) optimized[role] = kept;
       else unseen.push(role);
     }
+    const missing = present.find((r) => optimized[r] === undefined && graphs[r] === undefined);
+    if (missing) throw notKept(m.graphs[missing]!);
     const threads = Array.from({ length: count }, () => threadFor(runtime));
     const pool = new OcrWorkerPool(threads, keepAs, params, keySet);
     /**
@@ -471,7 +486,8 @@ export class OcrWorkerPool {
      */
     const load = (i: number, save: GraphRole[], movable: ReadonlySet<Uint8Array>) => {
       const roles = ROLES.filter((r) => optimized[r] !== undefined);
-      const own = copyFor({ ...graphs, ...optimized }, movable);
+      // Every graph present is in one or the other (checked above).
+      const own = copyFor({ ...graphs, ...optimized } as Graphs, movable);
       return threads[i]!.send(
         {
           type: 'load',
@@ -490,7 +506,8 @@ export class OcrWorkerPool {
       );
     };
     /** The verified bytes of the graphs not (yet) optimized. */
-    const verified = () => ROLES.flatMap((r) => (optimized[r] === undefined && graphs[r] ? [graphs[r]] : []));
+    const verified = () =>
+      present.flatMap((r) => (optimized[r] === undefined && graphs[r] ? [graphs[r]] : []));
     try {
       let next = 0;
       /** Bytes this pool may move: the caller's, when it reads them no more, or those sent back to it. */
@@ -536,13 +553,12 @@ export class OcrWorkerPool {
     }
     opened.add(runtime);
     if (keySet) {
-      const roles = ROLES.filter((r) => graphs[r] !== undefined);
-      if (roles.every((r) => optimized[r] !== undefined))
+      if (present.every((r) => optimized[r] !== undefined))
         pool.#recipe = {
           type: 'load',
-          graphs: Object.fromEntries(roles.map((r) => [r, optimized[r]!])),
+          graphs: Object.fromEntries(present.map((r) => [r, optimized[r]!])),
           keys,
-          optimized: roles,
+          optimized: present,
           dictionary,
           params,
           runtime,

@@ -79,10 +79,11 @@ export async function startServer(
   );
   const registry = await Registry.create({
     // Reading and hashing run on the hashing thread; while a version serves, at the loading priority.
+    // The bytes of graphs the loader holds already (optimized before) are hashed, not kept.
     verify: (path, { serving, ...policy }) =>
       verifyPackage(path, {
         trust,
-        keepBytes: true,
+        keepBytes: (entry, manifest) => loaders.keeps(entry, manifest),
         allowLegacySignatures: config.allowLegacySignatures,
         ...policy,
         ...(serving && loadNice > 0 ? { nice: loadNice } : {}),

@@ -94,6 +94,27 @@ describe('packages that verify', () => {
     assert.deepEqual(pkg.files.get('config.json'), await readFile(join(src, 'config.json')));
   });
 
+  test('keeps the bytes of the entries a function picks, given their signed SHA-256 and the manifest', async () => {
+    const path = await packWith(src, rsa.key, out());
+    const asked: string[] = [];
+    const pkg = await verifyPackage(path, {
+      trust,
+      keepBytes: (entry, manifest) => {
+        asked.push(`${entry.name} ${entry.sha256} ${manifest.version}`);
+        return entry.name === 'det.onnx';
+      },
+    });
+    assert.deepEqual([...pkg.files.keys()].sort(), ['config.json', 'det.onnx'], 'the manifest is kept too');
+    assert.deepEqual(pkg.files.get('det.onnx'), await readFile(join(src, 'det.onnx')));
+    assert.deepEqual(
+      asked.sort(),
+      pkg.entries
+        .filter((e) => e.name !== 'config.json')
+        .map((e) => `${e.name} ${e.sha256} 2.1.0`)
+        .sort(),
+    );
+  });
+
   test('accepts a package made only with sha256sum, openssl (RSA-PSS, default salt) and zip', async () => {
     const pkg = await verifyPackage(await standardPackage(src, rsa.key, out()), { trust });
     assert.equal(pkg.signer.kind === 'key' && pkg.signer.algorithm, 'rsa-pss-sha256');
@@ -289,6 +310,16 @@ describe('tampered and badly signed packages', () => {
     });
     const err = await rejects(path, 'CHECKSUM_MISMATCH');
     assert.equal(err.details.entry, 'config.json');
+    // Read first when the entries to keep depend on it: refused before any is chosen.
+    let asked = 0;
+    const early = await rejects(path, 'CHECKSUM_MISMATCH', {
+      keepBytes: () => {
+        asked++;
+        return true;
+      },
+    });
+    assert.equal(early.details.entry, 'config.json');
+    assert.equal(asked, 0);
   });
 
   test('refuses an RSA PKCS#1 v1.5 signature', async () => {

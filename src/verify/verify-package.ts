@@ -53,8 +53,13 @@ export interface VerifyOptions {
   /** Accept seed-style packages whose signature covers `model.onnx` alone. */
   readonly allowLegacySignatures?: boolean;
   readonly limits?: ArchiveLimits;
-  /** Keep each hashed entry's bytes for loading. Off for `hotocr verify`, which then streams in flat memory. */
-  readonly keepBytes?: boolean;
+  /**
+   * Keep each hashed entry's bytes for loading (off for `hotocr verify`, which then streams in
+   * flat memory), or those of the entries a function picks, given each entry's name and signed
+   * SHA-256 and the package's manifest (verified before any other entry is read). The manifest
+   * is kept whenever any entry's bytes may be.
+   */
+  readonly keepBytes?: boolean | ((entry: VerifiedEntryRef, manifest: Manifest) => boolean);
   /**
    * The highest version already activated from this package's source (or, given the
    * package's model name, a function that tells it); lower versions are downgrades.
@@ -68,6 +73,12 @@ export interface VerifyOptions {
    * cores to serving. Lowering needs no privilege; the thread takes its priority back after.
    */
   readonly nice?: number;
+}
+
+/** An entry as its signed checksum file lists it. */
+export interface VerifiedEntryRef {
+  readonly name: string;
+  readonly sha256: string;
 }
 
 export interface VerifiedEntry {
@@ -85,7 +96,7 @@ export interface VerifiedPackage {
   readonly manifest: Manifest;
   readonly signer: SignerInfo;
   readonly entries: readonly VerifiedEntry[];
-  /** The verified bytes of every entry, when `keepBytes` was set; these, and only these, are loaded. */
+  /** The verified bytes of every entry `keepBytes` asked for; these, and only these, are loaded. */
   readonly files: ReadonlyMap<string, Buffer>;
   /** Set when a seed-style package was accepted under `allowLegacySignatures`: what its signature leaves unprotected. */
   readonly legacy?: { readonly unprotected: readonly string[] };
@@ -130,7 +141,8 @@ export function entryDigests(pkg: Pick<VerifiedPackage, 'entries'>): Map<string,
 }
 
 /**
- * Runs the checks of SPEC section 2, steps 1 to 5, in order, on the package at `path`, and
+ * Runs the checks of SPEC section 2, steps 1 to 5, in order (but for step 5 before step 4
+ * when `keepBytes` is a function, which needs the manifest), on the package at `path`, and
  * returns what was verified. The first failure throws a {@link PackageRejectedError} whose
  * details carry the package's path (and hash, when the archive could be hashed). Nothing is
  * written to disk.
@@ -189,12 +201,12 @@ interface OnePass {
  */
 async function hashInOnePass(
   archive: PackageArchive,
-  keep: boolean,
+  keep: (name: string) => boolean,
   nice: number | undefined,
 ): Promise<OnePass> {
   const ranges = archive.entries
     .filter((e) => !UNLISTED_ENTRIES.has(e.name) && archive.isStored(e.name))
-    .map((e) => ({ name: e.name, ...archive.storedRange(e.name), keep: keep || e.name === MANIFEST_FILE }));
+    .map((e) => ({ name: e.name, ...archive.storedRange(e.name), keep: keep(e.name) }));
   const pass = await hashDescriptor(archive.descriptor, archive.size, ranges, nice);
   return { sha256: pass.sha256, stored: new Map(pass.ranges.map(({ name, ...r }) => [name, r])) };
 }
@@ -216,7 +228,6 @@ async function verifyOpened(
   hashed: (sha256: string) => void,
 ): Promise<VerifiedPackage> {
   const now = options.now ?? new Date();
-  const keep = options.keepBytes ?? false;
   const files = new Map<string, Buffer>();
 
   // Step 2: coverage.
@@ -274,32 +285,46 @@ async function verifyOpened(
   // Step 3: signature over checksum.sha256.
   const signer = await checkSignature(archive, checksumBytes, signature, options.trust, now);
 
+  const mismatch = (name: string, expected: string, actual: string): never =>
+    fail(
+      'CHECKSUM_MISMATCH',
+      `Entry ${JSON.stringify(name)} does not match its SHA-256 in ${CHECKSUM_FILE}: it was changed after signing.`,
+      { entry: name, expected, actual },
+    );
+
+  // Step 5, first when the entries to keep depend on it: manifest, expiry, version policy,
+  // from its own bytes checked against the signed list.
+  const choose = typeof options.keepBytes === 'function' ? options.keepBytes : undefined;
+  let manifest: Manifest | undefined;
+  if (choose) {
+    const expected = listed.get(MANIFEST_FILE);
+    const bytes = expected === undefined ? undefined : await archive.readSmall(MANIFEST_FILE);
+    if (bytes && expected) {
+      const actual = createHash('sha256').update(bytes).digest('hex');
+      if (actual !== expected) mismatch(MANIFEST_FILE, expected, actual);
+    }
+    manifest = checkManifest(archive, bytes, now, options);
+  }
+  const known = manifest;
+  const keep = (name: string): boolean =>
+    name === MANIFEST_FILE ||
+    options.keepBytes === true ||
+    (choose !== undefined && known !== undefined && choose({ name, sha256: listed.get(name)! }, known));
+
   // Step 4: hash of every entry (and of the archive), in one pass over the file.
   const pass = await hashInOnePass(archive, keep, options.nice);
   hashed(pass.sha256);
   const entries: VerifiedEntry[] = [];
   for (const [name, expected] of listed) {
-    const got =
-      pass.stored.get(name) ??
-      (await hashStream(await archive.openStream(name), name, keep || name === MANIFEST_FILE));
-    if (got.sha256 !== expected) {
-      fail(
-        'CHECKSUM_MISMATCH',
-        `Entry ${JSON.stringify(name)} does not match its SHA-256 in ${CHECKSUM_FILE}: it was changed after signing.`,
-        {
-          entry: name,
-          expected,
-          actual: got.sha256,
-        },
-      );
-    }
+    const got = pass.stored.get(name) ?? (await hashStream(await archive.openStream(name), name, keep(name)));
+    if (got.sha256 !== expected) mismatch(name, expected, got.sha256);
     if (got.bytes) files.set(name, got.bytes);
     entries.push({ name, size: got.size, sha256: got.sha256 });
   }
 
   // Step 5: manifest, expiry, version policy.
-  const manifest = checkManifest(archive, files.get(MANIFEST_FILE), now, options);
-  if (!keep) files.delete(MANIFEST_FILE);
+  manifest ??= checkManifest(archive, files.get(MANIFEST_FILE), now, options);
+  if (!options.keepBytes) files.delete(MANIFEST_FILE);
   return { path, sha256: pass.sha256, size: archive.size, manifest, signer, entries, files };
 }
 
