@@ -34,6 +34,13 @@ const lines = ['Crash read 21', 'Crash read 22', 'Crash read 23', 'Crash read 24
 const expected = lines.map((l) => l.replaceAll(' ', ''));
 const readAll = (pool: OcrWorkerPool) => Promise.all(lines.map((l) => readsAs(pool, l)));
 
+/** A logger whose lines land in `lines`, parsed. */
+function capturingLogger(): { logger: pino.Logger; lines: { msg: string; [k: string]: unknown }[] } {
+  const lines: { msg: string; [k: string]: unknown }[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  return { logger, lines };
+}
+
 describe('an inference thread that dies', () => {
   test('loses no read, and is replaced: reads go to the thread left, or wait for the new ones when none is', async () => {
     const pool = await OcrWorkerPool.create(await bundled(), options);
@@ -111,6 +118,7 @@ describe('an inference thread that dies', () => {
   });
 
   test('on a server, when no thread is left and none is replaced: /readyz answers 503 with the cause', async () => {
+    const log = capturingLogger();
     // onnxruntime-wasm keeps no optimized graphs: its threads are not replaced.
     const server = await startServer(
       readServeConfig(
@@ -123,7 +131,7 @@ describe('an inference thread that dies', () => {
         },
         {},
       ),
-      pino({ level: 'silent' }),
+      log.logger,
     );
     try {
       const ready = await fetch(`${server.url}/readyz`);
@@ -149,15 +157,19 @@ describe('an inference thread that dies', () => {
         ),
       );
       assert.equal((await fetch(`${server.url}/healthz`)).status, 200, 'the process itself is alive');
+      const said = log.lines.map((l) => l.msg);
+      assert.equal(said.filter((m) => m === 'inference thread lost').length, 2);
+      assert.equal(said.filter((m) => m === 'inference thread not replaced').length, 2);
     } finally {
       await server.close();
     }
   });
 
-  test('on a server: the requests on it are answered, and /metrics counts the thread lost and replaced', async () => {
+  test('on a server: the requests on it are answered, /metrics counts the thread lost and replaced, the log says so', async () => {
+    const log = capturingLogger();
     const server = await startServer(
       readServeConfig({ port: '0', host: '127.0.0.1', data: join(work, 'server') }, {}),
-      pino({ level: 'silent' }),
+      log.logger,
     );
     try {
       const metric = async (name: string) => {
@@ -189,6 +201,14 @@ describe('an inference thread that dies', () => {
       assert.equal((await metric('hotocr_inference_threads_lost_total')) - lost, 1);
       await until(() => replacedInferenceThreads() > replacedHere, 'a new thread');
       assert.equal((await metric('hotocr_inference_threads_replaced_total')) - replaced, 1);
+      const lostLines = log.lines.filter((l) => l.msg === 'inference thread lost');
+      assert.equal(lostLines.length, 1);
+      assert.match(String((lostLines[0]!.err as { message: string }).message), /a crash made by the test/);
+      assert.equal(lostLines[0]!.level, 50, 'an error');
+      assert.deepEqual(
+        log.lines.filter((l) => l.msg.startsWith('inference thread replaced')).map((l) => l.versions),
+        [1],
+      );
     } finally {
       await server.close();
     }

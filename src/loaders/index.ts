@@ -17,8 +17,10 @@ export { loadOcrModel } from './ocr-model.js';
 export type { SessionOptions } from './ort-session.js';
 export { canRestorePriority } from './priority.js';
 export {
+  type InferenceThreadEvent,
   lostInferenceThreads,
   OcrWorkerPool,
+  onInferenceThreads,
   optimizedGraphStats,
   type PoolOptions,
   replacedInferenceThreads,

@@ -157,6 +157,30 @@ export function replacedInferenceThreads(): number {
   return threadsReplaced;
 }
 
+/** What became of an inference thread that died: lost (and why), then replaced or not. */
+export type InferenceThreadEvent =
+  | { readonly type: 'lost'; readonly error: Error }
+  | { readonly type: 'replaced'; readonly versions: number }
+  | { readonly type: 'not-replaced'; readonly reason: string };
+
+const threadListeners = new Set<(event: InferenceThreadEvent) => void>();
+
+/** Calls `listener` whenever an inference thread dies and is replaced, or not (the server logs these); returns the unsubscribe function. */
+export function onInferenceThreads(listener: (event: InferenceThreadEvent) => void): () => void {
+  threadListeners.add(listener);
+  return () => threadListeners.delete(listener);
+}
+
+function tell(event: InferenceThreadEvent): void {
+  for (const listener of threadListeners) {
+    try {
+      listener(event);
+    } catch {
+      // a listener's failure is its own
+    }
+  }
+}
+
 /** Threads that died, while a new one is loaded in their place. */
 const replacing = new Map<InferenceThread, Promise<void>>();
 
@@ -222,6 +246,7 @@ class InferenceThread {
       this.#pending.clear();
       if (lost) {
         threadsLost++;
+        tell({ type: 'lost', error });
         OcrWorkerPool.replace(this);
       }
     };
@@ -357,17 +382,31 @@ export class OcrWorkerPool {
   static replace(dead: InferenceThread): void {
     // Called by the thread that died (a pool's private fields are reachable only from here).
     const pools = [...live].filter((p) => p.#threads.includes(dead));
-    if (pools.length === 0 || pools.some((p) => p.#recipe === undefined)) return;
+    if (pools.length === 0 || pools.some((p) => p.#recipe === undefined)) {
+      // A kept thread that held no version needs no replacing, and no word.
+      if (dead.users > 0)
+        tell({
+          type: 'not-replaced',
+          reason:
+            'a version on it cannot be loaded again (onnxruntime-wasm, loaded without digests, or being released); its versions read on the threads left',
+        });
+      return;
+    }
     const done = (async () => {
       const fresh = threadFor(pools[0]!.#recipe!.runtime);
       try {
         for (const p of pools) await fresh.send({ ...p.#recipe!, engine: p.#engine });
-      } catch {
+      } catch (error) {
         await fresh.stop();
+        tell({
+          type: 'not-replaced',
+          reason: `loading its versions on a new thread failed: ${(error as Error).message}`,
+        });
         return;
       }
       fresh.users = pools.length;
       threadsReplaced++;
+      tell({ type: 'replaced', versions: pools.length });
       for (const p of pools) {
         // Versions sharing threads share the array: the first swap serves them all.
         const i = p.#threads.indexOf(dead);

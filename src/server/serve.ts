@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import type { ServeConfig } from '../config.js';
 import { HotocrError } from '../errors.js';
-import { canRestorePriority, Loaders } from '../loaders/index.js';
+import { canRestorePriority, Loaders, onInferenceThreads } from '../loaders/index.js';
 import { OciClient, parseReference } from '../oci/index.js';
 import { ensureBundledPackage } from '../pack/index.js';
 import { Registry, StateStore, warmUp } from '../registry/index.js';
@@ -222,6 +222,15 @@ export async function startServer(
       'no admin token: the management API refuses every call (set --admin-token-file or HOTOCR_ADMIN_TOKEN)',
     );
   let closing: Promise<void> | undefined;
+  const unwatchThreads = onInferenceThreads((event) => {
+    if (event.type === 'lost') logger.error({ err: event.error }, 'inference thread lost');
+    else if (event.type === 'replaced')
+      logger.warn(
+        { versions: event.versions },
+        'inference thread replaced, its versions loaded on a new one',
+      );
+    else logger.error({ reason: event.reason }, 'inference thread not replaced');
+  });
   return {
     app,
     registry,
@@ -229,6 +238,7 @@ export async function startServer(
     url,
     close() {
       closing ??= (async () => {
+        unwatchThreads();
         folder?.close();
         await registrySource?.close();
         await app.close();
