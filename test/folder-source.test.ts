@@ -5,6 +5,7 @@ import { after, describe, test } from 'node:test';
 import { PackageRejectedError } from '../src/errors.js';
 import { FolderSource } from '../src/sources/index.js';
 import { tempDir } from './helpers/tmp.js';
+import { until } from './helpers/until.js';
 
 const work = tempDir();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -28,14 +29,6 @@ async function watched(name: string, refuse: (bytes: Buffer) => boolean = () => 
   return { dir, handed, source };
 }
 
-async function until(condition: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await sleep(10);
-  }
-}
-
 describe('the watched folder', () => {
   test('hands over a file renamed in at once, without waiting for it to settle', async () => {
     const { dir, handed } = await watched('renamed');
@@ -43,7 +36,7 @@ describe('the watched folder', () => {
     await writeFile(tmp, 'complete package bytes');
     const t = performance.now();
     await rename(tmp, join(dir, 'pkg-1.zip'));
-    await until(() => handed.length === 1);
+    await until(() => handed.length === 1, 'a file handed over', 5000);
     const seenAfter = handed[0]!.at - t;
     assert.ok(seenAfter < 250, `seen after ${seenAfter.toFixed(0)} ms (settle time is 300)`);
     assert.equal(handed[0]!.bytes.toString(), 'complete package bytes');
@@ -57,7 +50,7 @@ describe('the watched folder', () => {
       await sleep(120);
     }
     await file.close();
-    await until(() => handed.length >= 1);
+    await until(() => handed.length >= 1, 'a file handed over', 5000);
     await sleep(700);
     assert.equal(handed.length, 1);
     assert.equal(handed[0]!.bytes.toString(), 'chunk 0;chunk 1;chunk 2;chunk 3;chunk 4;chunk 5;');
@@ -66,11 +59,11 @@ describe('the watched folder', () => {
   test('refuses a truncated file once, and looks again only when it changes', async () => {
     const { dir, handed } = await watched('truncated', (b) => !b.toString().endsWith('END'));
     await writeFile(join(dir, 'cut.zip'), 'half a package');
-    await until(() => handed.length === 1);
+    await until(() => handed.length === 1, 'a file handed over', 5000);
     await sleep(800);
     assert.equal(handed.length, 1, 'not retried while unchanged');
     await writeFile(join(dir, 'cut.zip'), 'the whole package END');
-    await until(() => handed.length === 2);
+    await until(() => handed.length === 2, 'a second file handed over', 5000);
     assert.equal(handed[1]!.bytes.toString(), 'the whole package END');
   });
 
@@ -81,7 +74,7 @@ describe('the watched folder', () => {
     await writeFile(join(dir, 'notes.txt'), 'not a package');
     await writeFile(join(dir, '.partial.zip'), 'hidden: an upload in progress');
     const { handed } = await watched('existing');
-    await until(() => handed.length === 1);
+    await until(() => handed.length === 1, 'a file handed over', 5000);
     await sleep(500);
     assert.deepEqual(
       handed.map((h) => h.path),
@@ -94,7 +87,7 @@ describe('the watched folder', () => {
     const { dir, handed } = await watched('bad', () => true, quarantine);
     await writeFile(join(work, 'bad-staging.zip'), 'nope');
     await rename(join(work, 'bad-staging.zip'), join(dir, 'bad.zip'));
-    await until(() => handed.length === 1);
+    await until(() => handed.length === 1, 'a file handed over', 5000);
     await sleep(200);
     const names = await readdir(quarantine);
     const zip = names.find((n) => n.endsWith('bad.zip'));
@@ -112,7 +105,7 @@ describe('the watched folder', () => {
     await sleep(400);
     await writeFile(join(work, 'again.zip'), 'after the folder came back');
     await rename(join(work, 'again.zip'), join(dir, 'again.zip'));
-    await until(() => handed.length === 1);
+    await until(() => handed.length === 1, 'a file handed over', 5000);
     assert.equal(handed[0]!.bytes.toString(), 'after the folder came back');
   });
 });
