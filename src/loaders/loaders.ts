@@ -277,16 +277,20 @@ export class Loaders {
     if (!Object.values(manifest.graphs).includes(entry.name)) return true;
     try {
       const { loader } = this.select(manifest);
-      const effective: Manifest = { ...manifest, runtime: manifest.runtime ?? this.#defaultRuntime };
-      return loader.holds?.(effective, entry.sha256) !== true;
+      return loader.holds?.(this.#effective(manifest), entry.sha256) !== true;
     } catch {
       return true;
     }
   }
 
+  /** The manifest as loaders see it: with the server's default runtime when it names none. */
+  #effective(manifest: Manifest): Manifest {
+    return { ...manifest, runtime: manifest.runtime ?? this.#defaultRuntime };
+  }
+
   /** The loader that runs this manifest; throws LOADER_NOT_FOUND when none does. */
   select(manifest: Manifest): LoaderEntry {
-    const effective: Manifest = { ...manifest, runtime: manifest.runtime ?? this.#defaultRuntime };
+    const effective = this.#effective(manifest);
     for (const entry of this.#entries) {
       let yes: boolean;
       try {
@@ -315,7 +319,7 @@ export class Loaders {
    */
   async load(pkg: LoaderPackage, options: LoadOptions = {}): Promise<ServedModel> {
     const { loader, plugin } = this.select(pkg.manifest);
-    const manifest: Manifest = { ...pkg.manifest, runtime: pkg.manifest.runtime ?? this.#defaultRuntime };
+    const manifest = this.#effective(pkg.manifest);
     const view: LoaderPackage = {
       manifest,
       sha256: pkg.sha256,

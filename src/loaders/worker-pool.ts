@@ -424,11 +424,6 @@ export class OcrWorkerPool {
    */
   static async create(pkg: LoaderPackage, options: PoolOptions = {}): Promise<OcrWorkerPool> {
     const m = pkg.manifest;
-    const notKept = (name: string) =>
-      new PackageRejectedError(
-        'GRAPH_INVALID',
-        `${name} was not kept when the package was verified (keepBytes), and no optimized form of it is held.`,
-      );
     /** The graphs this version has. */
     const present = ROLES.filter((r) => m.graphs[r] !== undefined);
     /** Their verified bytes, where kept: a graph held optimized may come without them (`holds`). */
@@ -516,7 +511,11 @@ export class OcrWorkerPool {
       else unseen.push(role);
     }
     const missing = present.find((r) => optimized[r] === undefined && graphs[r] === undefined);
-    if (missing) throw notKept(m.graphs[missing]!);
+    if (missing)
+      throw new PackageRejectedError(
+        'GRAPH_INVALID',
+        `${m.graphs[missing]} was not kept when the package was verified (keepBytes), and no optimized form of it is held.`,
+      );
     const threads = Array.from({ length: count }, () => threadFor(runtime));
     const pool = new OcrWorkerPool(threads, keepAs, params, keySet);
     /**

@@ -295,21 +295,20 @@ async function verifyOpened(
   // Step 5, first when the entries to keep depend on it: manifest, expiry, version policy,
   // from its own bytes checked against the signed list.
   const choose = typeof options.keepBytes === 'function' ? options.keepBytes : undefined;
-  let manifest: Manifest | undefined;
-  if (choose) {
+  const manifestFirst = async (): Promise<Manifest> => {
     const expected = listed.get(MANIFEST_FILE);
     const bytes = expected === undefined ? undefined : await archive.readSmall(MANIFEST_FILE);
     if (bytes && expected) {
       const actual = createHash('sha256').update(bytes).digest('hex');
       if (actual !== expected) mismatch(MANIFEST_FILE, expected, actual);
     }
-    manifest = checkManifest(archive, bytes, now, options);
-  }
-  const known = manifest;
+    return checkManifest(archive, bytes, now, options);
+  };
+  const early = choose && (await manifestFirst());
   const keep = (name: string): boolean =>
     name === MANIFEST_FILE ||
     options.keepBytes === true ||
-    (choose !== undefined && known !== undefined && choose({ name, sha256: listed.get(name)! }, known));
+    (choose !== undefined && early !== undefined && choose({ name, sha256: listed.get(name)! }, early));
 
   // Step 4: hash of every entry (and of the archive), in one pass over the file.
   const pass = await hashInOnePass(archive, keep, options.nice);
@@ -323,7 +322,7 @@ async function verifyOpened(
   }
 
   // Step 5: manifest, expiry, version policy.
-  manifest ??= checkManifest(archive, files.get(MANIFEST_FILE), now, options);
+  const manifest = early ?? checkManifest(archive, files.get(MANIFEST_FILE), now, options);
   if (!options.keepBytes) files.delete(MANIFEST_FILE);
   return { path, sha256: pass.sha256, size: archive.size, manifest, signer, entries, files };
 }
