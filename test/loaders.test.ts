@@ -114,6 +114,23 @@ export default {
   },
 };
 `,
+  'holding.mjs': `
+const calls = (globalThis.__hotocrHolding = { asked: [], loads: [] });
+export default {
+  name: 'test-holding',
+  supports: (m) => m.runtime === 'test-holding',
+  metadata: () => ({}),
+  // Says it holds every graph already, as a loader with its own cache would.
+  holds(manifest, sha256) { calls.asked.push(manifest.runtime + ' ' + sha256); return true; },
+  async load(pkg) {
+    calls.loads.push({ files: [...pkg.files.keys()].sort(), digests: [...pkg.digests.keys()].sort() });
+    return {
+      read: async () => ({ lines: [{ text: 'held', score: 1, box: [[0, 0], [1, 0], [1, 1], [0, 1]] }] }),
+      async release() {},
+    };
+  },
+};
+`,
   'hang.mjs': `
 globalThis.__hotocrHangReleased = 0;
 export default {
@@ -204,7 +221,13 @@ describe('loader plugins', () => {
   let page: Buffer;
   before(async () => {
     server = await serve(home, {
-      loader: [plugin('echo.mjs'), plugin('explode.mjs'), plugin('badshape.mjs'), plugin('unready.mjs')],
+      loader: [
+        plugin('echo.mjs'),
+        plugin('explode.mjs'),
+        plugin('badshape.mjs'),
+        plugin('unready.mjs'),
+        plugin('holding.mjs'),
+      ],
     });
     page = await renderText(['Plugins 42']);
   });
@@ -303,7 +326,7 @@ describe('loader plugins', () => {
     assert.match(message, /runtime "tensorrt"/);
     assert.match(
       message,
-      /test-echo, test-explode, test-badshape, test-unready, onnxruntime-node, onnxruntime-wasm/,
+      /test-echo, test-explode, test-badshape, test-unready, test-holding, onnxruntime-node, onnxruntime-wasm/,
     );
     assert.match(message, /--loader/);
   });
@@ -326,6 +349,35 @@ describe('loader plugins', () => {
       .__hotocrUnready;
     assert.deepEqual(calls, { ready: 1, releases: 1 });
     assert.equal(await failureOf('9.2.0'), 'LOAD_FAILED');
+  });
+
+  test('graphs a plugin says it holds are verified but not kept: its load gets their digests, not their bytes', async () => {
+    const path = await pluginPackage(home, '9.3.0', 'test-holding');
+    const res = await upload(server, path);
+    assert.equal(res.status, 201, await res.clone().text());
+    const calls = (
+      globalThis as unknown as {
+        __hotocrHolding: { asked: string[]; loads: { files: string[]; digests: string[] }[] };
+      }
+    ).__hotocrHolding;
+    assert.deepEqual(calls.loads, [
+      {
+        files: ['config.json', 'keys.txt'],
+        digests: ['cls.onnx', 'config.json', 'det.onnx', 'keys.txt', 'rec.onnx'],
+      },
+    ]);
+    const src = join(work, 'plugin-src-9.3.0');
+    const digest = async (name: string) =>
+      createHash('sha256')
+        .update(await readFile(join(src, name)))
+        .digest('hex');
+    // Asked once per graph, with the effective runtime and the signed digest; never for the dictionary.
+    assert.deepEqual(
+      calls.asked.sort(),
+      (await Promise.all(['cls.onnx', 'det.onnx', 'rec.onnx'].map(digest)))
+        .map((d) => `test-holding ${d}`)
+        .sort(),
+    );
   });
 });
 
