@@ -52,7 +52,9 @@ function decodeName(entry: yauzl.Entry): string {
   }
   let name: string;
   try {
-    name = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+    // ignoreBOM: a leading byte-order mark stays in the name (and is refused there), never
+    // silently dropped, so the name checked is the name every other tool reads.
+    name = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(raw);
   } catch (cause) {
     reject(
       'PATH_UNSAFE',
@@ -62,6 +64,58 @@ function decodeName(entry: yauzl.Entry): string {
     );
   }
   return name;
+}
+
+/**
+ * The name an Info-ZIP Unicode Path field (0x7075) gives, which unzip prefers to the header's
+ * own when its CRC matches; undefined when there is none. Malformed ones are refused.
+ */
+function unicodePathOf(
+  extra: Buffer | readonly { id: number; data: Buffer }[],
+  shown: string,
+): string | undefined {
+  let fields: readonly { id: number; data: Buffer }[];
+  if (Buffer.isBuffer(extra)) {
+    const parsed: { id: number; data: Buffer }[] = [];
+    for (let i = 0; i + 4 <= extra.length; ) {
+      const id = extra.readUInt16LE(i);
+      const size = extra.readUInt16LE(i + 2);
+      if (i + 4 + size > extra.length) break; // a short tail is no field; unzip ignores it too
+      parsed.push({ id, data: extra.subarray(i + 4, i + 4 + size) });
+      i += 4 + size;
+    }
+    fields = parsed;
+  } else fields = extra;
+  const found = fields.filter((f) => f.id === INFOZIP_UNICODE_PATH);
+  if (found.length === 0) return undefined;
+  const field = found[0]!;
+  if (found.length > 1 || field.data.length < 5 || field.data[0] !== 1)
+    reject('PATH_UNSAFE', `Entry ${shown} carries a malformed Unicode Path field (0x7075).`, {
+      entry: shown,
+    });
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(field.data.subarray(5));
+  } catch {
+    return reject('PATH_UNSAFE', `Entry ${shown} carries a Unicode Path field that is not valid UTF-8.`, {
+      entry: shown,
+    });
+  }
+}
+
+/** Refuses an entry whose Unicode Path field names another file than its header: unzip would extract that one. */
+function checkUnicodePath(
+  name: string,
+  extra: Buffer | readonly { id: number; data: Buffer }[],
+  where: string,
+): void {
+  const shown = JSON.stringify(name);
+  const other = unicodePathOf(extra, shown);
+  if (other !== undefined && other !== name)
+    reject(
+      'PATH_UNSAFE',
+      `Entry ${shown} carries a Unicode Path field (0x7075) in its ${where} naming ${JSON.stringify(other)}, which unzip would use instead; the two names must agree.`,
+      { entry: name, unicodePath: other },
+    );
 }
 
 function checkName(name: string, entry: yauzl.Entry): void {
@@ -277,6 +331,28 @@ export class PackageArchive {
     return { start, end: start + entry.compressedSize };
   }
 
+  /**
+   * The bytes of a *stored* entry, read front to back through the archive's descriptor into
+   * one reused buffer of `chunkSize` bytes: each chunk is valid only until the next is asked
+   * for (copy what must be kept). Memory stays flat whatever the entry's size.
+   */
+  async *readStored(name: string, chunkSize = SCAN_CHUNK): AsyncGenerator<Buffer> {
+    const { start, end } = this.storedRange(name);
+    const buffer = Buffer.allocUnsafe(Math.min(chunkSize, Math.max(end - start, 1)));
+    for (let position = start; position < end; ) {
+      const { bytesRead } = await readAsync(
+        this.descriptor,
+        buffer,
+        0,
+        Math.min(buffer.length, end - position),
+        position,
+      );
+      if (bytesRead === 0) reject('ARCHIVE_INVALID', 'The archive became shorter while it was read.');
+      position += bytesRead;
+      yield buffer.subarray(0, bytesRead);
+    }
+  }
+
   /** Whether the entry's bytes are stored as they are (not deflated). */
   isStored(name: string): boolean {
     return this.#entries.get(name)?.compressionMethod === 0;
@@ -380,13 +456,7 @@ async function readCentralDirectory(
           { entry: name },
         );
       }
-      if (entry.extraFields.some((f) => f.id === INFOZIP_UNICODE_PATH)) {
-        reject(
-          'ARCHIVE_INVALID',
-          `Entry ${JSON.stringify(name)} carries a second (Unicode path) name that unzip tools could prefer; remove it.`,
-          { entry: name },
-        );
-      }
+      checkUnicodePath(name, entry.extraFields, 'central directory');
       if (entry.compressionMethod === 0 && entry.compressedSize !== entry.uncompressedSize) {
         reject(
           'ARCHIVE_INVALID',
@@ -452,6 +522,7 @@ async function checkLocalHeaders(
         { entry: name },
       );
     }
+    checkUnicodePath(name, header.extraField, 'local header');
     if ((header.generalPurposeBitFlag & FLAG_ENCRYPTED) !== 0) {
       reject(
         'ARCHIVE_INVALID',

@@ -13,6 +13,21 @@ export interface RawEntry {
   flags?: number;
   /** Uncompressed size to declare instead of the real one. */
   declaredSize?: number;
+  /** Extra fields of the central directory record, and of the local header. */
+  extra?: Buffer;
+  localExtra?: Buffer;
+}
+
+/** An Info-ZIP Unicode Path extra field (0x7075) giving `unicode` for an entry named `name`. */
+export function unicodePathField(name: string, unicode: string): Buffer {
+  const value = Buffer.from(unicode, 'utf8');
+  const field = Buffer.alloc(9 + value.length);
+  field.writeUInt16LE(0x7075, 0);
+  field.writeUInt16LE(5 + value.length, 2);
+  field.writeUInt8(1, 4);
+  field.writeUInt32LE(crc32(Buffer.from(name, 'utf8')), 5);
+  value.copy(field, 9);
+  return field;
 }
 
 function localHeader(name: Buffer, e: RawEntry, compressed: Buffer, crc: number, size: number): Buffer {
@@ -27,8 +42,8 @@ function localHeader(name: Buffer, e: RawEntry, compressed: Buffer, crc: number,
   h.writeUInt32LE(compressed.length, 18);
   h.writeUInt32LE(size, 22);
   h.writeUInt16LE(name.length, 26);
-  h.writeUInt16LE(0, 28);
-  return Buffer.concat([h, name]);
+  h.writeUInt16LE(e.localExtra?.length ?? 0, 28);
+  return Buffer.concat([h, name, e.localExtra ?? Buffer.alloc(0)]);
 }
 
 function centralHeader(
@@ -51,9 +66,10 @@ function centralHeader(
   h.writeUInt32LE(compressedSize, 20);
   h.writeUInt32LE(size, 24);
   h.writeUInt16LE(name.length, 28);
+  h.writeUInt16LE(e.extra?.length ?? 0, 30);
   h.writeUInt32LE(((e.unixMode ?? 0o100644) << 16) >>> 0, 38);
   h.writeUInt32LE(offset, 42);
-  return Buffer.concat([h, name]);
+  return Buffer.concat([h, name, e.extra ?? Buffer.alloc(0)]);
 }
 
 function endOfCentralDirectory(count: number, size: number, offset: number): Buffer {
