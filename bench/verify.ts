@@ -1,11 +1,12 @@
 /**
  * Time to verify the bundled 16 MB PP-OCRv4 package (det, rec, cls graphs and keys), as a
- * ratio to `sha256sum` over the same files, measured in the same run.
+ * ratio to `sha256sum` over the same files, measured in the same run: signed by a trusted
+ * key of each type, and by a certificate chain (leaf, intermediate) to a pinned root.
  *
  *   npm run build && node dist/bench/verify.js [--runs 21]
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keyFileSigner, keygen, pack, writeBundledSource } from '../src/pack/index.js';
@@ -18,15 +19,98 @@ const { runs } = benchOptions(
   'Time to verify the bundled package, against sha256sum over the same files.',
   { runs: { type: 'number', default: 21, min: 1, help: 'runs of each, medians reported' } },
 );
+/** A root, an intermediate and a code-signing leaf made with openssl in `dir`; signer.pem's bytes. */
+function certificateChain(dir: string): { root: string; leafKey: string; pem: Buffer } {
+  mkdirSync(dir, { recursive: true });
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+  writeFileSync(
+    join(dir, 'ext.cnf'),
+    '[req]\ndistinguished_name=dn\n[dn]\n[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n[leaf]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n',
+  );
+  for (const [name, algo] of [
+    ['root', ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:3072']],
+    ['int', ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:3072']],
+    ['leaf', ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256']],
+  ] as const)
+    openssl('genpkey', ...algo, '-out', `${name}.key`);
+  openssl(
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    'root.key',
+    '-subj',
+    '/CN=bench root',
+    '-days',
+    '30',
+    '-config',
+    'ext.cnf',
+    '-extensions',
+    'ca',
+    '-out',
+    'root.crt',
+  );
+  for (const [name, issuer, ext] of [
+    ['int', 'root', 'ca'],
+    ['leaf', 'int', 'leaf'],
+  ] as const) {
+    openssl(
+      'req',
+      '-new',
+      '-key',
+      `${name}.key`,
+      '-subj',
+      `/CN=bench ${name}`,
+      '-config',
+      'ext.cnf',
+      '-out',
+      `${name}.csr`,
+    );
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      `${issuer}.crt`,
+      '-CAkey',
+      `${issuer}.key`,
+      '-CAcreateserial',
+      '-days',
+      '30',
+      '-extfile',
+      'ext.cnf',
+      '-extensions',
+      ext,
+      '-out',
+      `${name}.crt`,
+    );
+  }
+  return {
+    root: join(dir, 'root.crt'),
+    leafKey: join(dir, 'leaf.key'),
+    pem: Buffer.concat([readFileSync(join(dir, 'leaf.crt')), readFileSync(join(dir, 'int.crt'))]),
+  };
+}
+
 const dir = mkdtempSync(join(tmpdir(), 'hotocr-bench-verify-'));
 try {
   const src = await writeBundledSource(join(dir, 'src'));
   const rows: { type: string; verify: number; sha256sum: number; hotocrCli: number }[] = [];
-  for (const type of ['rsa', 'ecdsa', 'ed25519'] as const) {
-    const keys = await keygen({ type, out: join(dir, type) });
+  for (const type of ['rsa', 'ecdsa', 'ed25519', 'chain'] as const) {
     const out = join(dir, `ppocr-${type}.zip`);
-    await pack(src, { signer: await keyFileSigner(keys.privateKeyPath), out });
-    const trust = await TrustStore.load(keys.publicKeyPath);
+    let trustPath: string;
+    if (type === 'chain') {
+      // root (RSA-3072) -> intermediate (RSA-3072) -> leaf (ECDSA P-256), made with openssl.
+      const chain = certificateChain(join(dir, 'chain'));
+      await pack(src, { signer: await keyFileSigner(chain.leafKey), out, certificateChain: chain.pem });
+      trustPath = chain.root;
+    } else {
+      const keys = await keygen({ type, out: join(dir, type) });
+      await pack(src, { signer: await keyFileSigner(keys.privateKeyPath), out });
+      trustPath = keys.publicKeyPath;
+    }
+    const trust = await TrustStore.load(trustPath);
     const files = ['det.onnx', 'rec.onnx', 'cls.onnx', 'keys.txt', 'config.json'].map((f) => join(src, f));
     const verifyTimes: number[] = [];
     const shaTimes: number[] = [];
@@ -47,7 +131,7 @@ try {
           'verify',
           out,
           '--trust',
-          keys.publicKeyPath,
+          trustPath,
         ]);
         cliTimes.push(Number(process.hrtime.bigint() - t) / 1e6);
       }
@@ -60,7 +144,7 @@ try {
     });
   }
   console.log(`bench/verify: bundled PP-OCRv4 package, ${runs} runs each, medians; ${await machine()}`);
-  console.log('key       verifyPackage ms  sha256sum ms  ratio  hotocr verify (CLI, with node start) ms');
+  console.log('signer    verifyPackage ms  sha256sum ms  ratio  hotocr verify (CLI, with node start) ms');
   for (const r of rows) {
     console.log(
       `${r.type.padEnd(9)} ${r.verify.toFixed(1).padStart(16)} ${r.sha256sum.toFixed(1).padStart(13)} ${(r.verify / r.sha256sum).toFixed(2).padStart(6)}x ${r.hotocrCli.toFixed(0).padStart(10)}`,

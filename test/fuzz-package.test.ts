@@ -9,12 +9,13 @@
 import assert from 'node:assert/strict';
 import { createHash, createPrivateKey, sign } from 'node:crypto';
 import { readdirSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { test } from 'node:test';
 import { HotocrError, PackageRejectedError, REJECTION_CODES } from '../src/errors.js';
 import { keygen } from '../src/pack/index.js';
 import { TrustStore, type VerifiedPackage, verifyPackage } from '../src/verify/index.js';
+import { CA_EXT, LEAF_EXT, opensslIssue, opensslRoot, type TestCert } from './helpers/openssl.js';
 import { manifest, packWith, sourceDir } from './helpers/packages.js';
 import { prng } from './helpers/random.js';
 import { makeZip, type RawEntry } from './helpers/raw-zip.js';
@@ -269,4 +270,177 @@ test(`${CASES} mutated packages (seed ${SEED}): none crashes, hangs, leaks or is
   // The run must have exercised the reader deeply, not stopped at the first byte.
   for (const code of ['ARCHIVE_INVALID', 'CHECKSUM_MISMATCH', 'SIGNATURE_INVALID', 'PATH_UNSAFE'])
     assert.ok((outcomes.get(code) ?? 0) > 0, `no case was refused with ${code}`);
+});
+
+/** Chain cases: HOTOCR_FUZZ_CHAIN_CASES (default 400). */
+const CHAIN_CASES = Number(process.env.HOTOCR_FUZZ_CHAIN_CASES ?? 400);
+/** The longest one chain case may take: a linear check of at most five certificates takes milliseconds. */
+const CHAIN_BOUND_MS = 1000;
+
+test(`${CHAIN_CASES} mutated certificate chains (seed ${SEED}): each answered within ${CHAIN_BOUND_MS} ms with a documented code, none accepted but a valid path`, async () => {
+  const dir = join(work, 'chains');
+  await mkdir(dir, { recursive: true });
+  const ec = { keyType: 'ec-p256' as const };
+  const ca = { ...ec, ext: CA_EXT, days: 1000 };
+  const leafSpec = { ...ec, ext: LEAF_EXT, days: 100 };
+  const root = await opensslRoot(dir, 'root', ec);
+  const i1 = await opensslIssue(dir, 'i1', root, ca);
+  const i2 = await opensslIssue(dir, 'i2', i1, ca);
+  const leaf = await opensslIssue(dir, 'leaf', i2, leafSpec);
+  const foreignRoot = await opensslRoot(dir, 'foreign-root', ec);
+  const foreign = await opensslIssue(dir, 'foreign', foreignRoot, ca);
+  // Loops of two (A issued by B, B by A) and three (A by C, B by A, C by B), each with a leaf.
+  const anchors = await Promise.all(
+    ['A', 'B', 'C'].map((n) => opensslRoot(dir, `anchor-${n}`, { ...ec, cn: n })),
+  );
+  const [a0, b0, c0] = anchors as [TestCert, TestCert, TestCert];
+  const a = await opensslIssue(dir, 'loop-a', b0, { ...ca, key: a0.key, cn: 'A' });
+  const b = await opensslIssue(dir, 'loop-b', a0, { ...ca, key: b0.key, cn: 'B' });
+  const a3 = await opensslIssue(dir, 'loop3-a', c0, { ...ca, key: a0.key, cn: 'A' });
+  const c3 = await opensslIssue(dir, 'loop3-c', b0, { ...ca, key: c0.key, cn: 'C' });
+  const loopLeaf = await opensslIssue(dir, 'loop-leaf', a, leafSpec);
+  // Fifty CAs deep.
+  const deep: TestCert[] = [];
+  for (let i = 0; i < 50; i++) deep.push(await opensslIssue(dir, `deep-${i}`, deep[i - 1] ?? root, ca));
+  const deepLeaf = await opensslIssue(dir, 'deep-leaf', deep[49]!, leafSpec);
+  // Weak algorithms, and an issuer name that lies (the name of i2, another key).
+  const weak = await opensslIssue(dir, 'weak', root, { ext: CA_EXT, keyType: 'rsa-1024', md: 'sha1' });
+  const weakLeaf = await opensslIssue(dir, 'weak-leaf', weak, leafSpec);
+  const sha1Leaf = await opensslIssue(dir, 'sha1-leaf', i2, { ...leafSpec, md: 'sha1' });
+  const impostor = await opensslIssue(dir, 'impostor', i1, { ...ca, cn: 'i2' });
+
+  const pem = async (c: TestCert) => ({ cert: c, text: await readFile(c.cert, 'utf8') });
+  const all = await Promise.all(
+    [
+      root,
+      i1,
+      i2,
+      leaf,
+      foreignRoot,
+      foreign,
+      a,
+      b,
+      a3,
+      c3,
+      loopLeaf,
+      ...deep,
+      deepLeaf,
+      weak,
+      weakLeaf,
+      sha1Leaf,
+      impostor,
+    ].map(pem),
+  );
+  const text = new Map(all.map((p) => [p.cert, p.text]));
+  const valid = [leaf, i2, i1];
+  const r = prng(SEED + 1);
+  const CHAINS: { kind: string; make: () => TestCert[] }[] = [
+    { kind: 'valid', make: () => (r() < 0.5 ? [...valid] : [...valid, root]) },
+    {
+      kind: 'reordered',
+      make: () => [...valid, root].sort(() => r() - 0.5),
+    },
+    {
+      kind: 'duplicated',
+      make: () => {
+        const c = [...valid];
+        c.splice(int(c.length + 1, r), 0, pick(valid, r));
+        return c;
+      },
+    },
+    {
+      kind: 'dropped',
+      make: () => valid.filter((_, i) => i !== int(valid.length, r)),
+    },
+    {
+      kind: 'foreign',
+      make: () => {
+        const c = [...valid];
+        c.splice(int(c.length + 1, r), r() < 0.5 ? 0 : 1, pick([foreign, foreignRoot], r));
+        return c;
+      },
+    },
+    { kind: 'loop of 2', make: () => [loopLeaf, a, b, ...(r() < 0.5 ? [a, b] : [])] },
+    { kind: 'loop of 3', make: () => [loopLeaf, a3, b, c3, ...(r() < 0.5 ? [a3] : [])] },
+    {
+      kind: '50 deep',
+      make: () => {
+        const full = [deepLeaf, ...[...deep].reverse()];
+        return r() < 0.5 ? full : full.slice(0, 1 + int(8, r));
+      },
+    },
+    { kind: 'weak', make: () => (r() < 0.5 ? [weakLeaf, weak] : [sha1Leaf, i2, i1]) },
+    { kind: 'issuer name lies', make: () => [leaf, impostor, i1] },
+    {
+      kind: 'random',
+      make: () => Array.from({ length: 1 + int(8, r) }, () => pick(all, r).cert),
+    },
+  ];
+  const trust = TrustStore.fromPem([{ source: 'root.crt', text: text.get(root)! }]);
+  const original = await sourceDir(join(dir, 'src'), manifest());
+  const files = new Map(
+    await Promise.all(
+      ['config.json', 'det.onnx', 'rec.onnx', 'cls.onnx', 'keys.txt'].map(
+        async (n) => [n, await readFile(join(original, n))] as const,
+      ),
+    ),
+  );
+  const list = Buffer.from(checksumList(files));
+  const keys = new Map<TestCert, ReturnType<typeof createPrivateKey>>();
+  const outcomes = new Map<string, number>();
+  const slowest = { ms: 0, kind: '' };
+  for (let i = 0; i < CHAIN_CASES; i++) {
+    const { kind, make } = pick(CHAINS, r);
+    const chain = make();
+    const signer = chain[0]!;
+    if (!keys.has(signer)) keys.set(signer, createPrivateKey(await readFile(signer.key)));
+    const path = join(dir, `chain-${i}.zip`);
+    await writeFile(
+      path,
+      makeZip([
+        ...[...files].map(([name, data]) => ({ name, data })),
+        { name: 'checksum.sha256', data: list },
+        { name: 'signature.sig', data: sign('sha256', list, { key: keys.get(signer)!, dsaEncoding: 'der' }) },
+        { name: 'signer.pem', data: Buffer.from(chain.map((c) => text.get(c)).join('')) },
+      ]),
+    );
+    const started = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    const result = await Promise.race([
+      verifyPackage(path, { trust }).then(
+        () => 'accepted',
+        (e: unknown) => e as Error,
+      ),
+      new Promise<'hang'>((resolve) => {
+        timer = setTimeout(() => resolve('hang'), CHAIN_BOUND_MS * 5);
+      }),
+    ]);
+    clearTimeout(timer);
+    const ms = performance.now() - started;
+    if (ms > slowest.ms) Object.assign(slowest, { ms, kind });
+    const where = `chain case ${i} (${kind}: ${chain.map((c) => basename(c.cert)).join(' ')})`;
+    assert.notEqual(result, 'hang', `${where} was not answered`);
+    assert.ok(ms < CHAIN_BOUND_MS, `${where} took ${ms.toFixed(0)} ms`);
+    if (result === 'accepted') {
+      const path = chain.map((c) => basename(c.cert)).join(' ');
+      assert.ok(
+        path === 'leaf.crt i2.crt i1.crt' || path === 'leaf.crt i2.crt i1.crt root.crt',
+        `${where} was accepted`,
+      );
+    } else {
+      assert.ok(
+        result instanceof PackageRejectedError &&
+          (REJECTION_CODES as readonly string[]).includes(result.code),
+        `${where} failed with something other than a refusal: ${(result as Error).message}`,
+      );
+    }
+    const outcome = result === 'accepted' ? 'accepted' : (result as PackageRejectedError).code;
+    outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+    await rm(path);
+  }
+  console.log(
+    `fuzz-package chains: ${CHAIN_CASES} cases, seed ${SEED}; slowest ${slowest.ms.toFixed(1)} ms (${slowest.kind}); outcomes ${JSON.stringify(Object.fromEntries([...outcomes].sort()))}`,
+  );
+  assert.ok((outcomes.get('accepted') ?? 0) > 0, 'no valid chain was accepted');
+  assert.ok((outcomes.get('CERT_CHAIN_INVALID') ?? 0) > 0, 'no chain was refused');
 });

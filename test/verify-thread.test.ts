@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
@@ -8,6 +8,7 @@ import { median } from '../bench/lib/stats.js';
 import type { PackageRejectedError } from '../src/errors.js';
 import { canRestorePriority } from '../src/loaders/index.js';
 import { keygen } from '../src/pack/index.js';
+import { hashDescriptor } from '../src/verify/hash-thread.js';
 import { hashFile, TrustStore, verifyPackage } from '../src/verify/index.js';
 import { packWith, sourceDir } from './helpers/packages.js';
 import { atNice, crashOnNextMessage } from './helpers/threads.js';
@@ -115,6 +116,25 @@ describe('the hashing thread', () => {
       return true;
     });
     assert.equal(await hashFile(pkg), createHash('sha256').update(readFileSync(pkg)).digest('hex'));
+  });
+
+  test('a read whose signal fires stops with its reason, and the thread takes the next job', async () => {
+    const fd = openSync(pkg, 'r');
+    try {
+      const controller = new AbortController();
+      const reason = new Error('the server is stopping');
+      const reading = hashDescriptor(fd, fstatSync(fd).size, [], undefined, controller.signal);
+      // Once the job is on the thread: the cancel must reach a job that is reading.
+      setImmediate(() => controller.abort(reason));
+      await assert.rejects(reading, (e) => e === reason);
+      // Settled means the thread let go of the descriptor: closing it now is safe.
+    } finally {
+      closeSync(fd);
+    }
+    assert.equal(await hashFile(pkg), createHash('sha256').update(readFileSync(pkg)).digest('hex'));
+    const aborted = new AbortController();
+    aborted.abort(new Error('before it starts'));
+    await assert.rejects(verifyPackage(pkg, { trust, signal: aborted.signal }), /before it starts/);
   });
 
   test('a job the thread died under is done again on a new thread', async () => {

@@ -16,11 +16,30 @@ export function ms(ns: bigint | number): number {
   return Number(ns) / 1e6;
 }
 
+/** The CPU features that move these figures between machines: vector width and SHA extensions. */
+async function cpuFlags(): Promise<string> {
+  let flags: Set<string>;
+  try {
+    const info = await readFile('/proc/cpuinfo', 'utf8');
+    flags = new Set((/^flags\s*:\s*(.*)$/m.exec(info)?.[1] ?? '').split(/\s+/));
+  } catch {
+    return 'CPU flags unknown';
+  }
+  const named: [string, string][] = [
+    ['avx2', 'AVX2'],
+    ['avx512f', 'AVX-512'],
+    ['avx512_vnni', 'AVX-512 VNNI'],
+    ['sha_ni', 'SHA-NI'],
+  ];
+  const have = named.filter(([flag]) => flags.has(flag)).map(([, name]) => name);
+  return have.length > 0 ? have.join(', ') : 'no AVX2';
+}
+
 /** Describes the machine a figure was measured on, printed with every benchmark. */
 export async function machine(): Promise<string> {
   const os = await import('node:os');
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-  return `${os.cpus().length} cores (${cpu}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+  return `${os.cpus().length} cores (${cpu}; ${await cpuFlags()}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
 }
 
 /**

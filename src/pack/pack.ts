@@ -1,4 +1,4 @@
-import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { lstat, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -17,8 +17,8 @@ import {
   UNLISTED_ENTRIES,
 } from '../package/index.js';
 import {
+  checkSignerChain,
   keyFingerprint,
-  parsePem,
   TrustStore,
   type VerifiedPackage,
   verifyPackage,
@@ -110,12 +110,13 @@ export async function pack(srcDir: string, options: PackOptions): Promise<PackRe
         `${MANIFEST_FILE} names ${JSON.stringify(name)}, which is not in ${srcDir}.`,
       );
   }
+  // Before anything is hashed, signed or written: a chain verify would refuse makes no package.
+  if (options.certificateChain) checkCertificateChain(options.certificateChain, options.signer);
   for (const file of files)
     file.sha256 = await hashWithProgress(file.path, file.name, file.size, options.onProgress);
 
   const checksum = formatChecksumFile(files.map((f) => [f.name, f.sha256] as const));
   const signature = await options.signer.sign(checksum);
-  if (options.certificateChain) checkCertificateMatches(options.certificateChain, options.signer);
 
   const tmp = join(dirname(options.out), `.${basename(options.out)}.${randomBytes(6).toString('hex')}.tmp`);
   try {
@@ -143,15 +144,29 @@ export async function pack(srcDir: string, options: PackOptions): Promise<PackRe
   }
 }
 
-function checkCertificateMatches(chain: Buffer, signer: PackageSigner): void {
-  const blocks = parsePem(chain.toString('utf8')).filter((b) => b.type === 'CERTIFICATE');
-  if (blocks.length === 0)
-    throw new PackError('CERT_INVALID', 'The certificate file holds no CERTIFICATE block.');
-  const leaf = new X509Certificate(blocks[0]!.der);
-  if (keyFingerprint(leaf.publicKey) !== keyFingerprint(signer.publicKey)) {
+/**
+ * Applies every rule of `signer.pem` that needs no pinned root (order, links, algorithms,
+ * dates, usages), then checks that the first certificate is the signing key's.
+ */
+function checkCertificateChain(chain: Buffer, signer: PackageSigner): void {
+  let leaf: { subject: string; keyFingerprint: string };
+  try {
+    leaf = checkSignerChain(chain, { now: new Date() })[0]!;
+  } catch (cause) {
+    if (!(cause instanceof HotocrError)) throw cause;
     throw new PackError(
       'CERT_INVALID',
-      `The first certificate (${leaf.subject.replace(/\n/g, ', ')}) is not for the signing key; put the signer's certificate first.`,
+      `hotocr verify would refuse this certificate chain: ${cause.message}`,
+      {
+        cause,
+        details: { ...cause.details, refusal: cause.code },
+      },
+    );
+  }
+  if (leaf.keyFingerprint !== keyFingerprint(signer.publicKey)) {
+    throw new PackError(
+      'CERT_INVALID',
+      `The first certificate (${leaf.subject}) is not for the signing key; put the signer's certificate first.`,
     );
   }
 }

@@ -1,7 +1,7 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
 import { PackError } from '../errors.js';
-import { algorithmOf } from '../verify/index.js';
+import { algorithmOf, digestOf } from '../verify/index.js';
 import { ecdsaRawToDer } from './ecdsa.js';
 import type { PackageSigner } from './signer.js';
 
@@ -184,8 +184,10 @@ export async function pkcs11Signer(options: Pkcs11Options): Promise<PackageSigne
             return Buffer.from(p11.C_Sign(session!, data, Buffer.alloc(1024)));
           }
           p11.C_SignInit(session!, { mechanism: pkcs11js.CKM_ECDSA }, privateKey);
-          // hotocr signs SHA-256 with every ECDSA curve (SPEC section 1); the token signs the digest.
-          const digest = createHash('sha256').update(data).digest();
+          // The token signs the digest: SHA-256 for P-256 and P-384, SHA-512 for P-521.
+          const digest = createHash(digestOf(algorithm) ?? 'sha256')
+            .update(data)
+            .digest();
           return ecdsaRawToDer(Buffer.from(p11.C_Sign(session!, digest, Buffer.alloc(256))));
         } catch (error) {
           throw new PackError('PKCS11_SIGN_FAILED', `The token refused to sign: ${describe(error)}`, {

@@ -1,7 +1,7 @@
 import { constants, createPrivateKey, createPublicKey, type KeyObject, sign } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { PackError } from '../errors.js';
-import { algorithmOf, type SignatureAlgorithm } from '../verify/index.js';
+import { algorithmOf, digestOf, type SignatureAlgorithm } from '../verify/index.js';
 
 /** Produces the signature over `checksum.sha256`: a key file, a PKCS#11 token, or an external command. */
 export interface PackageSigner {
@@ -41,7 +41,7 @@ export async function keyFileSigner(path: string, passphrase?: string): Promise<
         case 'ed25519':
           return sign(null, data, key);
         default:
-          return sign('sha256', data, { key, dsaEncoding: 'der' });
+          return sign(digestOf(algorithm), data, { key, dsaEncoding: 'der' });
       }
     },
   };

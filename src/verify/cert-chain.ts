@@ -1,17 +1,10 @@
-import { webcrypto } from 'node:crypto';
-import * as pkijs from 'pkijs';
 import { PackageRejectedError } from '../errors.js';
 import { type CertificateInfo, CODE_SIGNING_OID, parseCertificate } from './certificate.js';
 import { parsePem } from './pem.js';
-import type { TrustedRoot } from './trust-store.js';
+import { type DeniedEntry, describeDenied, type TrustedRoot } from './trust-store.js';
 
-pkijs.setEngine(
-  'node',
-  new pkijs.CryptoEngine({
-    name: 'node',
-    crypto: webcrypto as unknown as ConstructorParameters<typeof pkijs.CryptoEngine>[0]['crypto'],
-  }),
-);
+/** The most certificates `signer.pem` may hold: the signer and up to four issuers. */
+export const MAX_CHAIN_CERTIFICATES = 5;
 
 /** A signer certificate that chains to a pinned root under hotocr's policy. */
 export interface VerifiedChain {
@@ -21,8 +14,22 @@ export interface VerifiedChain {
   readonly root: TrustedRoot;
 }
 
+export interface ChainOptions {
+  /** The time every validity check is made at. */
+  readonly now: Date;
+  /** Certificates and keys refused wherever they appear (the trust store's deny lists). */
+  readonly denied?: (...fingerprints: string[]) => DeniedEntry | undefined;
+  /** Called between steps; throws when the time allowed for the trust stage is spent. */
+  readonly checkpoint?: () => void;
+}
+
 function invalid(message: string, details: Record<string, unknown> = {}, cause?: unknown): never {
   throw new PackageRejectedError('CERT_CHAIN_INVALID', message, { details, cause });
+}
+
+/** "certificate 2 (CN=intermediate)": where in signer.pem, and who. */
+function which(cert: CertificateInfo, index: number): string {
+  return `certificate ${index + 1} of signer.pem (${cert.subject})`;
 }
 
 function checkDates(cert: CertificateInfo, role: string, now: Date): void {
@@ -43,96 +50,168 @@ function checkDates(cert: CertificateInfo, role: string, now: Date): void {
 }
 
 /**
- * Verifies `signer.pem` (leaf, then intermediates) against the pinned roots at `now`:
- * pkijs checks every link's signature and validity, then hotocr's own policy, which pkijs
- * does not enforce: issuers are CAs allowed to sign certificates, pathLenConstraint holds,
- * the leaf is not a CA and may sign (digitalSignature, codeSigning where extKeyUsage is
- * present), and no certificate carries a critical extension we do not understand.
+ * Parses `signer.pem` and applies every rule that needs no pinned root: 1 to
+ * {@link MAX_CHAIN_CERTIFICATES} certificates, leaf first, each signed by the next; no
+ * certificate twice (by key or by signature, never by name: a signer may carry its issuer's
+ * subject name); strong algorithms and keys; dates; the deny list; and the CA and usage
+ * rules of {@link applyPolicy}. No path is searched, so any input is answered in a bounded
+ * number of signature checks. `hotocr pack --cert` runs it before writing anything.
  */
-export async function verifyChain(
-  pem: Buffer,
-  roots: readonly TrustedRoot[],
-  now: Date,
-): Promise<VerifiedChain> {
+export function checkSignerChain(pem: Buffer, options: ChainOptions): CertificateInfo[] {
   const blocks = parsePem(pem.toString('utf8')).filter((b) => b.type === 'CERTIFICATE');
   if (blocks.length === 0) invalid('signer.pem holds no CERTIFICATE block.');
-  let chain: CertificateInfo[];
-  try {
-    chain = blocks.map((b) => parseCertificate(b.der));
-  } catch (cause) {
-    invalid(`signer.pem holds a certificate that cannot be parsed (${(cause as Error).message}).`, {}, cause);
+  if (blocks.length > MAX_CHAIN_CERTIFICATES)
+    invalid(
+      `signer.pem holds ${blocks.length} certificates; at most ${MAX_CHAIN_CERTIFICATES} are allowed (the signer, then its issuers in order, the root optional).`,
+      { certificates: blocks.length, limit: MAX_CHAIN_CERTIFICATES },
+    );
+  const chain = blocks.map((b, i) => {
+    try {
+      return parseCertificate(b.der);
+    } catch (cause) {
+      return invalid(
+        `Certificate ${i + 1} of signer.pem cannot be parsed (${(cause as Error).message}).`,
+        { index: i + 1 },
+        cause,
+      );
+    }
+  });
+  options.checkpoint?.();
+  for (let i = 0; i < chain.length; i++) {
+    const cert = chain[i]!;
+    for (let j = 0; j < i; j++) {
+      const earlier = chain[j]!;
+      const same =
+        earlier.keyFingerprint === cert.keyFingerprint
+          ? 'key'
+          : earlier.signatureValue.equals(cert.signatureValue)
+            ? 'signature'
+            : undefined;
+      if (same)
+        invalid(
+          `${which(cert, i)} has the same ${same} as certificate ${j + 1}: signer.pem holds each certificate once, leaf first, each signed by the next (a loop or a duplicate is refused).`,
+          { index: i + 1, other: j + 1 },
+        );
+    }
+    checkCertificate(cert, which(cert, i), options);
   }
+  for (let i = 0; i < chain.length; i++)
+    checkDates(chain[i]!, i === 0 ? 'signer' : 'intermediate', options.now);
+  for (let i = 0; i + 1 < chain.length; i++) {
+    checkLink(chain[i]!, chain[i + 1]!, which(chain[i]!, i), which(chain[i + 1]!, i + 1));
+    options.checkpoint?.();
+  }
+  applyPolicy(chain);
+  return chain;
+}
+
+/**
+ * Verifies `signer.pem` against the pinned roots at `options.now`: {@link checkSignerChain},
+ * then its last certificate is a pinned root (byte for byte) or is signed by one. Refusals are
+ * CERT_CHAIN_INVALID (or CERT_EXPIRED), saying which certificate and why.
+ */
+export function verifyChain(
+  pem: Buffer,
+  roots: readonly TrustedRoot[],
+  options: ChainOptions,
+): VerifiedChain {
   if (roots.length === 0) {
     throw new PackageRejectedError(
       'KEY_UNTRUSTED',
       'The package is signed with a certificate, but no root certificate is pinned in the trust store.',
     );
   }
+  const chain = checkSignerChain(pem, options);
   const leaf = chain[0]!;
-  checkDates(leaf, 'signer', now);
-  for (const cert of chain.slice(1)) checkDates(cert, 'intermediate', now);
-
-  const engine = new pkijs.CertificateChainValidationEngine({
-    trustedCerts: roots.map((r) => r.certificate.pkijs),
-    // pkijs takes the last certificate of `certs` as the one to validate.
-    certs: [...chain.slice(1), leaf].map((c) => c.pkijs),
-    checkDate: now,
-  });
-  let result: pkijs.CertificateChainValidationEngineVerifyResult;
-  try {
-    result = await engine.verify();
-  } catch (cause) {
-    const message =
-      cause instanceof Error
-        ? cause.message
-        : String((cause as { resultMessage?: string }).resultMessage ?? cause);
-    invalid(`The signer certificate does not chain to a pinned root: ${message}.`, {}, cause);
-  }
-  if (!result.result || !result.certificatePath) {
-    invalid(
-      `The signer certificate ${leaf.subject} does not chain to a pinned root: ${result.resultMessage}.`,
-      {
-        subject: leaf.subject,
-      },
+  const last = chain[chain.length - 1]!;
+  let root = roots.find((r) => r.certificate.der.equals(last.der));
+  let path: CertificateInfo[] = chain;
+  if (root) {
+    if (chain.length === 1)
+      invalid(`signer.pem holds the pinned root ${last.subject} alone; sign with an end-entity certificate.`);
+  } else {
+    const named = roots.filter((r) => r.certificate.node.subject === last.node.issuer);
+    if (named.length === 0)
+      invalid(
+        `The signer certificate ${leaf.subject} does not chain to a pinned root: the last certificate of signer.pem (${last.subject}) was issued by ${last.node.issuer.replace(/\n/g, ', ')}, which is not pinned.`,
+        { subject: leaf.subject, issuer: last.node.issuer.replace(/\n/g, ', ') },
+      );
+    root = named.find((r) => signedBy(last, r.certificate));
+    if (!root)
+      invalid(
+        `The last certificate of signer.pem (${last.subject}) names the pinned root ${named[0]!.certificate.subject} (${named[0]!.source}) as its issuer, but that root's key did not sign it.`,
+        { subject: last.subject, root: named[0]!.source },
+      );
+    path = [...chain, root.certificate];
+    // The root's own rules were checked when it was pinned; what may have changed since is the clock and the deny list.
+    checkCertificate(
+      root.certificate,
+      `the pinned root ${root.certificate.subject} (${root.source})`,
+      options,
     );
+    checkDates(root.certificate, 'root', options.now);
+    applyPolicy(path);
   }
-  // pkijs returns the very objects it was given; map them back to what we parsed.
-  const known = new Map<pkijs.Certificate, CertificateInfo>([
-    ...chain.map((c) => [c.pkijs, c] as const),
-    ...roots.map((r) => [r.certificate.pkijs, r.certificate] as const),
-  ]);
-  let path = result.certificatePath.map((c) => {
-    const info = known.get(c);
-    if (!info) invalid('The certificate path holds a certificate that was neither in signer.pem nor pinned.');
-    return info;
-  });
-  if (path[0]?.fingerprint !== leaf.fingerprint) path = path.reverse();
-  if (path[0]?.fingerprint !== leaf.fingerprint)
-    invalid('The certificate path does not start at the signer certificate.');
-  const last = path[path.length - 1]!;
-  const root = roots.find((r) => r.certificate.fingerprint === last.fingerprint);
-  if (!root) invalid(`The certificate path ends at ${last.subject}, which is not a pinned root.`);
-
-  applyPolicy(path, now);
+  options.checkpoint?.();
   return { leaf, path, root };
 }
 
-function applyPolicy(path: readonly CertificateInfo[], now: Date): void {
-  for (const cert of path) {
-    if (cert.unknownCritical.length > 0) {
-      invalid(
-        `${cert.subject} carries critical extensions this verifier does not understand (${cert.unknownCritical.join(', ')}).`,
-        {
-          subject: cert.subject,
-        },
-      );
-    }
-    checkDates(cert, cert === path[0] ? 'signer' : 'issuing', now);
+/** Strength of the signature and key, and the deny list, for one certificate. */
+function checkCertificate(cert: CertificateInfo, what: string, options: ChainOptions): void {
+  const denied = options.denied?.(cert.fingerprint, cert.keyFingerprint);
+  if (denied)
+    invalid(`${capitalise(what)} is on the deny list (${describeDenied(denied)}).`, {
+      subject: cert.subject,
+      fingerprint: denied.fingerprint,
+      deniedBy: `${denied.source}:${denied.line}`,
+    });
+  if (cert.weakness)
+    invalid(`${capitalise(what)} is refused: ${cert.weakness}.`, {
+      subject: cert.subject,
+      signatureAlgorithm: cert.signatureAlgorithm,
+    });
+  if (cert.unknownCritical.length > 0)
+    invalid(
+      `${capitalise(what)} carries critical extensions this verifier does not understand (${cert.unknownCritical.join(', ')}).`,
+      { subject: cert.subject },
+    );
+}
+
+const capitalise = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+
+/** Whether `issuer`'s key made `cert`'s signature (OpenSSL also checks the two algorithm fields agree). */
+function signedBy(cert: CertificateInfo, issuer: CertificateInfo): boolean {
+  try {
+    return cert.node.verify(issuer.node.publicKey);
+  } catch {
+    return false;
   }
+}
+
+function checkLink(cert: CertificateInfo, issuer: CertificateInfo, what: string, next: string): void {
+  if (cert.node.issuer !== issuer.node.subject)
+    invalid(
+      `${capitalise(what)} names ${cert.node.issuer.replace(/\n/g, ', ')} as its issuer, but the next, ${next}, is another: signer.pem lists the signer first, then each issuer in order.`,
+      { subject: cert.subject, issuer: cert.node.issuer.replace(/\n/g, ', ') },
+    );
+  if (!signedBy(cert, issuer))
+    invalid(`${capitalise(what)} is not signed by the key of the next, ${next}.`, {
+      subject: cert.subject,
+      issuer: issuer.subject,
+    });
+}
+
+/**
+ * The rules of a path that signature checks do not cover: issuers are CAs allowed to sign
+ * certificates, pathLenConstraint holds, the leaf is not a CA and may sign (digitalSignature,
+ * and codeSigning where extKeyUsage is present).
+ */
+function applyPolicy(path: readonly CertificateInfo[]): void {
   const leaf = path[0]!;
   if (leaf.isCA)
     invalid(
       `The signer certificate ${leaf.subject} is a CA (CA:TRUE); sign packages with an end-entity certificate.`,
+      { subject: leaf.subject },
     );
   if (!leaf.keyUsage?.digitalSignature) {
     invalid(`The signer certificate ${leaf.subject} lacks keyUsage digitalSignature.`, {
@@ -140,18 +219,17 @@ function applyPolicy(path: readonly CertificateInfo[], now: Date): void {
     });
   }
   if (leaf.extKeyUsage && !leaf.extKeyUsage.includes(CODE_SIGNING_OID)) {
-    invalid(`The signer certificate ${leaf.subject} has extKeyUsage without codeSigning.`, {
-      subject: leaf.subject,
-    });
+    invalid(
+      `The signer certificate ${leaf.subject} has extKeyUsage without codeSigning; issue it with extendedKeyUsage=codeSigning.`,
+      { subject: leaf.subject },
+    );
   }
   for (let i = 1; i < path.length; i++) {
     const issuer = path[i]!;
     if (!issuer.isCA) {
       invalid(
         `${issuer.subject} issued a certificate but is not a CA (basicConstraints CA:FALSE or absent).`,
-        {
-          subject: issuer.subject,
-        },
+        { subject: issuer.subject },
       );
     }
     if (issuer.keyUsage && !issuer.keyUsage.keyCertSign) {

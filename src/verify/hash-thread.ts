@@ -10,7 +10,12 @@ import { startThread } from '../threads.js';
 import type { HashRange, HashReply, HashRequest } from './hash-worker.js';
 
 /** A request without its id (distributes over the union). */
-type Job = HashRequest extends infer R ? (R extends unknown ? Omit<R, 'id'> : never) : never;
+type Job =
+  Exclude<HashRequest, { type: 'cancel' }> extends infer R
+    ? R extends unknown
+      ? Omit<R, 'id'>
+      : never
+    : never;
 type Done = Extract<HashReply, { ok: true }>;
 
 function toError(error: Extract<HashReply, { ok: false }>['error']): Error {
@@ -60,12 +65,27 @@ class HashThread {
     return this.#stopped;
   }
 
-  run(job: Job): Promise<Done> {
+  /**
+   * Runs a job; when `signal` fires, the thread is told to stop it, and the job ends (with the
+   * signal's reason) once the thread has let go of the job's descriptor, within one read.
+   */
+  run(job: Job, signal?: AbortSignal): Promise<Done> {
     const id = this.#next++;
-    return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
+    return new Promise<Done>((resolve, reject) => {
+      const onAbort = () => this.#worker.postMessage({ type: 'cancel', id } satisfies HashRequest);
+      const settle =
+        <T>(f: (value: T) => void) =>
+        (value: T) => {
+          signal?.removeEventListener('abort', onAbort);
+          f(value);
+        };
+      this.#pending.set(id, {
+        resolve: settle(resolve),
+        reject: settle((error: Error) => reject(signal?.aborted ? signal.reason : error)),
+      });
       this.#worker.ref();
       this.#worker.postMessage({ ...job, id });
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 }
@@ -83,12 +103,14 @@ function hashThread(): HashThread {
  * thread: it only reads (at given positions) and hashes, so a second run gives what the
  * first would have. A second death is the caller's error.
  */
-async function run(job: Job): Promise<Done> {
+async function run(job: Job, signal?: AbortSignal): Promise<Done> {
+  signal?.throwIfAborted();
   try {
-    return await hashThread().run(job);
+    return await hashThread().run(job, signal);
   } catch (error) {
     if (!(error instanceof HashThreadLostError)) throw error;
-    return hashThread().run(job);
+    signal?.throwIfAborted();
+    return hashThread().run(job, signal);
   }
 }
 
@@ -104,21 +126,26 @@ export interface HashedBytes {
  * Reads `size` bytes of the open file `fd` once, on the hashing thread, and returns their
  * SHA-256 and that of each range (with its bytes, where `keep` is set). `nice`, when higher
  * than the thread's, lowers its priority for this job. A file shorter than `size` is refused
- * with ARCHIVE_INVALID. `fd` must stay open until this settles.
+ * with ARCHIVE_INVALID. `fd` must stay open until this settles; `signal` stops the read
+ * within one chunk, and this then throws the signal's reason.
  */
 export async function hashDescriptor(
   fd: number,
   size: number,
   ranges: readonly HashRange[],
   nice?: number,
+  signal?: AbortSignal,
 ): Promise<{ sha256: string; ranges: HashedBytes[] }> {
-  const reply = await run({
-    type: 'scan',
-    fd,
-    size,
-    ranges,
-    ...(nice !== undefined ? { nice } : {}),
-  });
+  const reply = await run(
+    {
+      type: 'scan',
+      fd,
+      size,
+      ranges,
+      ...(nice !== undefined ? { nice } : {}),
+    },
+    signal,
+  );
   return {
     sha256: reply.sha256,
     ranges: reply.ranges.map((r) => ({

@@ -22,16 +22,19 @@ export interface HashRange {
   readonly keep: boolean;
 }
 
-export type HashRequest = { id: number; nice?: number } & (
-  | {
-      /** Hashes `size` bytes of an open descriptor of this process, and each range within them. */
-      type: 'scan';
-      fd: number;
-      size: number;
-      ranges: readonly HashRange[];
-    }
-  | { /** Hashes a whole file. */ type: 'file'; path: string }
-);
+export type HashRequest =
+  | ({ id: number; nice?: number } & (
+      | {
+          /** Hashes `size` bytes of an open descriptor of this process, and each range within them. */
+          type: 'scan';
+          fd: number;
+          size: number;
+          ranges: readonly HashRange[];
+        }
+      | { /** Hashes a whole file. */ type: 'file'; path: string }
+    ))
+  /** Stops job `id` at its next chunk, or before it starts; it answers with code ABORTED. */
+  | { type: 'cancel'; id: number };
 
 export interface HashedRange {
   readonly name: string;
@@ -60,6 +63,14 @@ async function hashFile(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/** Jobs received and not yet answered, and those of them asked to stop (checked at every chunk). */
+const waiting = new Set<number>();
+const cancelled = new Set<number>();
+
+function stopIfCancelled(id: number): void {
+  if (cancelled.has(id)) throw new HotocrError('ABORTED', 'The job was stopped.');
+}
+
 async function scan(
   request: Extract<HashRequest, { type: 'scan' }>,
 ): Promise<{ sha256: string; ranges: HashedRange[]; transfer: ArrayBuffer[] }> {
@@ -74,7 +85,10 @@ async function scan(
   await scanDescriptor(
     request.fd,
     request.size,
-    (chunk) => whole.update(chunk),
+    (chunk) => {
+      stopIfCancelled(request.id);
+      whole.update(chunk);
+    },
     states.map((s) => ({
       start: s.range.start,
       end: s.range.end,
@@ -130,8 +144,15 @@ async function atNice<T>(
 let queue: Promise<unknown> = Promise.resolve();
 
 port.on('message', (request: HashRequest) => {
+  if (request.type === 'cancel') {
+    // Handled at once, not queued: the job it names may be reading now.
+    if (waiting.has(request.id)) cancelled.add(request.id);
+    return;
+  }
+  waiting.add(request.id);
   queue = queue.then(async () => {
     try {
+      stopIfCancelled(request.id);
       const { value, restored } = await atNice(request.nice, async () =>
         request.type === 'scan'
           ? scan(request)
@@ -157,6 +178,9 @@ port.on('message', (request: HashRequest) => {
         ...(restored ? {} : { stopping: true }),
       } satisfies HashReply);
       if (!restored) port.close();
+    } finally {
+      waiting.delete(request.id);
+      cancelled.delete(request.id);
     }
   });
 });

@@ -1,10 +1,18 @@
+export { checkSignerChain, MAX_CHAIN_CERTIFICATES } from './cert-chain.js';
 export { keyFingerprint, shortFingerprint } from './fingerprint.js';
 export { hashFile } from './hash-thread.js';
-export { algorithmOf, type SignatureAlgorithm } from './key-kind.js';
+export { algorithmOf, algorithmsOf, digestOf, type SignatureAlgorithm } from './key-kind.js';
 export { parsePem } from './pem.js';
-export { isDerEcdsaSignature, verifySignature } from './signature.js';
-export { type TrustedKey, type TrustedRoot, TrustStore } from './trust-store.js';
+export { isDerEcdsaSignature, verifySignature, verifyWithKey } from './signature.js';
 export {
+  type DeniedEntry,
+  parseDenyList,
+  type TrustedKey,
+  type TrustedRoot,
+  TrustStore,
+} from './trust-store.js';
+export {
+  DEFAULT_TRUST_BUDGET_MS,
   entryDigests,
   type SignerInfo,
   type VerifiedEntry,

@@ -1,5 +1,5 @@
 import { constants, createHash, type KeyObject, publicDecrypt, verify } from 'node:crypto';
-import type { SignatureAlgorithm } from './key-kind.js';
+import { algorithmsOf, digestOf, type SignatureAlgorithm } from './key-kind.js';
 
 /**
  * Verifies `signature` over `data` with the scheme the key implies. RSA-PSS recovers the salt
@@ -21,16 +21,26 @@ export function verifySignature(
           { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_AUTO },
           signature,
         );
-      case 'ecdsa-p256-sha256':
-      case 'ecdsa-p384-sha256':
-        return verify('sha256', data, { key, dsaEncoding: 'der' }, signature);
       case 'ed25519':
         return verify(null, data, key, signature);
+      default:
+        return verify(digestOf(algorithm), data, { key, dsaEncoding: 'der' }, signature);
     }
   } catch {
     // A malformed signature (wrong length, bad DER) is simply not a valid one.
     return false;
   }
+}
+
+/** The scheme under which `signature` verifies over `data` with `key`, or undefined. */
+export function verifyWithKey(
+  key: KeyObject,
+  data: Buffer,
+  signature: Buffer,
+): SignatureAlgorithm | undefined {
+  const schemes = algorithmsOf(key);
+  if (!Array.isArray(schemes)) return undefined;
+  return (schemes as readonly SignatureAlgorithm[]).find((a) => verifySignature(key, a, data, signature));
 }
 
 /** What an RSA signature that failed to verify turns out to be under a given key. */

@@ -19,6 +19,17 @@ export interface TrustedKey {
   readonly notAfter?: Date;
 }
 
+/** One line of a deny list: a certificate or key no path or signature may use, whatever trusts it. */
+export interface DeniedEntry {
+  /** SHA-256 of a certificate (DER) or of a public key (SubjectPublicKeyInfo), lowercase hex. */
+  readonly fingerprint: string;
+  /** The file (base name) and line it was written on, for messages. */
+  readonly source: string;
+  readonly line: number;
+  /** The text after the fingerprint on its line, if any (who, why). */
+  readonly note?: string;
+}
+
 /** A pinned CA certificate: packages carrying a certificate chain must end at one of these. */
 export interface TrustedRoot {
   readonly certificate: CertificateInfo;
@@ -43,6 +54,33 @@ function notAfterOf(before: string, source: string): { notAfter?: Date } {
 }
 
 const TRUST_FILE = /\.(pem|pub|crt|cer)$/i;
+const DENY_FILE = /\.deny$/i;
+
+/**
+ * Reads a deny list: one SHA-256 fingerprint per line (64 hex digits, colons allowed, as
+ * `openssl x509 -fingerprint -sha256` prints them), optionally followed by a note; `#` starts
+ * a comment. Anything else is refused, so that a typo never leaves a signer trusted.
+ */
+export function parseDenyList(source: string, text: string): DeniedEntry[] {
+  const entries: DeniedEntry[] = [];
+  text.split(/\r?\n/).forEach((raw, index) => {
+    const line = raw.replace(/#.*$/, '').trim();
+    if (line === '') return;
+    const match = /^(?:sha256 Fingerprint=)?([0-9A-Fa-f:]+)(?:\s+(.*))?$/.exec(line);
+    const hex = match?.[1]?.replace(/:/g, '').toLowerCase() ?? '';
+    if (!match || !/^[0-9a-f]{64}$/.test(hex))
+      throw new TrustStoreError(
+        `${source} line ${index + 1}: ${JSON.stringify(line.slice(0, 80))} is not a SHA-256 fingerprint (64 hex digits, colons allowed).`,
+      );
+    entries.push({
+      fingerprint: hex,
+      source,
+      line: index + 1,
+      ...(match[2] ? { note: match[2] } : {}),
+    });
+  });
+  return entries;
+}
 
 /**
  * The keys and pinned root certificates a server or `hotocr verify` trusts. Never the
@@ -51,20 +89,28 @@ const TRUST_FILE = /\.(pem|pub|crt|cer)$/i;
 export class TrustStore {
   readonly keys: readonly TrustedKey[];
   readonly roots: readonly TrustedRoot[];
+  /** Certificates and keys refused wherever they appear, by SHA-256 fingerprint. */
+  readonly denied: ReadonlyMap<string, DeniedEntry>;
 
-  private constructor(keys: TrustedKey[], roots: TrustedRoot[]) {
+  private constructor(keys: TrustedKey[], roots: TrustedRoot[], denied: readonly DeniedEntry[]) {
     this.keys = keys;
     this.roots = roots;
+    this.denied = new Map(denied.map((d) => [d.fingerprint, d]));
   }
 
-  /** Reads one PEM file, or every `*.pem|*.pub|*.crt|*.cer` file of a folder (not recursive). */
+  /**
+   * Reads one PEM file, or every `*.pem|*.pub|*.crt|*.cer` file of a folder (not recursive)
+   * and its deny lists (`*.deny`).
+   */
   static async load(path: string): Promise<TrustStore> {
     let files: string[];
+    let denyFiles: string[] = [];
     try {
       const info = await stat(path);
       if (info.isDirectory()) {
-        const names = (await readdir(path)).filter((n) => TRUST_FILE.test(n)).sort();
-        files = names.map((n) => join(path, n));
+        const names = (await readdir(path)).sort();
+        files = names.filter((n) => TRUST_FILE.test(n)).map((n) => join(path, n));
+        denyFiles = names.filter((n) => DENY_FILE.test(n)).map((n) => join(path, n));
         if (files.length === 0) {
           throw new TrustStoreError(`The trust folder ${path} holds no .pem, .pub, .crt or .cer file.`);
         }
@@ -77,14 +123,29 @@ export class TrustStore {
         cause,
       });
     }
-    const texts = await Promise.all(
-      files.map(async (file) => ({ source: basename(file), text: await readFile(file, 'utf8') })),
+    const read = (list: string[]) =>
+      Promise.all(list.map(async (file) => ({ source: basename(file), text: await readFile(file, 'utf8') })));
+    const [texts, denyTexts] = await Promise.all([read(files), read(denyFiles)]);
+    return TrustStore.fromPem(
+      texts,
+      denyTexts.flatMap(({ source, text }) => parseDenyList(source, text)),
     );
-    return TrustStore.fromPem(texts);
   }
 
-  /** Builds a store from PEM texts; `source` names each in error messages. */
-  static fromPem(files: readonly { source: string; text: string }[]): TrustStore {
+  /** The deny-list entry naming any of these fingerprints, if one does. */
+  deniedAny(...fingerprints: string[]): DeniedEntry | undefined {
+    for (const f of fingerprints) {
+      const entry = this.denied.get(f);
+      if (entry) return entry;
+    }
+    return undefined;
+  }
+
+  /** Builds a store from PEM texts (`source` names each in error messages) and deny-list entries. */
+  static fromPem(
+    files: readonly { source: string; text: string }[],
+    denied: readonly DeniedEntry[] = [],
+  ): TrustStore {
     const keys: TrustedKey[] = [];
     const roots: TrustedRoot[] = [];
     for (const { source, text } of files) {
@@ -108,8 +169,13 @@ export class TrustStore {
         }
       }
     }
-    return new TrustStore(keys, roots);
+    return new TrustStore(keys, roots, denied);
   }
+}
+
+/** Names a deny-list entry in a sentence. */
+export function describeDenied(entry: DeniedEntry): string {
+  return `${entry.source} line ${entry.line}${entry.note ? ` (${entry.note})` : ''}`;
 }
 
 function trustedKey(pem: string, source: string): TrustedKey {
@@ -145,5 +211,9 @@ function trustedRoot(der: Buffer, source: string): TrustedRoot {
       `${source}: ${certificate.subject} may not sign certificates (keyUsage lacks keyCertSign).`,
     );
   }
+  if (certificate.weakness)
+    throw new TrustStoreError(
+      `${source}: the root ${certificate.subject} cannot be pinned: ${certificate.weakness}.`,
+    );
   return { certificate, source };
 }

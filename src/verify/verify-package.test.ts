@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { deflateRawSync } from 'node:zlib';
@@ -13,9 +13,9 @@ import {
   type TestCert,
 } from '../../test/helpers/openssl.js';
 import { manifest, packWith, sh, sourceDir, standardPackage } from '../../test/helpers/packages.js';
-import { makeOverlappingZip, makeZip, type RawEntry } from '../../test/helpers/raw-zip.js';
+import { makeOverlappingZip, makeZip, type RawEntry, unicodePathField } from '../../test/helpers/raw-zip.js';
 import { isolatedTmp, tempDir } from '../../test/helpers/tmp.js';
-import { PackageRejectedError, type RejectionCode } from '../errors.js';
+import { HotocrError, PackageRejectedError, type RejectionCode, TrustStoreError } from '../errors.js';
 import { keygen } from '../pack/index.js';
 import { TrustStore } from './trust-store.js';
 import { type VerifyOptions, verifyPackage } from './verify-package.js';
@@ -138,6 +138,24 @@ describe('packages that verify', () => {
     });
   }
 
+  for (const [curve, digest] of [
+    ['ec-p384', 'sha384'],
+    ['ec-p521', 'sha512'],
+  ] as const) {
+    test(`accepts an ECDSA ${curve} package signed with ${digest}, as other tools sign it`, async () => {
+      const ec = await opensslKey(work, `deploy-${curve}-${digest}`, curve);
+      const path = await standardPackage(src, ec.key, out(), { sigopts: [], digest });
+      const pkg = await verifyPackage(path, { trust: await TrustStore.load(ec.pub) });
+      assert.equal(pkg.signer.algorithm, `ecdsa-${curve.slice(3)}-${digest}`);
+    });
+  }
+
+  test('refuses a P-384 package signed with SHA-512, a pairing no tool makes by default', async () => {
+    const ec = await opensslKey(work, 'deploy-p384-512', 'ec-p384');
+    const path = await standardPackage(src, ec.key, out(), { sigopts: [], digest: 'sha512' });
+    await rejects(path, 'SIGNATURE_INVALID', { trust: await TrustStore.load(ec.pub) });
+  });
+
   test('accepts an Ed25519 package signed with openssl pkeyutl', async () => {
     const ed = await opensslKey(work, 'deploy-ed', 'ed25519');
     const path = await standardPackage(src, ed.key, out(), { rawin: true });
@@ -157,6 +175,25 @@ describe('packages that verify', () => {
     assert.equal(pkg.signer.kind === 'key' && pkg.signer.source, 'z-deploy.pub');
   });
 });
+
+/** A package made with sha256sum, openssl and zip, whatever signer.pem holds: `hotocr pack` would refuse some. */
+async function chainZip(
+  signerKey: string,
+  certs: string[],
+  sigopts = '-sigopt rsa_padding_mode:pss',
+): Promise<string> {
+  const path = out();
+  const pems = certs.map((c) => `'${c}'`).join(' ');
+  await sh(
+    src,
+    `sha256sum config.json det.onnx rec.onnx cls.onnx keys.txt > checksum.sha256
+    openssl dgst -sha256 ${sigopts} -sign '${signerKey}' -out signature.sig checksum.sha256
+    cat ${pems} > signer.pem
+    zip -q -Z store '${path}' config.json det.onnx rec.onnx cls.onnx keys.txt checksum.sha256 signature.sig signer.pem
+    rm checksum.sha256 signature.sig signer.pem`,
+  );
+  return path;
+}
 
 describe('certificate chains', () => {
   let root: TestCert;
@@ -178,10 +215,8 @@ describe('certificate chains', () => {
     rootTrust = await TrustStore.load(root.cert);
   });
 
-  async function chainPackage(signer: TestCert, chain: string[]): Promise<string> {
-    const pem = Buffer.concat(await Promise.all(chain.map((c) => readFile(c))));
-    return packWith(src, signer.key, out(), pem);
-  }
+  // Made with standard tools: `hotocr pack` refuses most of these chains itself.
+  const chainPackage = (signer: TestCert, chain: string[]) => chainZip(signer.key, chain);
 
   test('accepts a root → intermediate → leaf chain made with openssl', async () => {
     const pkg = await verifyPackage(await chainPackage(leaf, [leaf.cert, intermediate.cert]), {
@@ -283,6 +318,266 @@ describe('certificate chains', () => {
       rm checksum.sha256 signature.sig signer.pem`,
     );
     await rejects(path, 'SIGNATURE_INVALID', { trust: rootTrust });
+  });
+});
+
+describe('certificate chains an adversary makes', () => {
+  let root: TestCert;
+  let intermediate: TestCert;
+  let leaf: TestCert;
+  let rootTrust: TrustStore;
+  const dir = () => join(work, 'adversary');
+
+  before(async () => {
+    await sh(work, 'mkdir -p adversary');
+    root = await opensslRoot(dir(), 'adv-root');
+    intermediate = await opensslIssue(dir(), 'adv-int', root, { ext: CA_EXT, days: 1000 });
+    leaf = await opensslIssue(dir(), 'adv-leaf', intermediate, { ext: LEAF_EXT, days: 30 });
+    rootTrust = await TrustStore.load(root.cert);
+  });
+
+  test('refuses a certificate loop (A issued by B, B issued by A) without searching for a path', async () => {
+    // Two CAs that issued each other: every path search that does not remember where it has been runs forever.
+    const a0 = await opensslRoot(dir(), 'loop-a0', { cn: 'loop-A' });
+    const b0 = await opensslRoot(dir(), 'loop-b0', { cn: 'loop-B' });
+    const a = await opensslIssue(dir(), 'loop-a', b0, { ext: CA_EXT, key: a0.key, cn: 'loop-A' });
+    const b = await opensslIssue(dir(), 'loop-b', a0, { ext: CA_EXT, key: b0.key, cn: 'loop-B' });
+    const signer = await opensslIssue(dir(), 'loop-leaf', a, { ext: LEAF_EXT });
+    for (const chain of [
+      [signer.cert, a.cert, b.cert],
+      [signer.cert, a.cert, b.cert, a.cert],
+      [signer.cert, a.cert, b.cert, a.cert, b.cert],
+    ]) {
+      const err = await rejects(await chainZip(signer.key, chain), 'CERT_CHAIN_INVALID', {
+        trust: rootTrust,
+      });
+      assert.match(err.message, /signer\.pem/);
+    }
+  });
+
+  test('refuses more than five certificates before checking any of them', async () => {
+    const pems = [leaf.cert, intermediate.cert, ...Array.from({ length: 6 }, () => intermediate.cert)];
+    const err = await rejects(await chainZip(leaf.key, pems), 'CERT_CHAIN_INVALID', { trust: rootTrust });
+    assert.match(err.message, /at most 5/);
+  });
+
+  test('refuses the same certificate twice', async () => {
+    const err = await rejects(
+      await chainZip(leaf.key, [leaf.cert, intermediate.cert, intermediate.cert]),
+      'CERT_CHAIN_INVALID',
+      { trust: rootTrust },
+    );
+    assert.match(err.message, /same key/);
+  });
+
+  test('refuses a chain out of order (the intermediate first)', async () => {
+    await rejects(await chainZip(leaf.key, [intermediate.cert, leaf.cert]), 'CERT_CHAIN_INVALID', {
+      trust: rootTrust,
+    });
+  });
+
+  test('refuses a certificate whose issuer name lies: the next one did not sign it', async () => {
+    // Same subject name as the real intermediate, another key.
+    const impostor = await opensslIssue(dir(), 'impostor', root, { ext: CA_EXT, cn: 'adv-int' });
+    const err = await rejects(await chainZip(leaf.key, [leaf.cert, impostor.cert]), 'CERT_CHAIN_INVALID', {
+      trust: rootTrust,
+    });
+    assert.match(err.message, /not signed by the key of the next/);
+  });
+
+  test("accepts a signer certificate that carries its issuer's subject name", async () => {
+    const same = await opensslIssue(dir(), 'same-name-leaf', intermediate, { ext: LEAF_EXT, cn: 'adv-int' });
+    const pkg = await verifyPackage(await chainZip(same.key, [same.cert, intermediate.cert]), {
+      trust: rootTrust,
+    });
+    assert.equal(pkg.signer.kind === 'certificate' && pkg.signer.subject, 'CN=adv-int');
+  });
+
+  test('accepts a chain that ends with the pinned root itself', async () => {
+    const pkg = await verifyPackage(await chainZip(leaf.key, [leaf.cert, intermediate.cert, root.cert]), {
+      trust: rootTrust,
+    });
+    assert.equal(pkg.signer.kind === 'certificate' && pkg.signer.root, 'CN=adv-root');
+  });
+
+  test('refuses a SHA-1 signed, RSA-1024 intermediate under a pinned RSA-2048 root', async () => {
+    const weak = await opensslIssue(dir(), 'weak-int', root, {
+      ext: CA_EXT,
+      keyType: 'rsa-1024',
+      md: 'sha1',
+    });
+    const below = await opensslIssue(dir(), 'below-weak', weak, { ext: LEAF_EXT, md: 'sha256' });
+    const err = await rejects(await chainZip(below.key, [below.cert, weak.cert]), 'CERT_CHAIN_INVALID', {
+      trust: rootTrust,
+    });
+    assert.match(err.message, /certificate 2 of signer\.pem \(CN=weak-int\)/i);
+    assert.match(err.message, /sha1WithRSAEncryption|1024 bits/);
+  });
+
+  test('refuses an RSA-1024 intermediate signed with SHA-256', async () => {
+    const weak = await opensslIssue(dir(), 'small-int', root, { ext: CA_EXT, keyType: 'rsa-1024' });
+    const below = await opensslIssue(dir(), 'below-small', weak, { ext: LEAF_EXT });
+    const err = await rejects(await chainZip(below.key, [below.cert, weak.cert]), 'CERT_CHAIN_INVALID', {
+      trust: rootTrust,
+    });
+    assert.match(err.message, /1024 bits/);
+  });
+
+  test('refuses a SHA-1 signed leaf', async () => {
+    const sha1 = await opensslIssue(dir(), 'sha1-leaf', intermediate, { ext: LEAF_EXT, md: 'sha1' });
+    const err = await rejects(
+      await chainZip(sha1.key, [sha1.cert, intermediate.cert]),
+      'CERT_CHAIN_INVALID',
+      {
+        trust: rootTrust,
+      },
+    );
+    assert.match(err.message, /certificate 1 of signer\.pem.*sha1WithRSAEncryption/i);
+  });
+
+  test('refuses a leaf on a curve outside P-256, P-384 and P-521', async () => {
+    const k1 = await opensslIssue(dir(), 'k1-leaf', intermediate, { ext: LEAF_EXT, keyType: 'ec-secp256k1' });
+    const err = await rejects(
+      await chainZip(k1.key, [k1.cert, intermediate.cert], ''),
+      'CERT_CHAIN_INVALID',
+      {
+        trust: rootTrust,
+      },
+    );
+    assert.match(err.message, /secp256k1/);
+  });
+
+  test('accepts a P-521 leaf under an RSA-PSS SHA-384 intermediate', async () => {
+    const pss = await opensslIssue(dir(), 'pss-int', root, { ext: CA_EXT, md: 'sha384' });
+    await sh(
+      dir(),
+      `openssl x509 -req -in pss-int.csr -CA adv-root.crt -CAkey adv-root.key -CAcreateserial -days 100 -sha384 -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:digest -extfile pss-int.ext -extensions v3 -out pss-int.crt 2>/dev/null`,
+    );
+    const p521 = await opensslIssue(dir(), 'p521-leaf', pss, {
+      ext: LEAF_EXT,
+      keyType: 'ec-p521',
+      md: 'sha512',
+    });
+    const path = out();
+    await sh(
+      src,
+      `sha256sum config.json det.onnx rec.onnx cls.onnx keys.txt > checksum.sha256
+      openssl dgst -sha512 -sign '${p521.key}' -out signature.sig checksum.sha256
+      cat '${p521.cert}' '${pss.cert}' > signer.pem
+      zip -q -Z store '${path}' config.json det.onnx rec.onnx cls.onnx keys.txt checksum.sha256 signature.sig signer.pem
+      rm checksum.sha256 signature.sig signer.pem`,
+    );
+    const pkg = await verifyPackage(path, { trust: rootTrust });
+    assert.equal(pkg.signer.algorithm, 'ecdsa-p521-sha512');
+  });
+
+  test('refuses to pin a root with an RSA-1024 key, naming the file', async () => {
+    const weakRoot = await opensslRoot(dir(), 'weak-root', { keyType: 'rsa-1024' });
+    await assert.rejects(TrustStore.load(weakRoot.cert), (e: unknown) => {
+      assert.ok(e instanceof TrustStoreError);
+      assert.equal(e.code, 'TRUST_STORE_INVALID');
+      assert.match(e.message, /weak-root\.crt.*1024 bits/);
+      return true;
+    });
+  });
+
+  test('refuses to pin a root self-signed with SHA-1, naming the file', async () => {
+    const sha1Root = await opensslRoot(dir(), 'sha1-root', { md: 'sha1' });
+    await assert.rejects(TrustStore.load(sha1Root.cert), /sha1-root\.crt.*sha1WithRSAEncryption/);
+  });
+
+  test('refuses a chain through an intermediate on the deny list, naming the entry', async () => {
+    const folder = join(dir(), 'deny-trust');
+    const fingerprint = (
+      await sh(dir(), `openssl x509 -in '${intermediate.cert}' -noout -fingerprint -sha256`)
+    ).trim();
+    await sh(
+      dir(),
+      `mkdir -p '${folder}' && cp '${root.cert}' '${folder}/root.crt'
+      printf '# compromised 2026-11\n%s  int-ca incident 42\n' '${fingerprint}' > '${folder}/revoked.deny'`,
+    );
+    const err = await rejects(
+      await chainZip(leaf.key, [leaf.cert, intermediate.cert]),
+      'CERT_CHAIN_INVALID',
+      { trust: await TrustStore.load(folder) },
+    );
+    assert.match(err.message, /deny list \(revoked\.deny line 2 \(int-ca incident 42\)\)/);
+  });
+
+  test('refuses a signer key on the deny list, by the SHA-256 of its public key', async () => {
+    const folder = join(dir(), 'deny-key');
+    await sh(
+      dir(),
+      `mkdir -p '${folder}' && cp '${rsa.pub}' '${folder}/deploy.pub'
+      openssl pkey -pubin -in '${rsa.pub}' -outform DER | sha256sum | cut -d' ' -f1 > '${folder}/keys.deny'`,
+    );
+    const err = await rejects(await standardPackage(src, rsa.key, out()), 'KEY_UNTRUSTED', {
+      trust: await TrustStore.load(folder),
+    });
+    assert.match(err.message, /deploy\.pub.*deny list \(keys\.deny line 1\)/);
+  });
+
+  test('refuses a deny list holding anything but fingerprints', async () => {
+    const folder = join(dir(), 'deny-typo');
+    await sh(
+      dir(),
+      `mkdir -p '${folder}' && cp '${rsa.pub}' '${folder}/deploy.pub' && echo 'abc123' > '${folder}/x.deny'`,
+    );
+    await assert.rejects(TrustStore.load(folder), /x\.deny line 1/);
+  });
+
+  test('refuses with VERIFY_TIMEOUT when the trust stage outlasts its budget', async () => {
+    let t = 0;
+    const err = await rejects(await chainZip(leaf.key, [leaf.cert, intermediate.cert]), 'VERIFY_TIMEOUT', {
+      trust: rootTrust,
+      // Each look at the clock finds a second gone.
+      clock: () => (t += 1000),
+      trustBudgetMs: 2000,
+    });
+    assert.match(err.message, /2000 ms/);
+  });
+
+  test('hotocr pack refuses, before writing anything, a chain verify would refuse', async () => {
+    const tls = await opensslIssue(dir(), 'pack-tls-leaf', intermediate, {
+      ext: [
+        'basicConstraints=critical,CA:FALSE',
+        'keyUsage=critical,digitalSignature',
+        'extendedKeyUsage=serverAuth',
+      ],
+    });
+    const weak = await opensslIssue(dir(), 'pack-weak-int', root, { ext: CA_EXT, keyType: 'rsa-1024' });
+    const belowWeak = await opensslIssue(dir(), 'pack-below-weak', weak, { ext: LEAF_EXT });
+    for (const [signer, chain, why] of [
+      [tls, [tls.cert, intermediate.cert], /codeSigning/],
+      [belowWeak, [belowWeak.cert, weak.cert], /1024 bits/],
+      [leaf, [intermediate.cert, leaf.cert], /issuer|signed/],
+      [leaf, [leaf.cert, root.cert, intermediate.cert], /issuer|signed/],
+    ] as const) {
+      const target = join(dir(), 'never-written.zip');
+      const pem = Buffer.concat(await Promise.all(chain.map((c) => readFile(c))));
+      await assert.rejects(packWith(src, signer.key, target, pem), (e: unknown) => {
+        assert.ok(e instanceof HotocrError);
+        assert.equal(e.code, 'CERT_INVALID');
+        assert.match(e.message, why);
+        return true;
+      });
+      assert.deepEqual(
+        (await readdir(dir())).filter((f) => f.includes('never-written')),
+        [],
+        'nothing is written',
+      );
+    }
+  });
+
+  test('stops when its signal fires, with the reason given, leaving nothing behind', async () => {
+    const controller = new AbortController();
+    const reason = new Error('stopping');
+    controller.abort(reason);
+    await assert.rejects(
+      verifyPackage(await packWith(src, rsa.key, out()), { trust, signal: controller.signal }),
+      (e) => e === reason,
+    );
+    assert.deepEqual(tmp.leftovers(), []);
   });
 });
 
@@ -485,6 +780,52 @@ describe('legacy seed-style packages', () => {
     const pkg = await verifyPackage(legacy, { trust, allowLegacySignatures: true });
     assert.deepEqual(pkg.legacy?.unprotected, ['config.json', 'keys.txt']);
     assert.equal(pkg.manifest.task, 'rec');
+    assert.equal(pkg.signer.algorithm, 'rsa-pss-sha256');
+  });
+
+  test('keeps, under the opt-in, the very bytes of model.onnx that verified', async () => {
+    const pkg = await verifyPackage(legacy, { trust, allowLegacySignatures: true, keepBytes: true });
+    assert.ok(pkg.files.get('model.onnx')?.equals(await readFile(join(work, 'legacy', 'model.onnx'))));
+    assert.ok(pkg.files.has('config.json'));
+  });
+
+  test('refuses the shape alone without the opt-in: model.onnx is never inflated', async () => {
+    // A corrupt deflate stream: reading model.onnx would fail with ARCHIVE_INVALID.
+    const model = randomBytes(64 * 1024);
+    const listed = `${createHash('sha256').update(model).digest('hex')}  model.onnx\n`;
+    const zip = makeZip([
+      { name: 'model.onnx', data: model, method: 8 },
+      { name: 'config.json', data: Buffer.from('{}') },
+      { name: 'checksum.sha256', data: Buffer.from(listed) },
+      { name: 'signature.sig', data: randomBytes(256) },
+    ]);
+    const at = zip.indexOf(Buffer.from('model.onnx')) + 'model.onnx'.length;
+    zip.fill(0xff, at + 10, at + 2000);
+    const path = out();
+    await writeFile(path, zip);
+    const err = await rejects(path, 'LEGACY_SIGNATURE_REFUSED');
+    assert.match(err.message, /lists model\.onnx alone/);
+  });
+
+  test('refuses, under the opt-in, a seed-style signature no trusted key made', async () => {
+    const other = await opensslKey(work, 'legacy-other', 'rsa');
+    const path = out();
+    await sh(
+      join(work, 'legacy'),
+      `openssl dgst -sha256 -sigopt rsa_padding_mode:pss -sign '${other.key}' -out other.sig model.onnx
+      cp other.sig signature.sig
+      zip -q -Z store '${path}' model.onnx config.json keys.txt checksum.sha256 signature.sig
+      rm other.sig signature.sig`,
+    );
+    await rejects(path, 'KEY_UNTRUSTED', { allowLegacySignatures: true });
+  });
+
+  test("refuses, under the opt-in, a key past its trust store's Not-After", async () => {
+    const expired = TrustStore.fromPem([
+      { source: 'deploy.pub', text: `Not-After: 2020-01-01T00:00:00Z\n${await readFile(rsa.pub, 'utf8')}` },
+    ]);
+    const err = await rejects(legacy, 'KEY_UNTRUSTED', { trust: expired, allowLegacySignatures: true });
+    assert.match(err.message, /2020-01-01/);
   });
 });
 
@@ -508,6 +849,40 @@ describe('hostile archives', () => {
       assert.match(err.message, why);
     });
   }
+
+  test('refuses a name starting with a UTF-8 byte-order mark, which a decoder would strip', async () => {
+    const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('config.json')]);
+    const err = await rejects(
+      await zipFile([{ name: bom, data: Buffer.from('{}'), flags: 0x800 }]),
+      'PATH_UNSAFE',
+    );
+    assert.match(err.message, /outside \[A-Za-z0-9._-\]/);
+  });
+
+  test('refuses a Unicode Path field naming another file than the header (central directory)', async () => {
+    const err = await rejects(
+      await zipFile([{ ...file('config.json'), extra: unicodePathField('config.json', 'evil.json') }]),
+      'PATH_UNSAFE',
+    );
+    assert.match(err.message, /Unicode Path.*evil\.json/);
+  });
+
+  test('refuses a Unicode Path field naming another file than the header (local header)', async () => {
+    const err = await rejects(
+      await zipFile([{ ...file('config.json'), localExtra: unicodePathField('config.json', 'evil.json') }]),
+      'PATH_UNSAFE',
+    );
+    assert.match(err.message, /local header/);
+  });
+
+  test('takes a Unicode Path field that names the header name itself', async () => {
+    // Refused later, for what it lacks, not for its names.
+    const same = unicodePathField('config.json', 'config.json');
+    await rejects(
+      await zipFile([{ ...file('config.json'), extra: same, localExtra: same }]),
+      'CHECKSUM_MISSING',
+    );
+  });
 
   test('refuses a folder entry', async () => {
     await rejects(await zipFile([file('models/', '')]), 'PATH_UNSAFE');

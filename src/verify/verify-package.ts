@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createVerify, constants as cryptoConstants, type KeyObject, verify } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import semver from 'semver';
@@ -6,7 +6,6 @@ import { PackageRejectedError, type RejectionCode } from '../errors.js';
 import {
   type ArchiveLimits,
   CHECKSUM_FILE,
-  collect,
   DEFAULT_LIMITS,
   MANIFEST_FILE,
   type Manifest,
@@ -19,11 +18,10 @@ import {
   UNLISTED_ENTRIES,
 } from '../package/index.js';
 import { verifyChain } from './cert-chain.js';
-import { keyFingerprint } from './fingerprint.js';
 import { hashDescriptor, hashFile } from './hash-thread.js';
-import { algorithmOf, type SignatureAlgorithm } from './key-kind.js';
-import { explainRsaFailure, isDerEcdsaSignature, verifySignature } from './signature.js';
-import type { TrustedKey, TrustStore } from './trust-store.js';
+import { algorithmsOf, digestOf, type SignatureAlgorithm } from './key-kind.js';
+import { explainRsaFailure, isDerEcdsaSignature, verifyWithKey } from './signature.js';
+import { describeDenied, type TrustedKey, type TrustStore } from './trust-store.js';
 
 /** Who signed a package that verified. */
 export type SignerInfo =
@@ -73,7 +71,22 @@ export interface VerifyOptions {
    * cores to serving. Lowering needs no privilege; the thread takes its priority back after.
    */
   readonly nice?: number;
+  /**
+   * Time allowed for the trust stage (certificate chain and signature over the checksum list),
+   * in ms; past it the package is refused with VERIFY_TIMEOUT. Default {@link DEFAULT_TRUST_BUDGET_MS}.
+   */
+  readonly trustBudgetMs?: number;
+  /** A monotonic clock in ms (default `performance.now`), what the budget is measured with. */
+  readonly clock?: () => number;
+  /**
+   * Stops the verification: it ends at its next step, or within one read of the hashing
+   * thread, throwing the signal's reason, with the archive closed.
+   */
+  readonly signal?: AbortSignal;
 }
+
+/** The default time allowed for the trust stage: a linear chain of at most five certificates takes milliseconds. */
+export const DEFAULT_TRUST_BUDGET_MS = 2000;
 
 /** An entry as its signed checksum file lists it. */
 export interface VerifiedEntryRef {
@@ -110,19 +123,23 @@ async function hashStream(
   stream: Readable,
   name: string,
   keep: boolean,
+  signal: AbortSignal | undefined,
 ): Promise<{ sha256: string; bytes?: Buffer; size: number }> {
-  if (keep) {
-    const bytes = await collect(stream, name);
-    return { sha256: createHash('sha256').update(bytes).digest('hex'), bytes, size: bytes.length };
-  }
   const hash = createHash('sha256');
+  const kept: Buffer[] = [];
   let size = 0;
   try {
     for await (const chunk of stream) {
+      if (signal?.aborted) {
+        stream.destroy();
+        signal.throwIfAborted();
+      }
       hash.update(chunk as Buffer);
+      if (keep) kept.push(chunk as Buffer);
       size += (chunk as Buffer).length;
     }
   } catch (cause) {
+    if (signal?.aborted && cause === signal.reason) throw cause;
     throw new PackageRejectedError(
       'ARCHIVE_INVALID',
       `Entry ${JSON.stringify(name)} is corrupt (${(cause as Error).message}).`,
@@ -132,7 +149,7 @@ async function hashStream(
       },
     );
   }
-  return { sha256: hash.digest('hex'), size };
+  return { sha256: hash.digest('hex'), size, ...(keep ? { bytes: Buffer.concat(kept) } : {}) };
 }
 
 /** The SHA-256 of each entry by name, computed from the very bytes verified: a loader's `digests`. */
@@ -149,6 +166,7 @@ export function entryDigests(pkg: Pick<VerifiedPackage, 'entries'>): Map<string,
  */
 export async function verifyPackage(path: string, options: VerifyOptions): Promise<VerifiedPackage> {
   const limits = options.limits ?? DEFAULT_LIMITS;
+  options.signal?.throwIfAborted();
   let archive: PackageArchive;
   try {
     archive = await PackageArchive.open(path, limits);
@@ -161,7 +179,7 @@ export async function verifyPackage(path: string, options: VerifyOptions): Promi
         () => Number.POSITIVE_INFINITY,
       );
       const sha256 =
-        size <= limits.maxArchiveBytes
+        size <= limits.maxArchiveBytes && !options.signal?.aborted
           ? await hashFile(path, options.nice).catch(() => undefined)
           : undefined;
       Object.assign(error.details, { path, ...(sha256 ? { sha256 } : {}) });
@@ -177,7 +195,7 @@ export async function verifyPackage(path: string, options: VerifyOptions): Promi
     if (error instanceof PackageRejectedError) {
       // Refused before its bytes were read (a signature no trusted key made): the archive's
       // hash alone, for the report, through the same descriptor.
-      sha256 ??= await wholeHash(archive, options.nice).catch(() => undefined);
+      sha256 ??= await wholeHash(archive, options.nice, options.signal).catch(() => undefined);
       Object.assign(error.details, { path, ...(sha256 ? { sha256 } : {}) });
     }
     throw error;
@@ -203,17 +221,42 @@ async function hashInOnePass(
   archive: PackageArchive,
   keep: (name: string) => boolean,
   nice: number | undefined,
+  signal: AbortSignal | undefined,
 ): Promise<OnePass> {
   const ranges = archive.entries
     .filter((e) => !UNLISTED_ENTRIES.has(e.name) && archive.isStored(e.name))
     .map((e) => ({ name: e.name, ...archive.storedRange(e.name), keep: keep(e.name) }));
-  const pass = await hashDescriptor(archive.descriptor, archive.size, ranges, nice);
+  const pass = await hashDescriptor(archive.descriptor, archive.size, ranges, nice, signal);
   return { sha256: pass.sha256, stored: new Map(pass.ranges.map(({ name, ...r }) => [name, r])) };
 }
 
 /** SHA-256 of the whole archive, read on the hashing thread through its descriptor. */
-async function wholeHash(archive: PackageArchive, nice: number | undefined): Promise<string> {
-  return (await hashDescriptor(archive.descriptor, archive.size, [], nice)).sha256;
+async function wholeHash(
+  archive: PackageArchive,
+  nice: number | undefined,
+  signal?: AbortSignal,
+): Promise<string> {
+  return (await hashDescriptor(archive.descriptor, archive.size, [], nice, signal)).sha256;
+}
+
+/**
+ * The trust stage's clock: `check()` refuses the package with VERIFY_TIMEOUT once the budget is
+ * spent, and stops it when the signal fires. Called between certificates and between keys.
+ */
+function trustDeadline(options: VerifyOptions): () => void {
+  const clock = options.clock ?? (() => performance.now());
+  const budget = options.trustBudgetMs ?? DEFAULT_TRUST_BUDGET_MS;
+  const started = clock();
+  return () => {
+    options.signal?.throwIfAborted();
+    const spent = clock() - started;
+    if (spent > budget)
+      fail(
+        'VERIFY_TIMEOUT',
+        `Checking the package's certificate chain and signature took over ${budget} ms (--verify-timeout-ms); it was refused rather than left to hold up every package behind it.`,
+        { budgetMs: budget, spentMs: Math.round(spent) },
+      );
+  };
 }
 
 /**
@@ -246,12 +289,19 @@ async function verifyOpened(
     );
   }
   const signature = await archive.readSmall(SIGNATURE_FILE);
+  options.signal?.throwIfAborted();
 
-  const legacy = await detectLegacy(archive, listed, signature, options);
-  if (legacy) {
-    const sha256 = await wholeHash(archive, options.nice);
-    hashed(sha256);
-    return finishLegacy(archive, path, options, sha256, legacy, now);
+  if (isLegacyShape(listed)) {
+    try {
+      const legacy = await checkLegacy(archive, listed, signature, options, now);
+      const sha256 = await wholeHash(archive, options.nice, options.signal);
+      hashed(sha256);
+      return await finishLegacy(archive, path, options, sha256, legacy, now);
+    } catch (error) {
+      // Counted apart: how many seed-style packages still arrive, and how they end.
+      if (error instanceof PackageRejectedError) Object.assign(error.details, { legacy: true });
+      throw error;
+    }
   }
 
   for (const entry of archive.entries) {
@@ -282,8 +332,9 @@ async function verifyOpened(
     }
   }
 
-  // Step 3: signature over checksum.sha256.
-  const signer = await checkSignature(archive, checksumBytes, signature, options.trust, now);
+  // Step 3: signature over checksum.sha256, within the trust stage's time budget.
+  const signer = await checkSignature(archive, checksumBytes, signature, options, now);
+  options.signal?.throwIfAborted();
 
   const mismatch = (name: string, expected: string, actual: string): never =>
     fail(
@@ -311,11 +362,14 @@ async function verifyOpened(
     (choose !== undefined && early !== undefined && choose({ name, sha256: listed.get(name)! }, early));
 
   // Step 4: hash of every entry (and of the archive), in one pass over the file.
-  const pass = await hashInOnePass(archive, keep, options.nice);
+  const pass = await hashInOnePass(archive, keep, options.nice, options.signal);
   hashed(pass.sha256);
   const entries: VerifiedEntry[] = [];
   for (const [name, expected] of listed) {
-    const got = pass.stored.get(name) ?? (await hashStream(await archive.openStream(name), name, keep(name)));
+    options.signal?.throwIfAborted();
+    const got =
+      pass.stored.get(name) ??
+      (await hashStream(await archive.openStream(name), name, keep(name), options.signal));
     if (got.sha256 !== expected) mismatch(name, expected, got.sha256);
     if (got.bytes) files.set(name, got.bytes);
     entries.push({ name, size: got.size, sha256: got.sha256 });
@@ -331,22 +385,32 @@ async function checkSignature(
   archive: PackageArchive,
   signed: Buffer,
   signature: Buffer,
-  trust: TrustStore,
+  options: VerifyOptions,
   now: Date,
 ): Promise<SignerInfo> {
+  const trust = options.trust;
   if (signature.length === 0) fail('SIGNATURE_INVALID', `${SIGNATURE_FILE} is empty.`);
   if (archive.has(SIGNER_FILE) && trust.roots.length > 0) {
-    const chain = await verifyChain(await archive.readSmall(SIGNER_FILE), trust.roots, now);
+    const pem = await archive.readSmall(SIGNER_FILE);
+    // Started once signer.pem is read: the budget is for checking, not for reading the archive.
+    const checkpoint = trustDeadline(options);
+    const chain = verifyChain(pem, trust.roots, {
+      now,
+      denied: (...fingerprints) => trust.deniedAny(...fingerprints),
+      checkpoint,
+    });
     checkStillTrusted(chain.root, `root ${chain.root.source}`, now);
     const key = chain.leaf.node.publicKey;
-    const algorithm = algorithmOf(key);
-    if (typeof algorithm !== 'string') {
+    const schemes = algorithmsOf(key);
+    if (!Array.isArray(schemes)) {
       fail(
         'KEY_UNTRUSTED',
-        `The signer certificate ${chain.leaf.subject} holds an unsupported key: ${algorithm.unsupported}.`,
+        `The signer certificate ${chain.leaf.subject} holds an unsupported key: ${(schemes as { unsupported: string }).unsupported}.`,
       );
     }
-    if (!verifySignature(key, algorithm, signed, signature)) {
+    const algorithm = verifyWithKey(key, signed, signature);
+    checkpoint();
+    if (!algorithm) {
       fail(
         'SIGNATURE_INVALID',
         `${SIGNATURE_FILE} does not verify over ${CHECKSUM_FILE} with the key of ${chain.leaf.subject}: the package was changed after signing, or signed with another key.`,
@@ -364,12 +428,13 @@ async function checkSignature(
       notAfter: chain.leaf.notAfter.toISOString(),
     };
   }
-  const key = findSigningKey(trust.keys, signed, signature);
-  if (key) {
-    checkStillTrusted(key, `key ${key.source}`, now);
+  const found = findSigningKey(trust.keys, signed, signature, trustDeadline(options));
+  if (found) {
+    const { key, algorithm } = found;
+    checkKeyAllowed(trust, key, now);
     return {
       kind: 'key',
-      algorithm: key.algorithm,
+      algorithm,
       fingerprint: key.fingerprint,
       source: key.source,
       ...(key.notAfter ? { notAfter: key.notAfter.toISOString() } : {}),
@@ -396,12 +461,31 @@ function checkStillTrusted(entry: { notAfter?: Date }, what: string, now: Date):
     );
 }
 
+/** A trusted key that made a signature may still be rotated out (`Not-After`) or denied. */
+function checkKeyAllowed(trust: TrustStore, key: TrustedKey, now: Date): void {
+  const denied = trust.deniedAny(key.fingerprint);
+  if (denied)
+    fail(
+      'KEY_UNTRUSTED',
+      `The package is signed by trusted key ${key.source}, which is on the deny list (${describeDenied(denied)}).`,
+      { key: key.fingerprint, deniedBy: `${denied.source}:${denied.line}` },
+    );
+  checkStillTrusted(key, `key ${key.source}`, now);
+}
+
 function findSigningKey(
   keys: readonly TrustedKey[],
   data: Buffer,
   signature: Buffer,
-): TrustedKey | undefined {
-  return keys.find((k) => verifySignature(k.key, k.algorithm, data, signature));
+  checkpoint: () => void,
+): { key: TrustedKey; algorithm: SignatureAlgorithm } | undefined {
+  for (const key of keys) {
+    checkpoint();
+    const algorithm = verifyWithKey(key.key, data, signature);
+    if (algorithm) return { key, algorithm };
+  }
+  checkpoint();
+  return undefined;
 }
 
 /** Words the refusal of a signature no trusted key accepts as precisely as the bytes allow. */
@@ -501,36 +585,181 @@ function checkManifest(
 
 const LEGACY_MODEL = 'model.onnx';
 
+/**
+ * A seed-style package: its checksum list names `model.onnx` alone, and its signature is over
+ * `model.onnx` itself. No package of the current format has that shape (it must list
+ * config.json), so the shape alone decides, before any byte of the model is read.
+ */
+function isLegacyShape(listed: ReadonlyMap<string, string>): boolean {
+  return listed.size === 1 && listed.has(LEGACY_MODEL);
+}
+
 interface LegacyMatch {
   readonly key: TrustedKey;
-  readonly model: Buffer;
-  readonly listedHash: string;
+  readonly algorithm: SignatureAlgorithm;
+  readonly size: number;
+  readonly sha256: string;
+}
+
+function legacyFail(code: RejectionCode, message: string, details: Record<string, unknown> = {}): never {
+  fail(code, message, { ...details, legacy: true });
+}
+
+/** Whether `signature` has the length or encoding a signature of this scheme and key has. */
+function couldBe(key: TrustedKey, algorithm: SignatureAlgorithm, signature: Buffer): boolean {
+  if (algorithm === 'ed25519') return signature.length === 64;
+  if (algorithm === 'rsa-pss-sha256')
+    return signature.length === Math.ceil((key.key.asymmetricKeyDetails?.modulusLength ?? 0) / 8);
+  return isDerEcdsaSignature(signature);
+}
+
+/** A verifier fed the model's bytes as they stream, for one trusted key and one scheme. */
+interface StreamingCheck {
+  readonly key: TrustedKey;
+  readonly algorithm: SignatureAlgorithm;
+  update(chunk: Buffer): void;
+  verify(whole: () => Buffer): boolean;
+}
+
+function streamingCheck(key: TrustedKey, algorithm: SignatureAlgorithm, signature: Buffer): StreamingCheck {
+  if (algorithm === 'ed25519') {
+    // Ed25519 signs the message itself, not a digest: its check needs the whole model.
+    return {
+      key,
+      algorithm,
+      update() {},
+      verify: (whole) => {
+        try {
+          return verify(null, whole(), key.key, signature);
+        } catch {
+          return false;
+        }
+      },
+    };
+  }
+  const verifier = createVerify(digestOf(algorithm)!);
+  const options: { key: KeyObject; padding?: number; saltLength?: number; dsaEncoding?: 'der' } =
+    algorithm === 'rsa-pss-sha256'
+      ? {
+          key: key.key,
+          padding: cryptoConstants.RSA_PKCS1_PSS_PADDING,
+          saltLength: cryptoConstants.RSA_PSS_SALTLEN_AUTO,
+        }
+      : { key: key.key, dsaEncoding: 'der' };
+  return {
+    key,
+    algorithm,
+    update: (chunk) => verifier.update(chunk),
+    verify: () => {
+      try {
+        return verifier.verify(options, signature);
+      } catch {
+        return false;
+      }
+    },
+  };
 }
 
 /**
- * A seed-style package lists `model.onnx` alone and its signature verifies over `model.onnx`
- * itself. Recognised before the coverage check so that it is refused with its own code.
+ * Refuses a seed-style package unless the operator opted in; with the opt-in, streams
+ * `model.onnx` once through a verifier per trusted key and its SHA-256 (holding it only when
+ * an Ed25519 key is trusted, whose check needs the whole message), under the archive limits.
+ * A key's `Not-After` and the deny list apply as to any signature.
  */
-async function detectLegacy(
+async function checkLegacy(
   archive: PackageArchive,
-  listed: Map<string, string>,
+  listed: ReadonlyMap<string, string>,
   signature: Buffer,
   options: VerifyOptions,
-): Promise<LegacyMatch | undefined> {
-  if (listed.size !== 1 || !listed.has(LEGACY_MODEL) || !archive.has(LEGACY_MODEL) || signature.length === 0)
-    return undefined;
-  const model = await collect(await archive.openStream(LEGACY_MODEL), LEGACY_MODEL);
-  const key = findSigningKey(options.trust.keys, model, signature);
-  if (!key) return undefined;
+  now: Date,
+): Promise<LegacyMatch> {
   if (!options.allowLegacySignatures) {
-    fail(
+    legacyFail(
       'LEGACY_SIGNATURE_REFUSED',
-      `The signature covers ${LEGACY_MODEL} alone (seed-style), leaving config.json and every other file unprotected; re-sign checksum.sha256 listing every file, or start with --allow-legacy-signatures.`,
+      `${CHECKSUM_FILE} lists ${LEGACY_MODEL} alone: a seed-style package, whose signature covers ${LEGACY_MODEL} and leaves config.json and every other file unprotected. Re-sign ${CHECKSUM_FILE} listing every file (hotocr pack), or start with --allow-legacy-signatures.`,
     );
   }
-  return { key, model, listedHash: listed.get(LEGACY_MODEL)! };
+  if (!archive.has(LEGACY_MODEL))
+    legacyFail(
+      'CHECKSUM_MISSING_ENTRY',
+      `${CHECKSUM_FILE} lists ${LEGACY_MODEL}, which is not in the package.`,
+      {
+        entry: LEGACY_MODEL,
+      },
+    );
+  if (signature.length === 0) legacyFail('SIGNATURE_INVALID', `${SIGNATURE_FILE} is empty.`);
+  const keys = options.trust.keys;
+  if (keys.length === 0)
+    legacyFail('KEY_UNTRUSTED', 'The trust store holds no public key to check a seed-style signature with.');
+  // Only schemes whose signatures have this one's shape: an Ed25519 check holds the whole
+  // model, so it runs only for a 64-byte signature.
+  const checks = keys.flatMap((key) => {
+    const schemes = algorithmsOf(key.key);
+    return Array.isArray(schemes)
+      ? (schemes as readonly SignatureAlgorithm[])
+          .filter((a) => couldBe(key, a, signature))
+          .map((a) => streamingCheck(key, a, signature))
+      : [];
+  });
+  const holdWhole = checks.some((c) => c.algorithm === 'ed25519');
+  const hash = createHash('sha256');
+  const held: Buffer[] = [];
+  let size = 0;
+  // A stored model (as seed-style packages are made) is read into one reused buffer, so that
+  // memory stays flat; a deflated one streams through the inflater.
+  const stored = archive.isStored(LEGACY_MODEL);
+  const stream = stored ? undefined : await archive.openStream(LEGACY_MODEL);
+  try {
+    for await (const chunk of stream ?? archive.readStored(LEGACY_MODEL)) {
+      if (options.signal?.aborted) {
+        stream?.destroy();
+        options.signal.throwIfAborted();
+      }
+      const bytes = chunk as Buffer;
+      hash.update(bytes);
+      for (const c of checks) c.update(bytes);
+      if (holdWhole) held.push(stored ? Buffer.from(bytes) : bytes);
+      size += bytes.length;
+    }
+  } catch (cause) {
+    if (options.signal?.aborted && cause === options.signal.reason) throw cause;
+    if (cause instanceof PackageRejectedError) throw cause;
+    legacyFail('ARCHIVE_INVALID', `Entry "${LEGACY_MODEL}" is corrupt (${(cause as Error).message}).`, {
+      entry: LEGACY_MODEL,
+    });
+  }
+  const sha256 = hash.digest('hex');
+  let whole: Buffer | undefined;
+  const match = checks.find((c) => c.verify(() => (whole ??= Buffer.concat(held))));
+  held.length = 0;
+  if (!match)
+    legacyFail(
+      'KEY_UNTRUSTED',
+      `${SIGNATURE_FILE} of this seed-style package does not verify over ${LEGACY_MODEL} with any of the ${keys.length} trusted key(s).`,
+      { trusted: keys.map((k) => k.fingerprint) },
+    );
+  if (sha256 !== listed.get(LEGACY_MODEL))
+    legacyFail(
+      'CHECKSUM_MISMATCH',
+      `Entry "${LEGACY_MODEL}" does not match its SHA-256 in ${CHECKSUM_FILE}.`,
+      {
+        entry: LEGACY_MODEL,
+      },
+    );
+  try {
+    checkKeyAllowed(options.trust, match.key, now);
+  } catch (error) {
+    if (error instanceof PackageRejectedError) Object.assign(error.details, { legacy: true });
+    throw error;
+  }
+  return { key: match.key, algorithm: match.algorithm, size, sha256 };
 }
 
+/**
+ * Finishes a seed-style package whose signature verified: reads what it leaves unprotected
+ * and, when the bytes are to be kept, reads `model.onnx` once more and keeps it only if it is
+ * still the very bytes that verified.
+ */
 async function finishLegacy(
   archive: PackageArchive,
   path: string,
@@ -539,27 +768,32 @@ async function finishLegacy(
   legacy: LegacyMatch,
   now: Date,
 ): Promise<VerifiedPackage> {
-  const sha256 = createHash('sha256').update(legacy.model).digest('hex');
-  if (sha256 !== legacy.listedHash) {
-    fail('CHECKSUM_MISMATCH', `Entry "${LEGACY_MODEL}" does not match its SHA-256 in ${CHECKSUM_FILE}.`, {
-      entry: LEGACY_MODEL,
-    });
+  const files = new Map<string, Buffer>();
+  const entries: VerifiedEntry[] = [{ name: LEGACY_MODEL, size: legacy.size, sha256: legacy.sha256 }];
+  if (options.keepBytes) {
+    const again = await hashStream(
+      await archive.openStream(LEGACY_MODEL),
+      LEGACY_MODEL,
+      true,
+      options.signal,
+    );
+    if (again.sha256 !== legacy.sha256)
+      legacyFail('ARCHIVE_INVALID', `Entry "${LEGACY_MODEL}" changed while it was being verified.`, {
+        entry: LEGACY_MODEL,
+      });
+    files.set(LEGACY_MODEL, again.bytes!);
   }
-  const files = new Map<string, Buffer>([[LEGACY_MODEL, legacy.model]]);
-  const entries: VerifiedEntry[] = [{ name: LEGACY_MODEL, size: legacy.model.length, sha256 }];
   const unprotected: string[] = [];
+  let manifestBytes: Buffer | undefined;
   for (const entry of archive.entries) {
     if (UNLISTED_ENTRIES.has(entry.name) || entry.name === LEGACY_MODEL) continue;
     unprotected.push(entry.name);
-    const bytes = await collect(await archive.openStream(entry.name), entry.name);
-    files.set(entry.name, bytes);
-    entries.push({
-      name: entry.name,
-      size: bytes.length,
-      sha256: createHash('sha256').update(bytes).digest('hex'),
-    });
+    const got = await hashStream(await archive.openStream(entry.name), entry.name, true, options.signal);
+    if (entry.name === MANIFEST_FILE) manifestBytes = got.bytes;
+    if (options.keepBytes) files.set(entry.name, got.bytes!);
+    entries.push({ name: entry.name, size: got.size, sha256: got.sha256 });
   }
-  const manifest = checkManifest(archive, files.get(MANIFEST_FILE), now, options);
+  const manifest = checkManifest(archive, manifestBytes, now, options);
   return {
     path,
     sha256: archiveHash,
@@ -567,12 +801,13 @@ async function finishLegacy(
     manifest,
     signer: {
       kind: 'key',
-      algorithm: legacy.key.algorithm,
-      fingerprint: keyFingerprint(legacy.key.key),
+      algorithm: legacy.algorithm,
+      fingerprint: legacy.key.fingerprint,
       source: legacy.key.source,
+      ...(legacy.key.notAfter ? { notAfter: legacy.key.notAfter.toISOString() } : {}),
     },
     entries,
-    files: options.keepBytes ? files : new Map(),
+    files,
     legacy: { unprotected },
   };
 }

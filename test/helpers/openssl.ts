@@ -11,7 +11,7 @@ export async function openssl(cwd: string, ...args: string[]): Promise<string> {
   return stdout;
 }
 
-export type TestKeyType = 'rsa' | 'ec-p256' | 'ec-p384' | 'ed25519';
+export type TestKeyType = 'rsa' | 'rsa-1024' | 'ec-p256' | 'ec-p384' | 'ec-p521' | 'ec-secp256k1' | 'ed25519';
 
 /** Makes `<name>.key` and `<name>.pub` in `dir` with openssl, as an operator would. */
 export async function opensslKey(
@@ -23,8 +23,11 @@ export async function opensslKey(
   const pub = join(dir, `${name}.pub`);
   const algo: Record<TestKeyType, string[]> = {
     rsa: ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048'],
+    'rsa-1024': ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:1024'],
     'ec-p256': ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'],
     'ec-p384': ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-384'],
+    'ec-p521': ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-521'],
+    'ec-secp256k1': ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:secp256k1'],
     ed25519: ['-algorithm', 'ED25519'],
   };
   await openssl(dir, 'genpkey', ...algo[type], '-out', key);
@@ -37,6 +40,12 @@ export interface CertSpec {
   readonly ext: string[];
   readonly days?: number;
   readonly keyType?: TestKeyType;
+  /** Certify this existing private key (a path) instead of making a new one. */
+  readonly key?: string;
+  /** The subject's common name (default: the certificate's file name). */
+  readonly cn?: string;
+  /** The digest the issuer signs with (openssl's -sha1, -sha384...; default its own). */
+  readonly md?: string;
 }
 
 export interface TestCert {
@@ -50,7 +59,7 @@ export async function opensslRoot(
   name: string,
   spec: Partial<CertSpec> = {},
 ): Promise<TestCert> {
-  const { key } = await opensslKey(dir, name, spec.keyType ?? 'rsa');
+  const key = spec.key ?? (await opensslKey(dir, name, spec.keyType ?? 'rsa')).key;
   const cert = join(dir, `${name}.crt`);
   const ext = join(dir, `${name}.ext`);
   await writeFile(
@@ -65,7 +74,8 @@ export async function opensslRoot(
     '-key',
     key,
     '-subj',
-    `/CN=${name}`,
+    `/CN=${spec.cn ?? name}`,
+    ...(spec.md ? [`-${spec.md}`] : []),
     '-days',
     String(spec.days ?? 3650),
     '-out',
@@ -85,12 +95,24 @@ export async function opensslIssue(
   issuer: TestCert,
   spec: CertSpec,
 ): Promise<TestCert> {
-  const { key } = await opensslKey(dir, name, spec.keyType ?? 'rsa');
+  const key = spec.key ?? (await opensslKey(dir, name, spec.keyType ?? 'rsa')).key;
   const csr = join(dir, `${name}.csr`);
   const cert = join(dir, `${name}.crt`);
   const ext = join(dir, `${name}.ext`);
   await writeFile(ext, `[v3]\n${spec.ext.join('\n')}\n`);
-  await openssl(dir, 'req', '-new', '-key', key, '-subj', `/CN=${name}`, '-out', csr, '-config', '/dev/null');
+  await openssl(
+    dir,
+    'req',
+    '-new',
+    '-key',
+    key,
+    '-subj',
+    `/CN=${spec.cn ?? name}`,
+    '-out',
+    csr,
+    '-config',
+    '/dev/null',
+  );
   await openssl(
     dir,
     'x509',
@@ -102,6 +124,7 @@ export async function opensslIssue(
     '-CAkey',
     issuer.key,
     '-CAcreateserial',
+    ...(spec.md ? [`-${spec.md}`] : []),
     '-days',
     String(spec.days ?? 365),
     '-out',

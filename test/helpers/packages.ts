@@ -57,6 +57,8 @@ export interface StandardOptions {
   readonly zipped?: readonly string[];
   /** Use `openssl pkeyutl -rawin` (Ed25519 cannot be signed with dgst on OpenSSL 3.0). */
   readonly rawin?: boolean;
+  /** The digest `openssl dgst` signs with (default sha256). */
+  readonly digest?: 'sha256' | 'sha384' | 'sha512';
 }
 
 /**
@@ -74,7 +76,7 @@ export async function standardPackage(
   const zipped = (options.zipped ?? options.listed ?? FILES).join(' ');
   const sign = options.rawin
     ? `openssl pkeyutl -sign -rawin -inkey '${key}' -in checksum.sha256 -out signature.sig`
-    : `openssl dgst -sha256 ${sigopts} -sign '${key}' -out signature.sig checksum.sha256`;
+    : `openssl dgst -${options.digest ?? 'sha256'} ${sigopts} -sign '${key}' -out signature.sig checksum.sha256`;
   await sh(
     src,
     `sha256sum ${listed} > checksum.sha256
