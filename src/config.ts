@@ -25,6 +25,8 @@ export interface ServeConfig {
   readonly model?: string;
   readonly trust?: string;
   readonly allowLegacySignatures: boolean;
+  /** Time allowed for a package's trust stage (certificate chain and signature), ms. */
+  readonly verifyTimeoutMs: number;
   /** The watched folder, if any. */
   readonly models?: string;
   readonly settleMs: number;
@@ -81,6 +83,7 @@ export interface ServeFlags {
   model?: string;
   trust?: string;
   allowLegacySignatures?: boolean;
+  verifyTimeoutMs?: string;
   models?: string;
   settleMs?: string;
   keepWarm?: string;
@@ -252,6 +255,12 @@ export function readServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = proc
     allowLegacySignatures:
       flags.allowLegacySignatures ??
       onOff('HOTOCR_ALLOW_LEGACY_SIGNATURES', env.HOTOCR_ALLOW_LEGACY_SIGNATURES, false),
+    verifyTimeoutMs: integer(
+      '--verify-timeout-ms (HOTOCR_VERIFY_TIMEOUT_MS)',
+      pick(flags.verifyTimeoutMs, 'HOTOCR_VERIFY_TIMEOUT_MS') ?? '2000',
+      1,
+      600_000,
+    ),
     ...(models ? { models: resolve(models) } : {}),
     settleMs: integer(
       '--settle-ms (HOTOCR_SETTLE_MS)',

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
@@ -11,60 +10,14 @@ import {
   writeBundledSource,
 } from '../src/pack/index.js';
 import { StateStore } from '../src/registry/index.js';
+import { serveProcess } from './helpers/serve-process.js';
 import { tempDir } from './helpers/tmp.js';
 
-const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
 const work = tempDir();
 const home = join(work, 'home');
 const models = join(work, 'models');
 
-/** Starts `hotocr serve` and resolves with its URL and a way to wait for a log line. */
-async function serve(): Promise<{
-  child: ChildProcess;
-  url: string;
-  waitFor(pattern: RegExp): Promise<void>;
-}> {
-  const child = spawn(
-    process.execPath,
-    [
-      CLI,
-      'serve',
-      '--port',
-      '0',
-      '--host',
-      '127.0.0.1',
-      '--data',
-      home,
-      '--models',
-      models,
-      '--settle-ms',
-      '200',
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let out = '';
-  const waiters: { pattern: RegExp; from: number; resolve: () => void }[] = [];
-  child.stdout!.on('data', (d: Buffer) => {
-    out += d.toString();
-    for (const w of waiters.splice(0)) {
-      if (w.pattern.test(out.slice(w.from))) w.resolve();
-      else waiters.push(w);
-    }
-  });
-  /** Resolves when `pattern` appears in what the server logs from now on. */
-  const waitFor = (pattern: RegExp) =>
-    new Promise<void>((resolve, reject) => {
-      waiters.push({ pattern, from: out.length, resolve });
-      child.once('exit', (code) =>
-        reject(new Error(`serve exited (${code}) before ${pattern}: ${out.slice(-2000)}`)),
-      );
-    });
-  await waitFor(/Server listening at/);
-  const url = /"msg":"Server listening at (http:\/\/[^"]+)"/.exec(out)![1]!;
-  return { child, url, waitFor };
-}
+const serve = () => serveProcess(['--data', home, '--models', models, '--settle-ms', '200']);
 
 async function servedVersion(url: string): Promise<string> {
   const res = await fetch(`${url}/readyz`);

@@ -41,6 +41,10 @@ export function serveCommand(): Command {
       'accept seed-style packages signed over model.onnx alone (HOTOCR_ALLOW_LEGACY_SIGNATURES=1)',
     )
     .option(
+      '--verify-timeout-ms <ms>',
+      "time allowed to check a package's certificate chain and signature before it is refused with VERIFY_TIMEOUT (HOTOCR_VERIFY_TIMEOUT_MS, default 2000)",
+    )
+    .option(
       '--admin-token-file <file>',
       'file holding the bearer token for admin calls (HOTOCR_ADMIN_TOKEN_FILE); without a token admin calls are refused',
     )

@@ -14,6 +14,8 @@ export type RegistryEvent =
       sha256?: string;
       name?: string;
       version?: string;
+      /** A seed-style package (signature over model.onnx alone). */
+      legacy?: true;
     }
   | {
       type: 'verified';
@@ -27,6 +29,8 @@ export type RegistryEvent =
       /** When the package stops being accepted, if it says. */
       expires?: string;
       verifyMs: number;
+      /** Accepted under --allow-legacy-signatures: the signature covers model.onnx alone. */
+      legacy?: true;
     }
   | { type: 'loading'; ts: string; name: string; version: string; sha256: string }
   | {

@@ -17,6 +17,8 @@ export interface RegistryOptions {
       allowDowngrade: boolean;
       /** Another version already answers requests: the work may run at a lower priority. */
       serving: boolean;
+      /** Fires when the registry stops: the verification ends at once, throwing its reason. */
+      signal: AbortSignal;
     },
   ) => Promise<VerifiedPackage>;
   /**
@@ -70,6 +72,8 @@ export class Registry {
   #state: PersistedState;
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
+  /** Aborted by {@link stopTaking}: a verification under way ends within a read. */
+  readonly #stopping = new AbortController();
 
   private constructor(options: RegistryOptions, state: PersistedState) {
     this.#options = options;
@@ -140,11 +144,15 @@ export class Registry {
         allowDowngrade: options.allowDowngrade ?? false,
         serving: this.#active.size > 0,
         highestActivated: (name) => this.#state.highest[source]?.[name],
+        signal: this.#stopping.signal,
       });
     } catch (error) {
       if (error instanceof PackageRejectedError) {
         const sha256 = typeof error.details.sha256 === 'string' ? error.details.sha256 : undefined;
-        this.#rejected(path, source, error, sha256 ? { sha256 } : {});
+        this.#rejected(path, source, error, {
+          ...(sha256 ? { sha256 } : {}),
+          ...(error.details.legacy === true ? { legacy: true } : {}),
+        });
       }
       throw error;
     }
@@ -160,6 +168,7 @@ export class Registry {
       signer: pkg.signer,
       ...(pkg.manifest.expires ? { expires: pkg.manifest.expires } : {}),
       verifyMs: Math.round(performance.now() - verifyStarted),
+      ...(pkg.legacy ? { legacy: true as const } : {}),
     });
     const existing = this.#versions.get(name)?.get(version);
     if (existing && existing.state !== 'failed' && existing.state !== 'released') {
@@ -228,7 +237,7 @@ export class Registry {
     path: string,
     source: string,
     error: HotocrError,
-    extra: { sha256?: string; name?: string; version?: string },
+    extra: { sha256?: string; name?: string; version?: string; legacy?: true },
   ): void {
     this.#emit({
       type: 'rejected',
@@ -449,10 +458,28 @@ export class Registry {
     return report;
   }
 
-  /** Stops taking packages and releases every version (in-flight leases first end). Safe to call twice. */
-  async close(): Promise<void> {
+  /**
+   * Stops taking packages: those waiting their turn are refused with REGISTRY_CLOSED, and a
+   * verification under way is stopped (within one read of the hashing thread). A load under
+   * way finishes. Loaded versions keep serving until {@link close}. Safe to call twice.
+   */
+  stopTaking(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#stopping.abort(
+      new HotocrError(
+        'REGISTRY_CLOSED',
+        'The server is stopping; the package was not verified, and may be sent again.',
+      ),
+    );
+  }
+
+  /**
+   * {@link stopTaking}, then releases every version once its in-flight leases end. Safe to call
+   * twice.
+   */
+  async close(): Promise<void> {
+    this.stopTaking();
     await this.#queue;
     await Promise.all(this.versions().map((v) => v.drain()));
   }

@@ -45,10 +45,18 @@ export class Metrics {
       help: 'Versions whose sessions were released after draining.',
       registers: [prom],
     });
+    const legacy = new Counter({
+      name: 'hotocr_legacy_packages_total',
+      help: 'Seed-style packages (signature over model.onnx alone) accepted under --allow-legacy-signatures or refused.',
+      labelNames: ['outcome'],
+      registers: [prom],
+    });
+    for (const outcome of ['accepted', 'refused']) legacy.inc({ outcome }, 0);
     registry.on((event) => {
       switch (event.type) {
         case 'verified':
           stageSeconds.observe({ stage: 'verify' }, event.verifyMs / 1000);
+          if (event.legacy) legacy.inc({ outcome: 'accepted' });
           break;
         case 'ready':
           stageSeconds.observe({ stage: 'load' }, event.loadMs / 1000);
@@ -59,6 +67,9 @@ export class Metrics {
           if (event.previous !== undefined) swaps.inc();
           break;
         case 'rejected':
+          rejections.inc({ reason: event.code });
+          if (event.legacy) legacy.inc({ outcome: 'refused' });
+          break;
         case 'failed':
           rejections.inc({ reason: event.code });
           break;

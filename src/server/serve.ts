@@ -83,6 +83,7 @@ export async function startServer(
     verify: (path, { serving, ...policy }) =>
       verifyPackage(path, {
         trust,
+        trustBudgetMs: config.verifyTimeoutMs,
         keepBytes: (entry, manifest) => loaders.keeps(entry, manifest),
         allowLegacySignatures: config.allowLegacySignatures,
         ...policy,
@@ -174,7 +175,7 @@ export async function startServer(
         },
       })
     : undefined;
-  if (source)
+  if (registrySource)
     logger.info({ following: config.registry, pollMs: config.registryPollMs }, 'following a registry');
 
   const uploadsDir = join(config.data, 'uploads');
@@ -240,6 +241,8 @@ export async function startServer(
       closing ??= (async () => {
         unwatchThreads();
         folder?.close();
+        // First, so that a verification under way stops now rather than holding up every step below.
+        registry.stopTaking();
         await registrySource?.close();
         await app.close();
         await registry.close();

@@ -164,7 +164,9 @@ export class FolderSource {
     try {
       await this.#options.submit(path);
     } catch (error) {
-      if (this.#options.quarantine && error instanceof HotocrError) await this.#quarantine(path, error);
+      // A server stopping is no fault of the package: it stays, to be looked at on the next start.
+      if (error instanceof HotocrError && error.code === 'REGISTRY_CLOSED') this.#handled.delete(path);
+      else if (this.#options.quarantine && error instanceof HotocrError) await this.#quarantine(path, error);
     }
   }
 
