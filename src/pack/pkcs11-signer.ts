@@ -1,8 +1,8 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
-import pkcs11js from 'pkcs11js';
 import { PackError } from '../errors.js';
 import { algorithmOf, digestOf } from '../verify/index.js';
 import { ecdsaRawToDer } from './ecdsa.js';
+import { loadPkcs11Binding } from './pkcs11-binding.js';
 import type { PackageSigner } from './signer.js';
 
 export interface Pkcs11Options {
@@ -49,6 +49,7 @@ function describe(error: unknown): string {
  * The public key is read from the token, to self-verify the package before it is written.
  */
 export async function pkcs11Signer(options: Pkcs11Options): Promise<PackageSigner> {
+  const pkcs11js = await loadPkcs11Binding();
   const p11 = new pkcs11js.PKCS11();
   try {
     p11.load(options.module);
@@ -177,7 +178,7 @@ export async function pkcs11Signer(options: Pkcs11Options): Promise<PackageSigne
                   hashAlg: pkcs11js.CKM_SHA256,
                   mgf: pkcs11js.CKG_MGF1_SHA256,
                   saltLen: 32,
-                } as pkcs11js.RsaPSS,
+                },
               },
               privateKey,
             );
