@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { HotocrError } from '../errors.js';
+import { VERSION } from '../version.js';
 import { inspectCommand } from './inspect-command.js';
 import { keygenCommand } from './keygen-command.js';
 import { ocrCommand } from './ocr-command.js';
@@ -14,7 +15,7 @@ const program = new Command('hotocr')
   .description(
     'hotocr: an OCR server whose signed model packages are verified and hot-swapped while it serves',
   )
-  .version('0.1.0')
+  .version(VERSION)
   .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 

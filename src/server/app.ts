@@ -3,6 +3,7 @@ import swagger from '@fastify/swagger';
 import type { FastifyBaseLogger } from 'fastify';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Registry } from '../registry/index.js';
+import { VERSION } from '../version.js';
 import { Admission, RETRY_AFTER_SECONDS } from './admission.js';
 import { adminGuard } from './auth.js';
 import { CanaryGuard, type CanaryGuardOptions } from './canary.js';
@@ -134,7 +135,7 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
       openapi: '3.0.3',
       info: {
         title: 'hotocr',
-        version: '0.1.0',
+        version: VERSION,
         description:
           'OCR server whose signed model packages are verified and hot-swapped while it serves. Errors are {error: {code, message}}.',
       },
