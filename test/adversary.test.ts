@@ -1,3 +1,4 @@
+// test-needs: model
 /**
  * A package no one trusted signed must never hold up the server: a certificate loop is
  * answered at once and the next package goes through; a server told to stop while it verifies

@@ -1,3 +1,4 @@
+// test-needs: model
 import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -7,6 +8,7 @@ import WebSocket from 'ws';
 import { readServeConfig } from '../src/config.js';
 import { keyFileSigner, keygen, pack, writeBundledSource } from '../src/pack/index.js';
 import { createApp, type RunningServer, startServer } from '../src/server/index.js';
+import { VERSION } from '../src/version.js';
 import { renderText } from './helpers/images.js';
 import { tempDir } from './helpers/tmp.js';
 import { until } from './helpers/until.js';
@@ -583,12 +585,14 @@ describe('OpenAPI and profiling', () => {
   test('/openapi.json describes every route, with binary bodies and admin security', async () => {
     const doc = (await (await fetch(`${server.url}/openapi.json`)).json()) as {
       openapi: string;
+      info: { version: string };
       paths: Record<
         string,
         Record<string, { requestBody?: { content: Record<string, unknown> }; security?: unknown }>
       >;
     };
     assert.equal(doc.openapi, '3.0.3');
+    assert.equal(doc.info.version, VERSION, 'the version package.json holds');
     const routes = Object.entries(doc.paths).flatMap(([path, ops]) =>
       Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`),
     );
@@ -662,10 +666,12 @@ describe('the event stream', () => {
       assert.equal(await third.closed, 1013);
 
       slow.ws.pause();
-      // Bursts the reading client keeps up with; the paused one falls ever further behind.
+      // Bursts paced on the reading client, which keeps up; the paused one falls ever further behind.
+      let sent = 0;
       for (let burst = 0; burst < 250; burst++) {
         for (let i = 0; i < 200; i++) router.update({ split: {} });
-        await new Promise((r) => setTimeout(r, 2));
+        sent += 200;
+        await until(() => read >= sent, 'the reading client to keep up');
       }
       slow.ws.resume();
       assert.ok([1008, 1006].includes(await slow.closed), 'the slow client is dropped');

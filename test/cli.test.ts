@@ -1,3 +1,4 @@
+// test-needs: model
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readdir, stat, writeFile } from 'node:fs/promises';

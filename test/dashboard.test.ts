@@ -1,3 +1,4 @@
+// test-needs: model, browser
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';

@@ -1,3 +1,4 @@
+// test-needs: kubectl
 /**
  * The deployment files: the Kustomize base and example overlay render with `kubectl
  * kustomize`, every object validates against the Kubernetes (and Prometheus Operator)
@@ -176,6 +177,25 @@ describe('the Dockerfile', () => {
       );
     const ignore = await readFile(join(ROOT, '.dockerignore'), 'utf8');
     assert.match(ignore, /^node_modules$/m);
+  });
+
+  test('installs the dependencies before it copies the sources, so a source change rebuilds no native module', async () => {
+    const text = await readFile(join(ROOT, 'Dockerfile'), 'utf8');
+    const lines = text.split('\n').filter((l) => l.trim() && !l.trim().startsWith('#'));
+    const first = lines.slice(
+      0,
+      lines.findIndex((l, i) => i > 0 && /^FROM /i.test(l)),
+    );
+    const lockCopied = first.findIndex(
+      (l) => /^COPY /i.test(l) && l.includes('package-lock.json') && !l.includes(' . '),
+    );
+    const installed = first.findIndex((l) => /npm ci/.test(l));
+    const sources = first.findIndex((l) => /^COPY \. \.$/i.test(l.trim()));
+    assert.ok(lockCopied >= 0, 'package.json and the lock file are copied on their own');
+    assert.ok(
+      lockCopied < installed && installed < sources,
+      'npm ci runs between the lock file and the sources',
+    );
   });
 });
 

@@ -1,3 +1,4 @@
+// test-needs: model, registry
 /**
  * The fleet against a real OCI registry (Debian's docker-registry, CNCF Distribution)
  * started on loopback: push and pull, three replicas following one repository with the

@@ -1,3 +1,4 @@
+// test-needs: model
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -17,6 +18,7 @@ import { verifiedBundled } from './helpers/bundled.js';
 import { renderText } from './helpers/images.js';
 import { manifest, sourceDir } from './helpers/packages.js';
 import { tempDir } from './helpers/tmp.js';
+import { until } from './helpers/until.js';
 
 const work = tempDir();
 const TOKEN = 'test-admin-token-0123456789abcdef';
@@ -137,10 +139,13 @@ export default {
   name: 'test-hang',
   supports: () => true,
   metadata: () => ({}),
-  load: () => new Promise((resolve) => setTimeout(() => resolve({
-    read: async () => ({ lines: [] }),
-    release: async () => { globalThis.__hotocrHangReleased++; },
-  }), 400)),
+  // Comes back only when the test says so (globalThis.__hotocrHangComeBack()).
+  load: () => new Promise((resolve) => {
+    globalThis.__hotocrHangComeBack = () => resolve({
+      read: async () => ({ lines: [] }),
+      release: async () => { globalThis.__hotocrHangReleased++; },
+    });
+  }),
 };
 `,
   'noexport.mjs': 'export const nothing = 1;\n',
@@ -297,8 +302,7 @@ describe('loader plugins', () => {
       headers: { authorization: `Bearer ${TOKEN}` },
     });
     assert.equal(back.status, 200);
-    for (let i = 0; i < 50 && echoCalls().releases === 0; i++) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(echoCalls().releases, 1);
+    await until(() => echoCalls().releases === 1, "the plugin's model released");
     assert.equal((await ocr(server, page)).body.lines[0]?.text, 'Plugins 42');
   });
 
@@ -430,9 +434,10 @@ describe('loader set', () => {
       assert.match(e.message, /did not load ppocr 2.1.0 within 100 ms/);
       return true;
     });
-    const released = () => (globalThis as unknown as { __hotocrHangReleased: number }).__hotocrHangReleased;
-    for (let i = 0; i < 50 && released() === 0; i++) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(released(), 1);
+    const hang = globalThis as unknown as { __hotocrHangReleased: number; __hotocrHangComeBack: () => void };
+    assert.equal(hang.__hotocrHangReleased, 0);
+    hang.__hotocrHangComeBack();
+    await until(() => hang.__hotocrHangReleased === 1, 'the late model released');
   });
 
   test('the example plugin in examples/ works as docs/LOADERS.md says', async () => {

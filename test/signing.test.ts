@@ -1,3 +1,4 @@
+// test-needs: softhsm
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync, sign, verify } from 'node:crypto';

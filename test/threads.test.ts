@@ -1,3 +1,4 @@
+// test-needs: model
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';

@@ -4,7 +4,6 @@ import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import { median } from '../bench/lib/stats.js';
 import type { PackageRejectedError } from '../src/errors.js';
 import { canRestorePriority } from '../src/loaders/index.js';
 import { keygen } from '../src/pack/index.js';
@@ -20,14 +19,6 @@ let trust: TrustStore;
 let pkg: string;
 let graph: Buffer;
 
-/** CPU time of the main thread (its id is the process id), in clock ticks (100 per second). */
-function mainThreadTicks(): number {
-  const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // utime and stime are fields 14 and 15; the slice starts at field 3.
-  return Number(fields[11]) + Number(fields[12]);
-}
-
 before(async () => {
   const keys = await keygen({ type: 'ed25519', out: join(work, 'keys') });
   trust = await TrustStore.load(keys.publicKeyPath);
@@ -38,19 +29,10 @@ before(async () => {
 });
 
 describe('the hashing thread', () => {
-  test('reads and hashes a package off the main thread, and hands over the exact bytes', async () => {
-    const cpu = process.cpuUsage();
-    const ticks = mainThreadTicks();
+  test('hands over the exact bytes it hashed', async () => {
+    // That the reading and hashing run on the hashing thread, not here, is shown below (a job
+    // the thread died under); what it spares the main thread is bench/verify's figure.
     const verified = await verifyPackage(pkg, { trust, keepBytes: true });
-    const mainMs = (mainThreadTicks() - ticks) * 10;
-    const { user, system } = process.cpuUsage(cpu);
-    const processMs = (user + system) / 1000;
-    // Hashing 96 MiB twice (the archive and the entry) is most of the work; it is not here.
-    assert.ok(processMs > 100, `verification took only ${processMs.toFixed(0)} ms of CPU`);
-    assert.ok(
-      mainMs < processMs / 4,
-      `the main thread spent ${mainMs} ms of the ${processMs.toFixed(0)} ms verification took`,
-    );
     const kept = verified.files.get('rec.onnx')!;
     assert.ok(kept.equals(graph), 'the kept bytes differ from the graph packed');
     assert.equal(
@@ -88,26 +70,21 @@ describe('the hashing thread', () => {
       assert.equal(e.details.sha256, createHash('sha256').update(readFileSync(refused)).digest('hex'));
       return true;
     });
-    // The big package, under a trust store without its key: refused after one pass (the
-    // archive's hash, for the report), where accepting it takes two (the archive and each
-    // entry) and keeps the graph. Checking the signature after the graphs cost as much as accepting.
+    // The big package, under a trust store without its key: no entry is even considered for
+    // keeping (which happens as the graphs are read, after the signature); accepted, each is.
     const strangers = await TrustStore.load(stranger.publicKeyPath);
-    const cpuMs = async (store: TrustStore) => {
-      const start = process.cpuUsage();
-      await verifyPackage(pkg, { trust: store, keepBytes: true }).catch(() => {});
-      const { user, system } = process.cpuUsage(start);
-      return (user + system) / 1000;
+    const considered: string[] = [];
+    const keepBytes = (entry: { name: string }) => {
+      considered.push(entry.name);
+      return true;
     };
-    const accepted: number[] = [];
-    const refusedMs: number[] = [];
-    for (let i = 0; i < 3; i++) {
-      accepted.push(await cpuMs(trust));
-      refusedMs.push(await cpuMs(strangers));
-    }
-    assert.ok(
-      median(refusedMs) < 0.8 * median(accepted),
-      `refusing took ${median(refusedMs).toFixed(0)} ms of CPU, accepting ${median(accepted).toFixed(0)} ms`,
+    await assert.rejects(
+      verifyPackage(pkg, { trust: strangers, keepBytes }),
+      (e: PackageRejectedError) => e.code === 'SIGNATURE_INVALID' || e.code === 'KEY_UNTRUSTED',
     );
+    assert.equal(considered.length, 0, `considered ${considered.join(', ')}`);
+    await verifyPackage(pkg, { trust, keepBytes });
+    assert.ok(considered.includes('rec.onnx'));
   });
 
   test('a file that cannot be read is reported with its errno code', async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { type OptionSpec, parseOptions } from '../bench/lib/options.js';
+import { type OptionSpec, parseOptions } from './options.js';
 
 const SPEC = {
   rounds: { type: 'number', default: 3, min: 1, help: 'rounds' },
@@ -46,7 +46,7 @@ test('bench options: an unknown option, a missing value or a bad number is refus
 });
 
 test('a benchmark run with --help prints its options and does nothing else; with a typo, it refuses to start', () => {
-  const script = join(import.meta.dirname, '..', 'bench', 'verify.js');
+  const script = join(import.meta.dirname, '..', 'verify.js');
   const help = spawnSync(process.execPath, [script, '--help'], { encoding: 'utf8', timeout: 60_000 });
   assert.equal(help.status, 0, help.stderr);
   assert.match(help.stdout, /--runs N +runs of each, medians reported \(default 21\)/);

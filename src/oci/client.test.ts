@@ -12,9 +12,9 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import type { HotocrError } from '../src/errors.js';
-import { OciClient, parseReference } from '../src/oci/index.js';
-import { tempDir } from './helpers/tmp.js';
+import { tempDir } from '../../test/helpers/tmp.js';
+import type { HotocrError } from '../errors.js';
+import { OciClient, parseReference } from './index.js';
 
 const work = tempDir();
 const USER = 'ci-robot';

@@ -17,6 +17,8 @@ export interface CanaryGuardOptions {
   readonly minRequests: number;
   /** How far back the comparison looks, at most (seconds). */
   readonly windowSeconds: number;
+  /** The clock, ms since the epoch (default `Date.now`): what "since the split began" is read on. */
+  readonly now?: () => number;
 }
 
 /** What one version did since the split began, as the comparison saw it. */
@@ -52,14 +54,14 @@ export const P99_FLOOR_MS = 50;
  * loaded for a person to look at.
  */
 export class CanaryGuard {
-  readonly #router: Router;
+  readonly #router: Pick<Router, 'view' | 'endSplit'>;
   readonly #stats: TrafficStats;
   readonly #options: CanaryGuardOptions;
   readonly #onRollback: (rollback: CanaryRollback) => void;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
-    router: Router,
+    router: Pick<Router, 'view' | 'endSplit'>,
     stats: TrafficStats,
     options: CanaryGuardOptions,
     onRollback: (rollback: CanaryRollback) => void = () => {},
@@ -86,7 +88,8 @@ export class CanaryGuard {
     const { errorMargin, p99Margin, minRequests, windowSeconds } = this.#options;
     const view = this.#router.view();
     if (view.split.length === 0 || view.name === null || view.active === null) return undefined;
-    const since = Math.max(Date.parse(view.updatedAt), Date.now() - windowSeconds * 1000);
+    const now = this.#options.now ?? Date.now;
+    const since = Math.max(Date.parse(view.updatedAt), now() - windowSeconds * 1000);
     const figures = (version: string): CanaryFigures => {
       const s = this.#stats.summary(`${view.name}/${version}`, since);
       return { version, requests: s.count, errorRate: s.count ? s.errors / s.count : 0, p99: s.p99 };

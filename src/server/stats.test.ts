@@ -30,3 +30,23 @@ test('traffic stats: rate over 10 s, p99 over a minute, 5-second series, old slo
   now += 301_000;
   assert.deepEqual(stats.snapshot(), []);
 });
+
+test('traffic stats summarise one version from a moment on', () => {
+  let now = 2_000_000_000_000;
+  const stats = new TrafficStats(300, () => now);
+  for (let s = 0; s < 20; s++) {
+    for (let i = 0; i < 9; i++) stats.record('m/1', 50, false);
+    stats.record('m/1', 900, s >= 10);
+    now += 1000;
+  }
+  now -= 1000;
+  const all = stats.summary('m/1', 0);
+  assert.equal(all.count, 200);
+  assert.equal(all.errors, 10);
+  // The last 10 seconds only: 100 requests, 10 failed.
+  const recent = stats.summary('m/1', now - 9_000);
+  assert.equal(recent.count, 100);
+  assert.equal(recent.errors, 10);
+  assert.ok(recent.p99! >= 900 && recent.p99! <= 1010, `p99 ${recent.p99}`);
+  assert.deepEqual(stats.summary('m/2', 0), { count: 0, errors: 0, p99: null });
+});

@@ -103,7 +103,15 @@ export class FolderSource {
     retry.unref();
   }
 
-  async #scan(): Promise<void> {
+  /**
+   * Looks at every package in the folder now, as the periodic rescan does; resolves once each
+   * has been looked at: handed over (and answered), left to settle, or found already handled.
+   */
+  scan(): Promise<void> {
+    return this.#scan(true);
+  }
+
+  async #scan(wait = false): Promise<void> {
     if (this.#closed) return;
     let names: string[];
     try {
@@ -114,10 +122,14 @@ export class FolderSource {
       else this.#options.onError?.(error as Error);
       return;
     }
+    const checks: Promise<void>[] = [];
     for (const name of names.filter(isPackage)) {
       const path = join(this.#options.dir, name);
-      if (!this.#timers.has(path)) this.#schedule(path, 0, false);
+      if (this.#timers.has(path)) continue;
+      if (wait) checks.push(this.#check(path, false));
+      else this.#schedule(path, 0, false);
     }
+    await Promise.all(checks);
   }
 
   #schedule(path: string, delay: number, renamed: boolean): void {
