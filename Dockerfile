@@ -9,9 +9,14 @@ WORKDIR /app
 RUN apt-get update \
  && apt-get install -y --no-install-recommends g++ make python3 \
  && rm -rf /var/lib/apt/lists/*
+# Dependencies first, from the lock file alone: a change to the sources does not rebuild
+# native modules. --ignore-scripts skips the project's own prepare (tsc, no sources yet);
+# npm rebuild then runs the dependencies' install scripts (the PKCS#11 binding builds here).
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --no-audit --no-fund --ignore-scripts \
+ && npm rebuild
 COPY . .
-RUN npm ci --no-audit --no-fund \
- && npm run build \
+RUN npm run build \
  && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:20-bookworm-slim
