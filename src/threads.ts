@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import { errnoOf } from './errors.js';
 
 /**
  * Starts a thread of ours running `script`, with the process's node flags as Node hands them
@@ -19,7 +20,7 @@ export function startThread(script: URL): Worker {
   try {
     return new Worker(script, { execArgv });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw error;
+    if (errnoOf(error) !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw error;
     return new Worker(script, { execArgv: [] });
   }
 }

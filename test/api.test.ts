@@ -694,10 +694,8 @@ describe('a production start', () => {
     });
     const quiet = pino({ level: 'silent' });
     const base = { port: '0', host: '127.0.0.1', trust: keys.publicKeyPath };
-    await assert.rejects(
-      startServer(readServeConfig({ ...base, data: join(work, 'prod-none') }, {}), quiet),
-      /--models DIR/,
-    );
+    // Refused as the settings are read, before anything starts.
+    assert.throws(() => readServeConfig({ ...base, data: join(work, 'prod-none') }, {}), /--models DIR/);
     const data = join(work, 'prod-home');
     const prod = await startServer(readServeConfig({ ...base, data, adminToken: TOKEN }, {}), quiet);
     try {

@@ -242,12 +242,12 @@ describe('without margins', () => {
     }
   });
 
-  test('margins that are not fractions stop the start with CONFIG_INVALID', () => {
+  test('margins that are not fractions stop the start with SETTING_INVALID', () => {
     for (const bad of ['-0.1', 'five', '', '2']) {
       assert.throws(
         () => readServeConfig({ canaryErrorMargin: bad }, {}),
         (e: { code?: string; message?: string }) =>
-          e.code === 'CONFIG_INVALID' && /--canary-error-margin/.test(e.message ?? ''),
+          e.code === 'SETTING_INVALID' && /--canary-error-margin/.test(e.message ?? ''),
         bad,
       );
     }

@@ -115,7 +115,7 @@ describe('inference threads outlive their version', () => {
     ]) {
       assert.throws(
         () => readServeConfig({}, env),
-        (e: HotocrError) => e.code === 'CONFIG_INVALID' && e.message.includes('must be 1 or 0'),
+        (e: HotocrError) => e.code === 'SETTING_INVALID' && e.message.includes('must be 1 or 0'),
       );
     }
     const pkg = await bundled();

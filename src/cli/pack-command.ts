@@ -1,6 +1,7 @@
 import { createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
+import { readPkcs11Pin } from '../config.js';
 import { commandSigner, keyFileSigner, type PackageSigner, type PackProgress, pack } from '../pack/index.js';
 import { keyFingerprint, shortFingerprint } from '../verify/index.js';
 import { formatBytes } from './output.js';
@@ -50,9 +51,7 @@ async function signerOf(opts: PackFlags, command: Command): Promise<PackageSigne
       command.error('error: --pkcs11-module needs --pkcs11-token LABEL and --pkcs11-key LABEL', {
         exitCode: 2,
       });
-    const pin = opts.pkcs11PinFile
-      ? (await readFile(opts.pkcs11PinFile, 'utf8')).trim()
-      : process.env.HOTOCR_PKCS11_PIN;
+    const pin = opts.pkcs11PinFile ? (await readFile(opts.pkcs11PinFile, 'utf8')).trim() : readPkcs11Pin();
     if (!pin)
       command.error(
         'error: give the token PIN in HOTOCR_PKCS11_PIN or a file named by --pkcs11-pin-file (never on the command line)',

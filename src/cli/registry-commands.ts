@@ -1,25 +1,11 @@
 import { basename, resolve } from 'node:path';
 import { Command } from 'commander';
-import { OciClient, type OciClientOptions, parseReference } from '../oci/index.js';
+import { readRegistryClientSettings } from '../config.js';
+import { OciClient, parseReference } from '../oci/index.js';
 import { MANIFEST_FILE, PackageArchive, parseManifest } from '../package/index.js';
 
 interface RegistryFlags {
   insecure?: string[];
-}
-
-/** Registry settings shared by push, pull and serve: token and plain-HTTP hosts from the environment. */
-export function registryClientOptions(
-  flags: RegistryFlags,
-  env: NodeJS.ProcessEnv = process.env,
-): OciClientOptions {
-  const insecure = [
-    ...(flags.insecure ?? []),
-    ...(env.HOTOCR_REGISTRY_INSECURE ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
-  ];
-  return { insecure, ...(env.HOTOCR_REGISTRY_TOKEN ? { token: env.HOTOCR_REGISTRY_TOKEN } : {}) };
 }
 
 const insecureOption = [
@@ -45,7 +31,7 @@ export function pushCommand(): Command {
       } finally {
         await archive.close();
       }
-      const client = new OciClient(registryClientOptions(flags));
+      const client = new OciClient(readRegistryClientSettings(flags));
       const { digest, size } = await client.push(resolve(path), ref, {
         name: manifest.name,
         version: manifest.version,
@@ -64,7 +50,7 @@ export function pullCommand(): Command {
     .option('--max-bytes <n>', 'largest package accepted (default 1073741824)', '1073741824')
     .option(...insecureOption)
     .action(async (reference: string, flags: RegistryFlags & { out: string; maxBytes: string }) => {
-      const client = new OciClient(registryClientOptions(flags));
+      const client = new OciClient(readRegistryClientSettings(flags));
       const { digest } = await client.pull(parseReference(reference), flags.out, Number(flags.maxBytes));
       process.stdout.write(`${digest}\n`);
     });

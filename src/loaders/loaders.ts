@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
-import { HotocrError, InferenceError, PackageRejectedError } from '../errors.js';
+import { HotocrError, InferenceError, messageOf, PackageRejectedError } from '../errors.js';
 import type { OcrResult } from '../ocr/index.js';
 import type { Manifest } from '../package/index.js';
 import { BUILTIN_LOADERS, DEFAULT_RUNTIME } from './builtin.js';
@@ -62,7 +62,7 @@ async function importPlugin(spec: string, cwd: string): Promise<unknown> {
   try {
     return await import(url);
   } catch (cause) {
-    throw invalid(spec, `cannot be imported: ${(cause as Error).message}`, cause);
+    throw invalid(spec, `cannot be imported: ${messageOf(cause)}`, cause);
   }
 }
 
@@ -73,7 +73,7 @@ async function pluginLoader(spec: string, cwd: string): Promise<ModelLoader> {
     try {
       exported = await (exported as () => unknown)();
     } catch (cause) {
-      throw invalid(spec, `threw while making its loader: ${(cause as Error).message}`, cause);
+      throw invalid(spec, `threw while making its loader: ${messageOf(cause)}`, cause);
     }
   }
   const l = exported as Partial<ModelLoader> | undefined;
@@ -153,12 +153,9 @@ function contained(name: string, model: LoadedModel): LoadedModel {
         raw = await model.read(image, options);
       } catch (error) {
         if (error instanceof HotocrError) throw error;
-        throw new InferenceError(
-          `The loader "${name}" failed to read the image: ${(error as Error)?.message ?? error}`,
-          {
-            cause: error,
-          },
-        );
+        throw new InferenceError(`The loader "${name}" failed to read the image: ${messageOf(error)}`, {
+          cause: error,
+        });
       }
       const parsed = resultSchema.safeParse(raw);
       if (!parsed.success)
@@ -185,7 +182,7 @@ function contained(name: string, model: LoadedModel): LoadedModel {
             } catch (cause) {
               throw new HotocrError(
                 'LOAD_FAILED',
-                `The loader "${name}" failed to make the model ready: ${(cause as Error)?.message ?? cause}`,
+                `The loader "${name}" failed to make the model ready: ${messageOf(cause)}`,
                 { cause },
               );
             }
@@ -199,7 +196,7 @@ function contained(name: string, model: LoadedModel): LoadedModel {
               const why: unknown = model.fault!();
               return why ? String(why) : undefined;
             } catch (cause) {
-              return `The loader "${name}" could not tell whether the model can read: ${(cause as Error)?.message ?? cause}`;
+              return `The loader "${name}" could not tell whether the model can read: ${messageOf(cause)}`;
             }
           },
         }
@@ -298,7 +295,7 @@ export class Loaders {
       } catch (cause) {
         throw new HotocrError(
           'LOAD_FAILED',
-          `The loader "${entry.loader.name}" failed while asked whether it runs ${manifest.name} ${manifest.version}: ${(cause as Error)?.message ?? cause}`,
+          `The loader "${entry.loader.name}" failed while asked whether it runs ${manifest.name} ${manifest.version}: ${messageOf(cause)}`,
           { cause, details: { loader: entry.loader.name } },
         );
       }
@@ -344,7 +341,7 @@ export class Loaders {
         if (cause instanceof HotocrError && cause.code === 'LOAD_FAILED') throw cause;
         throw new HotocrError(
           'LOAD_FAILED',
-          `The loader "${loader.name}" could not load ${what}: ${(cause as Error)?.message ?? cause}`,
+          `The loader "${loader.name}" could not load ${what}: ${messageOf(cause)}`,
           { cause, details: { loader: loader.name } },
         );
       }

@@ -13,7 +13,7 @@ import { closeSync, fstatSync, mkdtempSync, openSync, readSync, rmSync } from 'n
 import { getPriority, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MessageChannel, parentPort } from 'node:worker_threads';
-import { HotocrError } from '../errors.js';
+import { HotocrError, messageOf } from '../errors.js';
 // The engine alone: the package index would also load sharp, 0.1 s more per thread start.
 import { OcrEngine, type OcrTimings } from '../ocr/engine.js';
 import type { RgbImage } from '../ocr/image.js';
@@ -146,7 +146,7 @@ async function handle(
         const other = msg.runtime === 'onnxruntime-wasm' ? 'onnxruntime-node' : 'onnxruntime-wasm';
         throw new HotocrError(
           'LOAD_FAILED',
-          `The ${msg.runtime} runtime cannot start on this machine (${(cause as Error).message}); packages that name no runtime can run on ${other} (--runtime ${other}).`,
+          `The ${msg.runtime} runtime cannot start on this machine (${messageOf(cause)}); packages that name no runtime can run on ${other} (--runtime ${other}).`,
           { cause },
         );
       }
@@ -273,7 +273,7 @@ async function handle(
         } catch (cause) {
           throw new HotocrError(
             'LOAD_FAILED',
-            `An inference thread could not get its priority back after loading (${(cause as Error).message}); start the server with --load-nice 0 or give it CAP_SYS_NICE.`,
+            `An inference thread could not get its priority back after loading (${messageOf(cause)}); start the server with --load-nice 0 or give it CAP_SYS_NICE.`,
             { cause },
           );
         }

@@ -1,6 +1,6 @@
 // Types only: onnxruntime-node and onnxruntime-web share onnxruntime-common's API.
 import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node';
-import { PackageRejectedError } from '../errors.js';
+import { messageOf, PackageRejectedError } from '../errors.js';
 import type { GraphSession, Tensor } from '../ocr/index.js';
 
 /** The part of an onnxruntime package (onnxruntime-node or onnxruntime-web) a session needs. */
@@ -58,7 +58,7 @@ export class OrtGraphSession implements GraphSession {
     } catch (cause) {
       throw new PackageRejectedError(
         'GRAPH_INVALID',
-        `The ${role} graph cannot be opened by ${runtime}: ${(cause as Error).message}`,
+        `The ${role} graph cannot be opened by ${runtime}: ${messageOf(cause)}`,
         { cause, details: { role, runtime } },
       );
     }

@@ -3,6 +3,8 @@ import type { Worker } from 'node:worker_threads';
 import {
   HotocrError,
   InferenceError,
+  isErrorCode,
+  messageOf,
   PackageRejectedError,
   REJECTION_CODES,
   type RejectionCode,
@@ -196,9 +198,9 @@ function toError(error: { code: string; message: string }): Error {
   if ((REJECTION_CODES as readonly string[]).includes(error.code)) {
     return new PackageRejectedError(error.code as RejectionCode, error.message);
   }
-  return error.code === 'INFERENCE_FAILED'
-    ? new InferenceError(error.message)
-    : new HotocrError(error.code, error.message);
+  return error.code !== 'INFERENCE_FAILED' && isErrorCode(error.code)
+    ? new HotocrError(error.code, error.message)
+    : new InferenceError(error.message);
 }
 
 /**
@@ -400,7 +402,7 @@ export class OcrWorkerPool {
         await fresh.stop();
         tell({
           type: 'not-replaced',
-          reason: `loading its versions on a new thread failed: ${(error as Error).message}`,
+          reason: `loading its versions on a new thread failed: ${messageOf(error)}`,
         });
         return;
       }

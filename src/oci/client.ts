@@ -5,7 +5,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { HotocrError } from '../errors.js';
+import { type ErrorCode, HotocrError, messageOf } from '../errors.js';
 import { formatReference, type OciReference } from './reference.js';
 
 /** The layer that holds a hotocr package, and the small config blob beside it. */
@@ -38,7 +38,7 @@ export interface OciClientOptions {
   readonly insecure?: readonly string[];
   /** A bearer token sent to every registry (HOTOCR_REGISTRY_TOKEN). */
   readonly token?: string;
-  /** Docker's config file, for `auths` (default: $DOCKER_CONFIG/config.json or ~/.docker/config.json). */
+  /** Docker's config file, for `auths` (default ~/.docker/config.json; the CLI and server pass $DOCKER_CONFIG's). */
   readonly dockerConfig?: string;
   /** Longest one request may take before REGISTRY_UNREACHABLE (default 30 s; blobs get 10 minutes). */
   readonly timeoutMs?: number;
@@ -46,13 +46,13 @@ export interface OciClientOptions {
 
 const sha256 = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
-function error(code: string, message: string, cause?: unknown): HotocrError {
+function error(code: ErrorCode, message: string, cause?: unknown): HotocrError {
   return new HotocrError(code, message, cause === undefined ? {} : { cause });
 }
 
 /** Credentials from Docker's config file, by registry host. */
 async function dockerAuths(path: string | undefined): Promise<Map<string, string>> {
-  const file = path ?? join(process.env.DOCKER_CONFIG ?? join(homedir(), '.docker'), 'config.json');
+  const file = path ?? join(homedir(), '.docker', 'config.json');
   const auths = new Map<string, string>();
   let text: string;
   try {
@@ -116,7 +116,7 @@ export class OciClient {
     }).catch((cause: unknown) => {
       throw error(
         'REGISTRY_UNREACHABLE',
-        `The token service ${url.origin} cannot be reached: ${(cause as Error).message}`,
+        `The token service ${url.origin} cannot be reached: ${messageOf(cause)}`,
         cause,
       );
     });
@@ -152,7 +152,7 @@ export class OciClient {
       } catch (cause) {
         throw error(
           'REGISTRY_UNREACHABLE',
-          `The registry ${registry} cannot be reached: ${(cause as Error).message}${(cause as Error).cause ? ` (${((cause as Error).cause as Error).message})` : ''}.`,
+          `The registry ${registry} cannot be reached: ${messageOf(cause)}${(cause as Error).cause ? ` (${messageOf((cause as Error).cause)})` : ''}.`,
           cause,
         );
       }
@@ -357,11 +357,7 @@ export class OciClient {
       await rm(out, { force: true });
       throw cause instanceof HotocrError
         ? cause
-        : error(
-            'REGISTRY_UNREACHABLE',
-            `The blob could not be downloaded: ${(cause as Error).message}`,
-            cause,
-          );
+        : error('REGISTRY_UNREACHABLE', `The blob could not be downloaded: ${messageOf(cause)}`, cause);
     }
     return { digest, layer: layer.digest, annotations: manifest.annotations ?? {} };
   }

@@ -1,4 +1,4 @@
-import { InferenceError, PackageRejectedError } from '../errors.js';
+import { InferenceError, messageOf, PackageRejectedError } from '../errors.js';
 import { charset, ctcDecode } from './ctc.js';
 import { boxesFromProbabilityMap } from './db-postprocess.js';
 import { distance, type Quad, sortReadingOrder } from './geometry.js';
@@ -95,7 +95,7 @@ export class OcrEngine {
       } catch (cause) {
         throw new PackageRejectedError(
           'GRAPH_INCOMPATIBLE',
-          `The ${role} graph cannot run on a ${dims.join('x')} image batch: ${(cause as Error).message}`,
+          `The ${role} graph cannot run on a ${dims.join('x')} image batch: ${messageOf(cause)}`,
           { cause },
         );
       }
@@ -206,7 +206,7 @@ export class OcrEngine {
     try {
       return await g.run(input);
     } catch (cause) {
-      throw new InferenceError(`The ${role} graph failed: ${(cause as Error).message}`, { cause });
+      throw new InferenceError(`The ${role} graph failed: ${messageOf(cause)}`, { cause });
     } finally {
       timings.inference += performance.now() - t;
     }

@@ -1,5 +1,5 @@
 import sharp, { type Metadata } from 'sharp';
-import { ImageError } from '../errors.js';
+import { ImageError, messageOf } from '../errors.js';
 
 /** An 8-bit RGB image, pixels interleaved row by row. */
 export interface RgbImage {
@@ -83,7 +83,7 @@ export async function decodeImage(bytes: Uint8Array, limits: DecodeLimits = {}):
   } catch (cause) {
     throw new ImageError(
       'IMAGE_INVALID',
-      `The ${meta.format} image is corrupt or truncated (${(cause as Error).message}).`,
+      `The ${meta.format} image is corrupt or truncated (${messageOf(cause)}).`,
       { cause },
     );
   }

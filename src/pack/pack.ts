@@ -4,7 +4,7 @@ import { lstat, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import yazl from 'yazl';
-import { HotocrError, PackError } from '../errors.js';
+import { HotocrError, messageOf, PackError } from '../errors.js';
 import {
   CHECKSUM_FILE,
   formatChecksumFile,
@@ -181,7 +181,7 @@ async function selfVerify(path: string, options: PackOptions): Promise<VerifiedP
   } catch (cause) {
     throw new PackError(
       'PACK_SELF_CHECK_FAILED',
-      `The written package does not verify (${(cause as Error).message}); was a source file changed while packing?`,
+      `The written package does not verify (${messageOf(cause)}); was a source file changed while packing?`,
       { cause },
     );
   }

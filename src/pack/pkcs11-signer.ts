@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
-import { PackError } from '../errors.js';
+import { messageOf, PackError } from '../errors.js';
 import { algorithmOf, digestOf } from '../verify/index.js';
 import { ecdsaRawToDer } from './ecdsa.js';
 import { loadPkcs11Binding } from './pkcs11-binding.js';
@@ -38,7 +38,7 @@ function unwrapOctetString(der: Buffer): Buffer {
 }
 
 function describe(error: unknown): string {
-  const message = (error as Error).message ?? String(error);
+  const message = messageOf(error) ?? String(error);
   return message.split('\n')[0]!;
 }
 

@@ -1,6 +1,6 @@
 import { constants, createPrivateKey, createPublicKey, type KeyObject, sign } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { PackError } from '../errors.js';
+import { messageOf, PackError } from '../errors.js';
 import { algorithmOf, digestOf, type SignatureAlgorithm } from '../verify/index.js';
 
 /** Produces the signature over `checksum.sha256`: a key file, a PKCS#11 token, or an external command. */
@@ -19,7 +19,7 @@ export async function keyFileSigner(path: string, passphrase?: string): Promise<
   try {
     key = createPrivateKey({ key: await readFile(path), ...(passphrase ? { passphrase } : {}) });
   } catch (cause) {
-    throw new PackError('KEY_INVALID', `Cannot read the private key ${path}: ${(cause as Error).message}.`, {
+    throw new PackError('KEY_INVALID', `Cannot read the private key ${path}: ${messageOf(cause)}.`, {
       cause,
     });
   }

@@ -2,7 +2,7 @@ import { close as closeFd, constants, fstat, open as openFd, read as readFd } fr
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import yauzl from 'yauzl';
-import { PackageRejectedError } from '../errors.js';
+import { errnoOf, messageOf, PackageRejectedError } from '../errors.js';
 import { type ArchiveLimits, DEFAULT_LIMITS } from './limits.js';
 
 const openAsync = promisify(openFd);
@@ -216,7 +216,7 @@ export class PackageArchive {
       // Non-blocking, so a FIFO put where a package was expected cannot hold the reader forever.
       fd = await openAsync(path, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (cause) {
-      const code = (cause as NodeJS.ErrnoException).code;
+      const code = errnoOf(cause);
       const why =
         code === 'ENOENT'
           ? 'it is gone (moved or deleted before it could be read)'
@@ -224,7 +224,7 @@ export class PackageArchive {
             ? 'permission denied'
             : code === 'EISDIR'
               ? 'it is a directory'
-              : (cause as Error).message;
+              : messageOf(cause);
       reject('ARCHIVE_INVALID', `The package cannot be opened: ${why}.`, { errno: code }, cause);
     }
     let zip: yauzl.ZipFile | undefined;
@@ -249,12 +249,7 @@ export class PackageArchive {
           strictFileNames: false,
         });
       } catch (cause) {
-        reject(
-          'ARCHIVE_INVALID',
-          `The file is not a readable ZIP archive (${(cause as Error).message}).`,
-          {},
-          cause,
-        );
+        reject('ARCHIVE_INVALID', `The file is not a readable ZIP archive (${messageOf(cause)}).`, {}, cause);
       }
       if (zip.entryCount > limits.maxEntries) {
         reject(
@@ -291,7 +286,7 @@ export class PackageArchive {
     } catch (cause) {
       reject(
         'ARCHIVE_INVALID',
-        `Entry ${JSON.stringify(name)} cannot be read (${(cause as Error).message}).`,
+        `Entry ${JSON.stringify(name)} cannot be read (${messageOf(cause)}).`,
         { entry: name },
         cause,
       );
@@ -410,7 +405,7 @@ export async function collect(stream: Readable, name: string): Promise<Buffer> {
   } catch (cause) {
     reject(
       'ARCHIVE_INVALID',
-      `Entry ${JSON.stringify(name)} is corrupt (${(cause as Error).message}).`,
+      `Entry ${JSON.stringify(name)} is corrupt (${messageOf(cause)}).`,
       { entry: name },
       cause,
     );
@@ -485,12 +480,7 @@ async function readCentralDirectory(
     }
   } catch (error) {
     if (error instanceof PackageRejectedError) throw error;
-    reject(
-      'ARCHIVE_INVALID',
-      `The archive's central directory is corrupt (${(error as Error).message}).`,
-      {},
-      error,
-    );
+    reject('ARCHIVE_INVALID', `The archive's central directory is corrupt (${messageOf(error)}).`, {}, error);
   }
   return entries;
 }
@@ -509,7 +499,7 @@ async function checkLocalHeaders(
     } catch (cause) {
       reject(
         'ARCHIVE_INVALID',
-        `Entry ${JSON.stringify(name)} has no valid local header (${(cause as Error).message}).`,
+        `Entry ${JSON.stringify(name)} has no valid local header (${messageOf(cause)}).`,
         { entry: name },
         cause,
       );

@@ -1,6 +1,6 @@
 import semver from 'semver';
 import { z } from 'zod';
-import { PackageRejectedError } from '../errors.js';
+import { messageOf, PackageRejectedError } from '../errors.js';
 
 export const MANIFEST_FILE = 'config.json';
 export const FORMAT = 'hotocr/v1';
@@ -92,7 +92,7 @@ export function parseManifest(bytes: Buffer): Manifest {
   } catch (cause) {
     throw new PackageRejectedError(
       'CONFIG_INVALID',
-      `${MANIFEST_FILE} is not valid JSON (${(cause as Error).message}).`,
+      `${MANIFEST_FILE} is not valid JSON (${messageOf(cause)}).`,
       {
         cause,
       },

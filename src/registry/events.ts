@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../errors.js';
 import type { SignerInfo } from '../verify/index.js';
 
 /** Every state change the registry reports; the server streams these and the dashboard shows them. */
@@ -9,7 +10,7 @@ export type RegistryEvent =
       ts: string;
       path: string;
       source: string;
-      code: string;
+      code: ErrorCode;
       message: string;
       sha256?: string;
       name?: string;
@@ -52,7 +53,7 @@ export type RegistryEvent =
       name: string;
       version: string;
       sha256: string;
-      code: string;
+      code: ErrorCode;
       message: string;
     }
   | {

@@ -1,7 +1,7 @@
 import { copyFile, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import semver from 'semver';
-import { HotocrError, PackageRejectedError } from '../errors.js';
+import { errnoOf, HotocrError, PackageRejectedError } from '../errors.js';
 import type { ServedModel } from '../loaders/index.js';
 import { hashFile, type VerifiedPackage } from '../verify/index.js';
 import type { RegistryEvent } from './events.js';
@@ -270,7 +270,7 @@ export class Registry {
         return target;
       } catch (error) {
         // Another file system: copied, as any other file.
-        if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+        if (errnoOf(error) !== 'EXDEV') throw error;
       }
     }
     const tmp = `${target}.${process.pid}.tmp`;
@@ -278,7 +278,7 @@ export class Registry {
       await copyFile(path, tmp);
     } catch (error) {
       await rm(tmp, { force: true });
-      const code = (error as NodeJS.ErrnoException).code;
+      const code = errnoOf(error);
       if (code === 'ENOSPC' || code === 'EDQUOT')
         throw new HotocrError(
           'STORAGE_FULL',

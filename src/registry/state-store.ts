@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
-import { HotocrError } from '../errors.js';
+import { errnoOf, HotocrError, messageOf } from '../errors.js';
 
 const versionRef = z.strictObject({
   version: z.string(),
@@ -44,7 +44,7 @@ export class StateStore {
     try {
       text = await readFile(this.path, 'utf8');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return structuredClone(EMPTY_STATE);
+      if (errnoOf(error) === 'ENOENT') return structuredClone(EMPTY_STATE);
       throw error;
     }
     try {
@@ -52,7 +52,7 @@ export class StateStore {
     } catch (cause) {
       throw new HotocrError(
         'STATE_INVALID',
-        `The state file ${this.path} is damaged (${(cause as Error).message}); move it away to start with no active version.`,
+        `The state file ${this.path} is damaged (${messageOf(cause)}); move it away to start with no active version.`,
         { cause },
       );
     }

@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../errors.js';
 import type { ServedModel } from '../loaders/index.js';
 import type { Manifest } from '../package/index.js';
 import type { SignerInfo } from '../verify/index.js';
@@ -37,7 +38,7 @@ export class ModelVersion {
   loadedAt: Date | undefined;
   /** The loader that made the model, and what it said of it; kept after release. */
   loader: ({ name: string } & ServedModel['metadata']) | undefined;
-  failure: { code: string; message: string } | undefined;
+  failure: { code: ErrorCode; message: string } | undefined;
 
   constructor(
     init: {
@@ -83,7 +84,7 @@ export class ModelVersion {
   }
 
   /** loading → failed. */
-  fail(code: string, message: string): void {
+  fail(code: ErrorCode, message: string): void {
     this.failure = { code, message };
     this.#state = 'failed';
   }

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { PackageRejectedError } from '../errors.js';
+import { messageOf, PackageRejectedError } from '../errors.js';
 import type { ServedModel } from '../loaders/index.js';
 import { decodeImage, type RgbImage } from '../ocr/index.js';
 import type { Manifest } from '../package/index.js';
@@ -20,11 +20,9 @@ export async function warmUp(model: ServedModel, manifest: Manifest): Promise<vo
     const result = await model.read(await decoded);
     text = result.lines.map((l) => l.text).join('\n');
   } catch (cause) {
-    throw new PackageRejectedError(
-      'WARMUP_FAILED',
-      `The warm-up inference failed: ${(cause as Error).message}`,
-      { cause },
-    );
+    throw new PackageRejectedError('WARMUP_FAILED', `The warm-up inference failed: ${messageOf(cause)}`, {
+      cause,
+    });
   }
   const expect = manifest.warmup?.expect;
   if (expect !== undefined && expect.replace(/\s+/g, '') !== text.replace(/\s+/g, '')) {

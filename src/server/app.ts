@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import type { FastifyBaseLogger } from 'fastify';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { serveDefaults } from '../config.js';
 import type { Registry } from '../registry/index.js';
 import { VERSION } from '../version.js';
 import { Admission, RETRY_AFTER_SECONDS } from './admission.js';
@@ -70,11 +71,13 @@ function requestId(request: { headers: Record<string, string | string[] | undefi
  * metrics, probes, profiling and the OpenAPI document generated from the route schemas.
  */
 export async function createApp(options: AppOptions): Promise<HotocrApp> {
-  const headersTimeout = options.headersTimeoutMs ?? 15_000;
+  // Defaults are the settings table's, so that an app made here behaves as `hotocr serve`.
+  const defaults = serveDefaults();
+  const headersTimeout = options.headersTimeoutMs ?? defaults.headersTimeoutMs;
   const common = {
     // Node looks for connections past the headers timeout every connectionsCheckingInterval.
     http: { headersTimeout, connectionsCheckingInterval: Math.min(30_000, Math.ceil(headersTimeout / 4)) },
-    bodyLimit: options.bodyLimit ?? 20 * 1024 * 1024,
+    bodyLimit: options.bodyLimit ?? defaults.bodyLimit,
     genReqId: requestId,
     // Errors fastify raises before routing (a URL with bad percent-encoding) get our shape too.
     frameworkErrors: errorHandler,
@@ -86,8 +89,8 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
     : Fastify({ ...common, logger: false });
   const { registry } = options;
   const admission = new Admission({
-    maxInflight: options.maxInflight ?? 2,
-    maxQueue: options.maxQueue ?? 32,
+    maxInflight: options.maxInflight ?? defaults.maxInflight,
+    maxQueue: options.maxQueue ?? defaults.maxQueue,
   });
   const router = new Router(registry, { allowPinning: options.allowPinning ?? false });
   const metrics = new Metrics(registry, admission);
@@ -100,7 +103,7 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
       {
         ...(canary.errorMargin !== undefined ? { errorMargin: canary.errorMargin } : {}),
         ...(canary.p99Margin !== undefined ? { p99Margin: canary.p99Margin } : {}),
-        minRequests: canary.minRequests ?? 50,
+        minRequests: canary.minRequests ?? defaults.canaryMinRequests,
         windowSeconds: canary.windowSeconds ?? 60,
       },
       (r) => metrics.canaryRollback(r.name, r.canary.version, r.cause),
@@ -153,7 +156,7 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
     metrics,
     stats,
     bodyLimit: common.bodyLimit,
-    requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+    requestTimeoutMs: options.requestTimeoutMs ?? defaults.requestTimeoutMs,
   });
   await app.register(fleetRoutes, { registry, ...options.fleet });
   await app.register(modelRoutes, {
@@ -161,7 +164,7 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
     router,
     admin,
     uploadsDir: options.uploadsDir,
-    uploadLimit: options.uploadLimit ?? 1024 ** 3,
+    uploadLimit: options.uploadLimit ?? defaults.uploadLimit,
   });
   // The last events, so a page opened (or reconnected) now sees what just happened.
   const recent: StreamEvent[] = [];

@@ -10,7 +10,11 @@ const digest = (s: string) => createHash('sha256').update(s).digest();
  */
 function bearerGuard(
   token: string | undefined,
-  what: { label: string; disabled: () => HotocrError; invalidCode: string },
+  what: {
+    label: string;
+    disabled: () => HotocrError;
+    invalidCode: 'ADMIN_TOKEN_INVALID' | 'WEBHOOK_SECRET_INVALID';
+  },
 ): (request: FastifyRequest) => Promise<void> {
   const expected = token === undefined ? undefined : digest(token);
   return async (request) => {

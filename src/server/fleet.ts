@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { resolve4 } from 'node:dns/promises';
 import type { FastifyInstance } from 'fastify';
+import { messageOf } from '../errors.js';
 import type { Registry } from '../registry/index.js';
 import type { RegistrySourceStatus } from '../sources/registry-source.js';
 import { webhookGuard } from './auth.js';
@@ -121,7 +122,7 @@ export async function fleetRoutes(app: FastifyInstance, options: FleetOptions): 
             if (!res.ok) return { url, reachable: false, error: `HTTP ${res.status}` };
             return { url, reachable: true, ...((await res.json()) as ReplicaSummary) };
           } catch (error) {
-            return { url, reachable: false, error: (error as Error).message };
+            return { url, reachable: false, error: messageOf(error) };
           }
         }),
       );

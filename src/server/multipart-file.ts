@@ -1,6 +1,6 @@
 import type { MultipartFile } from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
-import { HotocrError } from '../errors.js';
+import { HotocrError, messageOf } from '../errors.js';
 
 /**
  * A multipart body the parser cannot read (no boundary, a malformed part header, cut short)
@@ -10,11 +10,9 @@ import { HotocrError } from '../errors.js';
 export function multipartError(error: unknown): unknown {
   if (error instanceof HotocrError) return error;
   if (error instanceof Error && 'code' in error && typeof error.code === 'string') return error;
-  return new HotocrError(
-    'REQUEST_INVALID',
-    `The multipart body cannot be read: ${(error as Error)?.message ?? error}.`,
-    { cause: error },
-  );
+  return new HotocrError('REQUEST_INVALID', `The multipart body cannot be read: ${messageOf(error)}.`, {
+    cause: error,
+  });
 }
 
 /** The file part of a multipart request; BODY_MISSING when there is none. */

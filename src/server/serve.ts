@@ -2,7 +2,6 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import type { ServeConfig } from '../config.js';
-import { HotocrError } from '../errors.js';
 import { canRestorePriority, Loaders, onInferenceThreads } from '../loaders/index.js';
 import { OciClient, parseReference } from '../oci/index.js';
 import { ensureBundledPackage } from '../pack/index.js';
@@ -41,12 +40,8 @@ export async function startServer(
     packagePath = config.model;
     trustPath = config.trust;
   } else if (config.trust) {
-    // Production without a package named: resume the last active version, or wait for one.
-    if (!config.models && !config.adminToken && !config.registry)
-      throw new HotocrError(
-        'CONFIG_INVALID',
-        '--trust without --model needs a way to receive packages: --models DIR (a watched folder), --registry REGISTRY/REPOSITORY, or --admin-token-file (uploads).',
-      );
+    // Production without a package named: resume the last active version, or wait for one
+    // (readServeConfig made sure there is a way for one to arrive).
     trustPath = config.trust;
   } else {
     const bundled = await ensureBundledPackage(config.data);
@@ -58,7 +53,7 @@ export async function startServer(
       'trusting a development key for the bundled model; production runs name their own trust roots (--trust)',
     );
   }
-  if (process.platform === 'linux' && !process.env.MALLOC_ARENA_MAX)
+  if (process.platform === 'linux' && !config.mallocArenaMax)
     logger.warn(
       'MALLOC_ARENA_MAX is not set: with it unset, native memory grows with every swap under load; start the server with MALLOC_ARENA_MAX=2 (npm start and the container image do)',
     );
@@ -162,6 +157,7 @@ export async function startServer(
         reference: following,
         client: new OciClient({
           insecure: config.registryInsecure,
+          dockerConfig: config.dockerConfig,
           ...(config.registryToken ? { token: config.registryToken } : {}),
         }),
         dir: join(config.data, 'incoming'),

@@ -4,7 +4,7 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { HotocrError } from '../errors.js';
+import { errnoOf, HotocrError, messageOf } from '../errors.js';
 
 const PREFIX = 'upload-';
 
@@ -49,7 +49,7 @@ export async function saveUpload(stream: Readable, dir: string, limit: number): 
 
 function uploadError(error: unknown, limit: number): HotocrError {
   if (error instanceof HotocrError) return error;
-  const code = (error as NodeJS.ErrnoException).code;
+  const code = errnoOf(error);
   if (code === 'ENOSPC' || code === 'EDQUOT')
     return new HotocrError(
       'STORAGE_FULL',
@@ -61,7 +61,7 @@ function uploadError(error: unknown, limit: number): HotocrError {
     return new HotocrError('REQUEST_ABORTED', 'The upload ended before the whole package arrived.', {
       cause: error,
     });
-  return new HotocrError('UPLOAD_FAILED', `The upload could not be stored: ${(error as Error).message}`, {
+  return new HotocrError('UPLOAD_FAILED', `The upload could not be stored: ${messageOf(error)}`, {
     cause: error,
   });
 }

@@ -1,7 +1,7 @@
 import { type FSWatcher, watch } from 'node:fs';
 import { mkdir, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { HotocrError } from '../errors.js';
+import { errnoOf, HotocrError } from '../errors.js';
 
 export interface FolderSourceOptions {
   readonly dir: string;
@@ -117,8 +117,8 @@ export class FolderSource {
     try {
       names = await readdir(this.#options.dir);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !this.#watcher) return;
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') this.#rewatch();
+      if (errnoOf(error) === 'ENOENT' && !this.#watcher) return;
+      if (errnoOf(error) === 'ENOENT') this.#rewatch();
       else this.#options.onError?.(error as Error);
       return;
     }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import semver from 'semver';
-import { HotocrError } from '../errors.js';
+import { type ErrorCode, HotocrError } from '../errors.js';
 import { formatReference, type OciClient, type OciReference } from '../oci/index.js';
 
 export interface RegistrySourceOptions {
@@ -25,8 +25,8 @@ export interface RegistrySourceOptions {
 
 export type RegistrySourceEvent =
   | { type: 'pulled'; reference: string; digest: string; ms: number }
-  | { type: 'refused'; reference: string; digest: string; code: string; message: string }
-  | { type: 'unreachable'; code: string; message: string; retryInMs: number }
+  | { type: 'refused'; reference: string; digest: string; code: ErrorCode; message: string }
+  | { type: 'unreachable'; code: ErrorCode; message: string; retryInMs: number }
   | { type: 'recovered' };
 
 export interface RegistrySourceStatus {
@@ -34,9 +34,9 @@ export interface RegistrySourceStatus {
   /** The digest last handed over (accepted or refused), if any. */
   readonly digest?: string;
   readonly lastCheck?: string;
-  readonly lastError?: { code: string; message: string; at: string };
+  readonly lastError?: { code: ErrorCode; message: string; at: string };
   /** The last artifact refused, and why. */
-  readonly lastRefused?: { digest: string; code: string; message: string };
+  readonly lastRefused?: { digest: string; code: ErrorCode; message: string };
 }
 
 /**
@@ -58,8 +58,8 @@ export class RegistrySource {
   #status: {
     digest?: string;
     lastCheck?: string;
-    lastError?: { code: string; message: string; at: string };
-    lastRefused?: { digest: string; code: string; message: string };
+    lastError?: { code: ErrorCode; message: string; at: string };
+    lastRefused?: { digest: string; code: ErrorCode; message: string };
   } = {};
 
   private constructor(options: RegistrySourceOptions) {

@@ -1,4 +1,4 @@
-import { PackageRejectedError } from '../errors.js';
+import { messageOf, PackageRejectedError } from '../errors.js';
 import { type CertificateInfo, CODE_SIGNING_OID, parseCertificate } from './certificate.js';
 import { parsePem } from './pem.js';
 import { type DeniedEntry, describeDenied, type TrustedRoot } from './trust-store.js';
@@ -70,7 +70,7 @@ export function checkSignerChain(pem: Buffer, options: ChainOptions): Certificat
       return parseCertificate(b.der);
     } catch (cause) {
       return invalid(
-        `Certificate ${i + 1} of signer.pem cannot be parsed (${(cause as Error).message}).`,
+        `Certificate ${i + 1} of signer.pem cannot be parsed (${messageOf(cause)}).`,
         { index: i + 1 },
         cause,
       );

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
-import { HotocrError } from '../errors.js';
+import { errnoOf, HotocrError } from '../errors.js';
 // The archive module alone: the package index would also load the manifest schema.
 import { scanDescriptor } from '../package/archive.js';
 
@@ -68,7 +68,8 @@ const waiting = new Set<number>();
 const cancelled = new Set<number>();
 
 function stopIfCancelled(id: number): void {
-  if (cancelled.has(id)) throw new HotocrError('ABORTED', 'The job was stopped.');
+  // Not a HotocrError: the caller throws its signal's reason instead; this never reaches a user.
+  if (cancelled.has(id)) throw Object.assign(new Error('The job was stopped.'), { code: 'ABORTED' });
 }
 
 async function scan(
@@ -165,7 +166,7 @@ port.on('message', (request: HashRequest) => {
       if (!restored) port.close();
     } catch (error) {
       const e = error instanceof Error ? error : new Error(String(error));
-      const code = error instanceof HotocrError ? error.code : (error as NodeJS.ErrnoException).code;
+      const code = error instanceof HotocrError ? error.code : errnoOf(error);
       const restored = (error as { restored?: boolean }).restored !== false;
       port.postMessage({
         id: request.id,

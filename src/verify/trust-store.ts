@@ -1,7 +1,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { TrustStoreError } from '../errors.js';
+import { messageOf, TrustStoreError } from '../errors.js';
 import { type CertificateInfo, parseCertificate } from './certificate.js';
 import { keyFingerprint } from './fingerprint.js';
 import { algorithmOf, type SignatureAlgorithm } from './key-kind.js';
@@ -119,7 +119,7 @@ export class TrustStore {
       }
     } catch (cause) {
       if (cause instanceof TrustStoreError) throw cause;
-      throw new TrustStoreError(`Cannot read the trust store at ${path}: ${(cause as Error).message}.`, {
+      throw new TrustStoreError(`Cannot read the trust store at ${path}: ${messageOf(cause)}.`, {
         cause,
       });
     }
@@ -183,7 +183,7 @@ function trustedKey(pem: string, source: string): TrustedKey {
   try {
     key = createPublicKey(pem);
   } catch (cause) {
-    throw new TrustStoreError(`${source}: the public key cannot be parsed (${(cause as Error).message}).`, {
+    throw new TrustStoreError(`${source}: the public key cannot be parsed (${messageOf(cause)}).`, {
       cause,
     });
   }
@@ -197,7 +197,7 @@ function trustedRoot(der: Buffer, source: string): TrustedRoot {
   try {
     certificate = parseCertificate(der);
   } catch (cause) {
-    throw new TrustStoreError(`${source}: the certificate cannot be parsed (${(cause as Error).message}).`, {
+    throw new TrustStoreError(`${source}: the certificate cannot be parsed (${messageOf(cause)}).`, {
       cause,
     });
   }

@@ -2,7 +2,7 @@ import { createHash, createVerify, constants as cryptoConstants, type KeyObject,
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import semver from 'semver';
-import { PackageRejectedError, type RejectionCode } from '../errors.js';
+import { messageOf, PackageRejectedError, type RejectionCode } from '../errors.js';
 import {
   type ArchiveLimits,
   CHECKSUM_FILE,
@@ -142,7 +142,7 @@ async function hashStream(
     if (signal?.aborted && cause === signal.reason) throw cause;
     throw new PackageRejectedError(
       'ARCHIVE_INVALID',
-      `Entry ${JSON.stringify(name)} is corrupt (${(cause as Error).message}).`,
+      `Entry ${JSON.stringify(name)} is corrupt (${messageOf(cause)}).`,
       {
         cause,
         details: { entry: name },
@@ -724,7 +724,7 @@ async function checkLegacy(
   } catch (cause) {
     if (options.signal?.aborted && cause === options.signal.reason) throw cause;
     if (cause instanceof PackageRejectedError) throw cause;
-    legacyFail('ARCHIVE_INVALID', `Entry "${LEGACY_MODEL}" is corrupt (${(cause as Error).message}).`, {
+    legacyFail('ARCHIVE_INVALID', `Entry "${LEGACY_MODEL}" is corrupt (${messageOf(cause)}).`, {
       entry: LEGACY_MODEL,
     });
   }
