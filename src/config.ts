@@ -413,6 +413,11 @@ export const SERVE_SETTINGS = {
     help: 'speak plain HTTP to this registry (loopback hosts always are); repeatable, added to the variable',
     both: true,
   }),
+  registryTokenRealms: list({
+    flag: '--registry-token-realm <host>',
+    env: 'HOTOCR_REGISTRY_TOKEN_REALMS',
+    help: "a token service (host or host:port) that may receive Docker's credentials besides the registry's own host, e.g. auth.docker.io; repeatable",
+  }),
   registryWebhookSecret: secret({
     file: {
       flag: '--registry-webhook-secret-file <file>',
@@ -509,15 +514,20 @@ export interface RegistryClientSettings {
   readonly insecure: readonly string[];
   readonly token?: string;
   readonly dockerConfig: string;
+  readonly tokenRealms: readonly string[];
 }
 
-/** Registry settings for push and pull: `--insecure` and HOTOCR_REGISTRY_INSECURE, the token, Docker's config. */
+/**
+ * Registry settings for push and pull: `--insecure` and HOTOCR_REGISTRY_INSECURE, the token,
+ * Docker's config, `--token-realm` and HOTOCR_REGISTRY_TOKEN_REALMS.
+ */
 export function readRegistryClientSettings(
-  flags: { insecure?: readonly string[] },
+  flags: { insecure?: readonly string[]; tokenRealm?: readonly string[] },
   env: Env = process.env,
 ): RegistryClientSettings {
   return {
     insecure: [...(flags.insecure ?? []), ...commaList(env.HOTOCR_REGISTRY_INSECURE)],
+    tokenRealms: [...(flags.tokenRealm ?? []), ...commaList(env.HOTOCR_REGISTRY_TOKEN_REALMS)],
     ...(env.HOTOCR_REGISTRY_TOKEN ? { token: env.HOTOCR_REGISTRY_TOKEN } : {}),
     dockerConfig: dockerConfigFile(env.DOCKER_CONFIG || undefined),
   };

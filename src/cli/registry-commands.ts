@@ -6,12 +6,21 @@ import { MANIFEST_FILE, PackageArchive, parseManifest } from '../package/index.j
 
 interface RegistryFlags {
   insecure?: string[];
+  tokenRealm?: string[];
 }
+
+const repeat = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
 const insecureOption = [
   '--insecure <host:port>',
   'speak plain HTTP to this registry (loopback hosts always are); repeatable (HOTOCR_REGISTRY_INSECURE, comma-separated)',
-  (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+  repeat,
+] as const;
+
+const tokenRealmOption = [
+  '--token-realm <host>',
+  "a token service (host or host:port) that may receive Docker's credentials besides the registry's own host, e.g. auth.docker.io; repeatable (HOTOCR_REGISTRY_TOKEN_REALMS, comma-separated)",
+  repeat,
 ] as const;
 
 export function pushCommand(): Command {
@@ -22,6 +31,7 @@ export function pushCommand(): Command {
     .argument('<package>', 'the package (.zip); it is not verified here, replicas verify what they pull')
     .argument('<reference>', 'REGISTRY/REPOSITORY:TAG, e.g. localhost:5000/models/ppocr:4.1.0')
     .option(...insecureOption)
+    .option(...tokenRealmOption)
     .action(async (path: string, reference: string, flags: RegistryFlags) => {
       const ref = parseReference(reference);
       const archive = await PackageArchive.open(path);
@@ -49,6 +59,7 @@ export function pullCommand(): Command {
     .requiredOption('--out <file>', 'where to write the package')
     .option('--max-bytes <n>', 'largest package accepted (default 1073741824)', '1073741824')
     .option(...insecureOption)
+    .option(...tokenRealmOption)
     .action(async (reference: string, flags: RegistryFlags & { out: string; maxBytes: string }) => {
       const client = new OciClient(readRegistryClientSettings(flags));
       const { digest } = await client.pull(parseReference(reference), flags.out, Number(flags.maxBytes));

@@ -11,7 +11,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { tempDir } from '../../test/helpers/tmp.js';
 import type { HotocrError } from '../errors.js';
 import { OciClient, parseReference } from './index.js';
@@ -144,4 +144,167 @@ test('no or wrong credentials: REGISTRY_AUTH, saying how to log in', async () =>
       );
     }
   }
+});
+
+/** A server answering every request with `handle`; `seen` records each request's method, path and Authorization. */
+async function server(
+  handle: (req: IncomingMessage, res: import('node:http').ServerResponse) => void | Promise<void>,
+): Promise<{ host: string; seen: { method: string; path: string; authorization?: string }[] }> {
+  const seen: { method: string; path: string; authorization?: string }[] = [];
+  const s = createServer((req, res) => {
+    seen.push({
+      method: req.method!,
+      path: req.url!,
+      ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
+    });
+    void handle(req, res);
+  });
+  servers.push(s);
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  return { host: `127.0.0.1:${(s.address() as AddressInfo).port}`, seen };
+}
+
+/**
+ * Streams `total` bytes (in 64 KiB chunks, waiting when the client does not read) and
+ * resolves with how many went out before the client stopped reading.
+ */
+function flood(res: import('node:http').ServerResponse, total: number): Promise<number> {
+  return new Promise((resolve) => {
+    const chunk = Buffer.alloc(64 * 1024, 0x41);
+    let sent = 0;
+    let stopped = false;
+    res.on('close', () => {
+      stopped = true;
+      resolve(sent);
+    });
+    const pump = () => {
+      while (!stopped && sent < total) {
+        sent += chunk.length;
+        if (!res.write(chunk)) return void res.once('drain', pump);
+      }
+      if (!stopped) res.end();
+    };
+    pump();
+  });
+}
+
+describe('a registry trusted for nothing', () => {
+  const GiB = 1024 ** 3;
+
+  test('a manifest, a tag list or an error page past its limit is refused as it streams, not read whole', async () => {
+    for (const [path, code, headers] of [
+      ['/v2/models/ppocr/manifests/1.0.0', 'ARTIFACT_INVALID', {}],
+      ['/v2/models/ppocr/tags/list', 'REGISTRY_ERROR', {}],
+      ['/v2/models/ppocr/manifests/1.0.0', 'ARTIFACT_INVALID', { 'content-length': String(GiB) }],
+    ] as const) {
+      let sent: Promise<number> = Promise.resolve(0);
+      const { host } = await server((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json', ...headers });
+        sent = flood(res, GiB);
+      });
+      const client = new OciClient({ dockerConfig: join(work, 'none.json') });
+      const call = path.includes('tags')
+        ? client.tags(host, 'models/ppocr')
+        : client.manifest(parseReference(`${host}/models/ppocr:1.0.0`));
+      await assert.rejects(call, (e: HotocrError) => e.code === code && /limit/.test(e.message));
+      // What went out is what the sockets' buffers hold, not the gigabyte.
+      assert.ok((await sent) < 64 * 1024 * 1024, `${path}: ${(await sent) / 2 ** 20} MiB sent`);
+    }
+  });
+
+  test('an error page is neither read whole nor shown: the answer says its status alone', async () => {
+    let sent: Promise<number> = Promise.resolve(0);
+    const { host } = await server((_req, res) => {
+      res.writeHead(500, { 'content-type': 'text/html' });
+      res.write('<html>REMOTE-SECRET-PAGE ');
+      sent = flood(res, GiB);
+    });
+    await assert.rejects(
+      new OciClient({ dockerConfig: join(work, 'none.json') }).manifest(
+        parseReference(`${host}/models/ppocr:1.0.0`),
+      ),
+      (e: HotocrError) => {
+        assert.equal(e.code, 'REGISTRY_ERROR');
+        assert.match(e.message, /answered 500/);
+        assert.doesNotMatch(e.message, /REMOTE-SECRET-PAGE/);
+        return true;
+      },
+    );
+    assert.ok((await sent) < 64 * 1024 * 1024);
+  });
+
+  test('a redirect is followed for a blob alone, and never carries credentials', async () => {
+    const blob = Buffer.from('the layer, stored elsewhere');
+    const layer = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+    const elsewhere = await server((_req, res) => void res.writeHead(200).end(blob));
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.hotocr.package.config.v1+json', digest: layer, size: 2 },
+        layers: [{ mediaType: 'application/vnd.hotocr.package.v1+zip', digest: layer, size: blob.length }],
+      }),
+    );
+    let redirectManifest = true;
+    const registry = await server((req, res) => {
+      if (req.url!.includes('/manifests/') && redirectManifest)
+        return void res.writeHead(307, { location: `http://${elsewhere.host}/stolen` }).end();
+      if (req.url!.includes('/manifests/')) return void res.writeHead(200).end(manifest);
+      res.writeHead(307, { location: `http://${elsewhere.host}/blob` }).end();
+    });
+    const client = new OciClient({ token: TOKEN, dockerConfig: join(work, 'none.json') });
+    const ref = parseReference(`${registry.host}/models/ppocr:1.0.0`);
+    await assert.rejects(
+      client.manifest(ref),
+      (e: HotocrError) => e.code === 'REGISTRY_ERROR' && /redirected/.test(e.message),
+    );
+    assert.deepEqual(elsewhere.seen, [], 'a manifest request is not sent elsewhere');
+    assert.ok(registry.seen.every((r) => r.authorization === `Bearer ${TOKEN}`));
+    redirectManifest = false;
+    const out = join(work, 'redirected.zip');
+    await client.pull(ref, out, 1 << 20);
+    assert.ok((await readFile(out)).equals(blob));
+    assert.deepEqual(
+      elsewhere.seen,
+      [{ method: 'GET', path: '/blob' }],
+      'the blob is fetched there, without credentials',
+    );
+  });
+
+  test("Docker's credentials go to a token service on the registry's own host, or one the operator named, alone", async () => {
+    const tokens = await server((req, res) => {
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ token: req.headers.authorization ? TOKEN : 'anonymous' }));
+    });
+    const registry = await server(async (req, res) => {
+      await body(req);
+      if (req.headers.authorization === `Bearer ${TOKEN}`) return void res.writeHead(404).end();
+      res
+        .writeHead(401, {
+          'www-authenticate': `Bearer realm="http://${tokens.host}/token",service="fake",scope="repository:models/ppocr:pull"`,
+        })
+        .end();
+    });
+    const config = await dockerConfig(registry.host);
+    const ref = parseReference(`${registry.host}/models/ppocr:1.0.0`);
+    // A realm on another port: asked anonymously; the anonymous token opens nothing.
+    await assert.rejects(
+      new OciClient({ dockerConfig: config }).manifest(ref),
+      (e: HotocrError) => e.code === 'REGISTRY_AUTH',
+    );
+    assert.ok(
+      tokens.seen.length > 0 && tokens.seen.every((r) => r.authorization === undefined),
+      JSON.stringify(tokens.seen),
+    );
+    // Named by the operator: it gets them, and its token opens the repository (nothing there: 404).
+    await assert.rejects(
+      new OciClient({ dockerConfig: config, tokenRealms: [tokens.host] }).manifest(ref),
+      (e: HotocrError) => e.code === 'ARTIFACT_NOT_FOUND',
+    );
+    assert.equal(
+      tokens.seen.at(-1)?.authorization,
+      `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}`,
+    );
+  });
 });

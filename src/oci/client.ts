@@ -42,6 +42,61 @@ export interface OciClientOptions {
   readonly dockerConfig?: string;
   /** Longest one request may take before REGISTRY_UNREACHABLE (default 30 s; blobs get 10 minutes). */
   readonly timeoutMs?: number;
+  /**
+   * Hosts (host or host:port) of token services that may receive the Docker config's
+   * credentials besides the registry's own host, e.g. auth.docker.io for Docker Hub.
+   */
+  readonly tokenRealms?: readonly string[];
+}
+
+/** The most read from a registry for each kind of answer: past it the answer is refused, not read on. */
+export const READ_LIMITS = {
+  manifest: 1024 * 1024,
+  tags: 4 * 1024 * 1024,
+  token: 64 * 1024,
+  error: 4096,
+} as const;
+
+/**
+ * Reads a response's body while counting it, and stops (cancelling the rest) at `limit`
+ * bytes with `code`: a registry or a peer can make hotocr read no more than that.
+ */
+export async function readLimited(
+  res: Response,
+  limit: number,
+  code: ErrorCode,
+  what: string,
+): Promise<Buffer> {
+  const declared = Number(res.headers.get('content-length'));
+  if (Number.isFinite(declared) && declared > limit) {
+    await res.body?.cancel().catch(() => {});
+    throw error(code, `${what} is ${declared} bytes, over the ${limit}-byte limit.`);
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = res.body?.getReader();
+  if (!reader) return Buffer.alloc(0);
+  for (;;) {
+    let step: Awaited<ReturnType<typeof reader.read>>;
+    try {
+      step = await reader.read();
+    } catch (cause) {
+      throw error('REGISTRY_UNREACHABLE', `${what} could not be read: ${messageOf(cause)}`, cause);
+    }
+    if (step.done) break;
+    size += step.value.length;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      throw error(code, `${what} is over the ${limit}-byte limit.`);
+    }
+    chunks.push(step.value);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Drops a body unread: an error page is not ours to read, nor to show. */
+async function discard(res: Response): Promise<void> {
+  await res.body?.cancel().catch(() => {});
 }
 
 const sha256 = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
@@ -99,19 +154,44 @@ export class OciClient {
     return (await this.#auths).get(registry);
   }
 
-  /** A token from the registry's token service, for the scope its 401 asked for. */
+  /** Whether plain HTTP may be spoken to the registry (loopback, or named insecure). */
+  #plain(registry: string): boolean {
+    const host = registry.replace(/:\d+$/, '');
+    return (
+      ['localhost', '127.0.0.1', '[::1]'].includes(host) || (this.#options.insecure ?? []).includes(registry)
+    );
+  }
+
+  /**
+   * A token from the registry's token service, for the scope its 401 asked for. The Docker
+   * config's credentials go only to a service on the registry's own host, or on one the
+   * operator named, over HTTPS unless the registry itself may be spoken to over HTTP;
+   * anywhere else the token is asked for anonymously.
+   */
   async #bearer(registry: string, challenge: string): Promise<string> {
     const params = Object.fromEntries(
       [...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!.toLowerCase(), m[2]!]),
     );
     if (!params.realm)
       throw error('REGISTRY_AUTH', `${registry} asked for a token without saying where to get one.`);
-    const url = new URL(params.realm);
+    let url: URL;
+    try {
+      url = new URL(params.realm);
+    } catch {
+      throw error('REGISTRY_AUTH', `${registry} named a token service that is not a URL.`);
+    }
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && this.#plain(registry)))
+      throw error(
+        'REGISTRY_AUTH',
+        `${registry} named a token service over ${url.protocol.replace(':', '')} (${url.host}); only HTTPS is spoken to a token service, unless the registry itself is spoken to over HTTP.`,
+      );
     if (params.service) url.searchParams.set('service', params.service);
     if (params.scope) url.searchParams.set('scope', params.scope);
-    const basic = await this.#basic(registry);
+    const trusted = url.host === registry || (this.#options.tokenRealms ?? []).includes(url.host);
+    const basic = trusted ? await this.#basic(registry) : undefined;
     const res = await fetch(url, {
       headers: basic ? { authorization: `Basic ${basic}` } : {},
+      redirect: 'manual',
       signal: AbortSignal.timeout(this.#options.timeoutMs ?? 30_000),
     }).catch((cause: unknown) => {
       throw error(
@@ -120,35 +200,55 @@ export class OciClient {
         cause,
       );
     });
-    if (!res.ok)
+    if (!res.ok) {
+      await discard(res);
       throw error(
         'REGISTRY_AUTH',
-        `The token service of ${registry} refused (${res.status}); check the credentials (docker login).`,
+        trusted || !(await this.#basic(registry))
+          ? `The token service of ${registry} refused (${res.status}); check the credentials (docker login).`
+          : `The token service of ${registry} is on another host (${url.host}), which is not given the credentials unless named with --registry-token-realm ${url.host}; it refused without them (${res.status}).`,
       );
-    const body = (await res.json()) as { token?: string; access_token?: string };
-    const token = body.token ?? body.access_token;
-    if (!token) throw error('REGISTRY_AUTH', `The token service of ${registry} gave no token.`);
+    }
+    let body: { token?: unknown; access_token?: unknown };
+    try {
+      body = JSON.parse(
+        (await readLimited(res, READ_LIMITS.token, 'REGISTRY_AUTH', 'The token service answer')).toString(
+          'utf8',
+        ),
+      ) as typeof body;
+    } catch (cause) {
+      if (cause instanceof HotocrError) throw cause;
+      throw error('REGISTRY_AUTH', `The token service of ${registry} did not answer JSON.`, cause);
+    }
+    const token = typeof body.token === 'string' ? body.token : body.access_token;
+    if (typeof token !== 'string' || token === '')
+      throw error('REGISTRY_AUTH', `The token service of ${registry} gave no token.`);
     return token;
   }
 
-  /** One request, with the credentials the registry asks for (retried once after a 401). */
+  /**
+   * One request, with the credentials the registry asks for (retried once after a 401).
+   * Redirects are not followed, but for blob downloads (`followRedirect`), and those are
+   * followed without credentials: a registry cannot send them elsewhere.
+   */
   async #request(
     registry: string,
     path: string,
-    init: RequestInit & { timeoutMs?: number } = {},
+    init: RequestInit & { timeoutMs?: number; followRedirect?: boolean } = {},
     accept: readonly number[] = [200],
   ): Promise<Response> {
     const url = path.startsWith('http') ? path : `${this.#base(registry)}${path}`;
+    const timeout = () => AbortSignal.timeout(init.timeoutMs ?? this.#options.timeoutMs ?? 30_000);
     const send = async (authorization: string | undefined) => {
       const headers = new Headers(init.headers);
       if (authorization) headers.set('authorization', authorization);
       try {
-        return await fetch(url, {
-          ...init,
-          headers,
-          redirect: 'follow',
-          signal: AbortSignal.timeout(init.timeoutMs ?? this.#options.timeoutMs ?? 30_000),
-        });
+        const res = await fetch(url, { ...init, headers, redirect: 'manual', signal: timeout() });
+        const location = res.headers.get('location');
+        if (!init.followRedirect || res.status < 300 || res.status > 399 || !location) return res;
+        await discard(res);
+        // Elsewhere (a blob store), with no credentials of ours; further redirects likewise.
+        return await fetch(new URL(location, url), { redirect: 'follow', signal: timeout() });
       } catch (cause) {
         throw error(
           'REGISTRY_UNREACHABLE',
@@ -167,7 +267,7 @@ export class OciClient {
     let res = await send(known);
     if (res.status === 401 && !(init.body instanceof ReadableStream)) {
       const challenge = res.headers.get('www-authenticate') ?? '';
-      await res.arrayBuffer();
+      await discard(res);
       let authorization: string | undefined;
       if (/^bearer /i.test(challenge)) authorization = `Bearer ${await this.#bearer(registry, challenge)}`;
       else {
@@ -180,7 +280,13 @@ export class OciClient {
       }
     }
     if (accept.includes(res.status)) return res;
-    const detail = (await res.text().catch(() => '')).slice(0, 300);
+    // The body is the registry's, not ours: it is neither read whole nor shown to anyone.
+    await discard(res);
+    if (res.status >= 300 && res.status <= 399)
+      throw error(
+        'REGISTRY_ERROR',
+        `${registry} redirected ${init.method ?? 'GET'} ${path.replace(/\?.*$/, '')} elsewhere (${res.status}); only blob downloads may be redirected.`,
+      );
     if (res.status === 401 || res.status === 403)
       throw error(
         'REGISTRY_AUTH',
@@ -190,7 +296,7 @@ export class OciClient {
       throw error('ARTIFACT_NOT_FOUND', `${registry} has nothing at ${path.replace(/\?.*$/, '')} (404).`);
     throw error(
       'REGISTRY_ERROR',
-      `${registry} answered ${res.status} to ${init.method ?? 'GET'} ${path.replace(/\?.*$/, '')}: ${detail}`,
+      `${registry} answered ${res.status} to ${init.method ?? 'GET'} ${path.replace(/\?.*$/, '')}.`,
     );
   }
 
@@ -204,7 +310,7 @@ export class OciClient {
     const head = await this.#request(ref.registry, `${repo}/${digest}`, { method: 'HEAD' }, [200, 404]);
     if (head.status === 200) return;
     const started = await this.#request(ref.registry, `${repo}/uploads/`, { method: 'POST' }, [202]);
-    await started.arrayBuffer();
+    await discard(started);
     const location = started.headers.get('location');
     if (!location) throw error('REGISTRY_ERROR', `${ref.registry} started an upload without a Location.`);
     const target = new URL(location, `${this.#base(ref.registry)}/`);
@@ -221,7 +327,7 @@ export class OciClient {
       } as RequestInit & { timeoutMs: number },
       [201],
     );
-    await put.arrayBuffer();
+    await discard(put);
   }
 
   /**
@@ -272,7 +378,7 @@ export class OciClient {
       { method: 'PUT', headers: { 'content-type': MANIFEST_MEDIA_TYPE }, body: bytes },
       [201],
     );
-    await res.arrayBuffer();
+    await discard(res);
     return { digest: sha256(bytes), size };
   }
 
@@ -285,8 +391,7 @@ export class OciClient {
         headers: { accept: MANIFEST_MEDIA_TYPE },
       },
     );
-    const bytes = new Uint8Array(await res.arrayBuffer());
-    if (bytes.length > 1024 * 1024) throw error('ARTIFACT_INVALID', 'The manifest is over 1 MiB.');
+    const bytes = await readLimited(res, READ_LIMITS.manifest, 'ARTIFACT_INVALID', 'The manifest');
     const digest = sha256(bytes);
     if (ref.digest && digest !== ref.digest)
       throw error(
@@ -329,7 +434,8 @@ export class OciClient {
       );
     const res = await this.#request(ref.registry, `/v2/${ref.repository}/blobs/${layer.digest}`, {
       timeoutMs: 600_000,
-    } as RequestInit & { timeoutMs: number });
+      followRedirect: true,
+    });
     const hash = createHash('sha256');
     let received = 0;
     const check = new Transform({
@@ -365,7 +471,13 @@ export class OciClient {
   /** Every tag of a repository. */
   async tags(registry: string, repository: string): Promise<string[]> {
     const res = await this.#request(registry, `/v2/${repository}/tags/list?n=10000`);
-    const body = (await res.json()) as { tags?: string[] | null };
-    return body.tags ?? [];
+    const bytes = await readLimited(res, READ_LIMITS.tags, 'REGISTRY_ERROR', 'The tag list');
+    let body: { tags?: unknown };
+    try {
+      body = JSON.parse(bytes.toString('utf8')) as { tags?: unknown };
+    } catch (cause) {
+      throw error('REGISTRY_ERROR', `The tag list of ${registry}/${repository} is not JSON.`, cause);
+    }
+    return Array.isArray(body.tags) ? body.tags.filter((t): t is string => typeof t === 'string') : [];
   }
 }

@@ -6,5 +6,7 @@ export {
   type OciClientOptions,
   type OciManifest,
   PACKAGE_MEDIA_TYPE,
+  READ_LIMITS,
+  readLimited,
 } from './client.js';
 export { formatReference, type OciReference, parseReference } from './reference.js';

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { resolve4 } from 'node:dns/promises';
 import type { FastifyInstance } from 'fastify';
 import { messageOf } from '../errors.js';
+import { readLimited } from '../oci/index.js';
 import type { Registry } from '../registry/index.js';
 import type { RegistrySourceStatus } from '../sources/registry-source.js';
 import { webhookGuard } from './auth.js';
@@ -9,8 +10,12 @@ import { errors } from './schemas.js';
 
 export interface FleetOptions {
   readonly registry: Registry;
-  /** The registry source, when the server follows one: poked by its webhook, shown in the fleet view. */
-  readonly source?: { poke(): void; readonly status: RegistrySourceStatus };
+  /** The registry source, when the server follows one: notified by its webhook, shown in the fleet view. */
+  readonly source?: {
+    follows(repository: string): boolean;
+    notified(): void;
+    readonly status: RegistrySourceStatus;
+  };
   /** The shared secret the registry's notifications carry as a bearer token. */
   readonly webhookSecret?: string;
   /** Other replicas: base URLs, and/or `host:port` of a headless Service whose A records are the pods. */
@@ -29,6 +34,42 @@ export interface ReplicaSummary {
 
 /** Marks a webhook call passed on by another replica, so it is not passed on again. */
 const FORWARDED = 'x-hotocr-forwarded-by';
+const EVENTS_TYPE = 'application/vnd.docker.distribution.events.v1+json';
+/** The most read of a peer's answer: a summary is a few hundred bytes. */
+const PEER_REPLY_LIMIT = 1024 * 1024;
+/** A fan-out call that failed is tried once more after this. */
+const FANOUT_RETRY_MS = 1000;
+
+/**
+ * Whether a registry's notification body holds a push of a manifest (a tag or a digest) to
+ * a repository the source follows. The body decides only whether to look: what is pulled
+ * is asked of the registry and verified, never taken from here.
+ */
+export function announcesPush(body: unknown, follows: (repository: string) => boolean): boolean {
+  const events = (body as { events?: unknown } | null)?.events;
+  if (!Array.isArray(events)) return false;
+  return events.some((event: unknown) => {
+    const e = event as {
+      action?: unknown;
+      target?: { repository?: unknown; mediaType?: unknown; tag?: unknown };
+    };
+    if (e?.action !== 'push' || typeof e.target?.repository !== 'string') return false;
+    const manifest = typeof e.target.mediaType === 'string' && /manifest/i.test(e.target.mediaType);
+    return (manifest || typeof e.target.tag === 'string') && follows(e.target.repository);
+  });
+}
+
+/** A peer's summary, keeping only the fields a summary has, of the types it has them. */
+function peerSummary(value: unknown): ReplicaSummary | undefined {
+  const v = value as Partial<ReplicaSummary> | null;
+  if (typeof v?.id !== 'string' || typeof v.ready !== 'boolean' || typeof v.models !== 'object' || !v.models)
+    return undefined;
+  const models: Record<string, { version: string; sha256: string }> = {};
+  for (const [name, m] of Object.entries(v.models))
+    if (typeof m?.version === 'string' && typeof m.sha256 === 'string')
+      models[name] = { version: m.version, sha256: m.sha256 };
+  return { id: v.id, ready: v.ready, models, ...(v.registry ? { registry: v.registry } : {}) };
+}
 
 function summary(id: string, options: FleetOptions): ReplicaSummary {
   const models: Record<string, { version: string; sha256: string }> = {};
@@ -61,43 +102,70 @@ export async function fleetRoutes(app: FastifyInstance, options: FleetOptions): 
   // Tells this replica from the others when a peer list (or DNS) includes itself.
   const id = randomUUID();
   const guard = webhookGuard(options.source ? options.webhookSecret : undefined);
-  app.addContentTypeParser(
-    'application/vnd.docker.distribution.events.v1+json',
-    { parseAs: 'buffer', bodyLimit: 1024 * 1024 },
-    (_req, body, done) => done(null, body),
+  app.addContentTypeParser(EVENTS_TYPE, { parseAs: 'buffer', bodyLimit: 1024 * 1024 }, (_req, body, done) =>
+    done(null, body),
   );
+  /** Passes a push on to a peer, once more after a moment if the first call fails. */
+  const forward = async (url: string, secret: string, body: Buffer) => {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, FANOUT_RETRY_MS));
+      try {
+        const res = await fetch(`${url}/v1/hooks/registry`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${secret}`, 'content-type': EVENTS_TYPE, [FORWARDED]: id },
+          body,
+          signal: AbortSignal.timeout(2000),
+        });
+        await res.body?.cancel();
+        if (res.ok) return;
+      } catch {
+        // tried again below, once
+      }
+    }
+  };
   app.post(
     '/v1/hooks/registry',
     {
       onRequest: guard,
       schema: {
-        summary: "The registry's notification webhook: the followed repository is looked at now",
+        summary: "The registry's notification webhook: a push to the followed repository is looked at now",
         description:
-          "Authorization: Bearer <webhook secret>. The body (the registry's event envelope) is not trusted for anything: the source asks the registry itself, and verifies what it pulls.",
+          "Authorization: Bearer <webhook secret>. The body (the registry's event envelope) decides only whether to look: only a push of a manifest to the followed repository makes the replica ask the registry (at most once a second) and pass the news to its peers. Nothing in it is trusted: the source asks the registry itself, and verifies what it pulls.",
         tags: ['fleet'],
         security: [{ bearer: [] }],
-        response: { 202: { type: 'object', properties: { accepted: { type: 'boolean' } } }, ...errors },
+        response: {
+          202: {
+            type: 'object',
+            properties: { accepted: { type: 'boolean' }, looking: { type: 'boolean' } },
+          },
+          ...errors,
+        },
       },
     },
     async (request, reply) => {
-      options.source?.poke();
-      // A registry usually notifies one address (the Service): pass the news to the other
-      // replicas once, so every one looks at once rather than at its next poll.
-      if (request.headers[FORWARDED] === undefined && options.webhookSecret) {
-        const secret = options.webhookSecret;
-        void peerUrls(options).then((urls) =>
-          Promise.allSettled(
-            urls.map((url) =>
-              fetch(`${url}/v1/hooks/registry`, {
-                method: 'POST',
-                headers: { authorization: `Bearer ${secret}`, [FORWARDED]: id },
-                signal: AbortSignal.timeout(2000),
-              }).then((res) => res.arrayBuffer()),
-            ),
-          ),
-        );
+      const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+      let envelope: unknown;
+      try {
+        envelope = JSON.parse(body.toString('utf8'));
+      } catch {
+        envelope = undefined;
       }
-      return reply.status(202).send({ accepted: true });
+      const source = options.source;
+      // Pulls (every replica's own look is one) and blob pushes are not news: answering them
+      // with a look would make a pull, hence another notification, without end.
+      const looking = source !== undefined && announcesPush(envelope, (r) => source.follows(r));
+      if (looking) {
+        source.notified();
+        // A registry usually notifies one address (the Service): pass the push on to the
+        // other replicas once, so every one looks at once rather than at its next poll.
+        if (request.headers[FORWARDED] === undefined && options.webhookSecret) {
+          const secret = options.webhookSecret;
+          void peerUrls(options).then((urls) =>
+            Promise.allSettled(urls.map((url) => forward(url, secret, body))),
+          );
+        }
+      }
+      return reply.status(202).send({ accepted: true, looking });
     },
   );
   app.get(
@@ -118,9 +186,18 @@ export async function fleetRoutes(app: FastifyInstance, options: FleetOptions): 
       const peers = await Promise.all(
         (await peerUrls(options)).map(async (url) => {
           try {
-            const res = await fetch(`${url}/v1/fleet/self`, { signal: AbortSignal.timeout(2000) });
-            if (!res.ok) return { url, reachable: false, error: `HTTP ${res.status}` };
-            return { url, reachable: true, ...((await res.json()) as ReplicaSummary) };
+            const res = await fetch(`${url}/v1/fleet/self`, {
+              signal: AbortSignal.timeout(2000),
+              redirect: 'manual',
+            });
+            if (!res.ok) {
+              await res.body?.cancel();
+              return { url, reachable: false, error: `HTTP ${res.status}` };
+            }
+            const bytes = await readLimited(res, PEER_REPLY_LIMIT, 'REQUEST_INVALID', "The peer's answer");
+            const peer = peerSummary(JSON.parse(bytes.toString('utf8')));
+            if (!peer) return { url, reachable: false, error: 'the answer is not a replica summary' };
+            return { url, reachable: true, ...peer };
           } catch (error) {
             return { url, reachable: false, error: messageOf(error) };
           }

@@ -158,6 +158,7 @@ export async function startServer(
         client: new OciClient({
           insecure: config.registryInsecure,
           dockerConfig: config.dockerConfig,
+          tokenRealms: config.registryTokenRealms,
           ...(config.registryToken ? { token: config.registryToken } : {}),
         }),
         dir: join(config.data, 'incoming'),

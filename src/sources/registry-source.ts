@@ -5,6 +5,9 @@ import semver from 'semver';
 import { type ErrorCode, HotocrError } from '../errors.js';
 import { formatReference, type OciClient, type OciReference } from '../oci/index.js';
 
+/** Notifications make a source look at most this often. */
+const NOTIFIED_LOOKS_MS = 1000;
+
 export interface RegistrySourceOptions {
   /** The repository to follow; with a tag, only that tag (e.g. `stable`), else its highest semver tag. */
   readonly reference: OciReference;
@@ -55,6 +58,9 @@ export class RegistrySource {
   #again = false;
   #failures = 0;
   #closed = false;
+  /** When the last look started (ms, performance.now), and the look a notification deferred. */
+  #lastLook = Number.NEGATIVE_INFINITY;
+  #deferred: NodeJS.Timeout | undefined;
   #status: {
     digest?: string;
     lastCheck?: string;
@@ -78,7 +84,30 @@ export class RegistrySource {
     return { following: formatReference(this.#options.reference), ...this.#status };
   }
 
-  /** Looks now (the registry's webhook, or a person): a check already running is followed by one more. */
+  /** Whether notifications about `repository` concern this source. */
+  follows(repository: string): boolean {
+    return repository === this.#options.reference.repository;
+  }
+
+  /**
+   * A registry notification of a push to the followed repository: looks, at most once a
+   * second (a burst of notifications is one look, or one more after the one running).
+   */
+  notified(): void {
+    if (this.#closed || this.#deferred) return;
+    const wait = this.#lastLook + NOTIFIED_LOOKS_MS - performance.now();
+    if (wait <= 0) {
+      this.poke();
+      return;
+    }
+    this.#deferred = setTimeout(() => {
+      this.#deferred = undefined;
+      this.poke();
+    }, wait);
+    this.#deferred.unref();
+  }
+
+  /** Looks now: a check already running is followed by one more (at most one waits). */
   poke(): void {
     if (this.#closed) return;
     if (this.#running) {
@@ -86,6 +115,7 @@ export class RegistrySource {
       return;
     }
     clearTimeout(this.#timer);
+    this.#lastLook = performance.now();
     this.#running = this.#check().finally(() => {
       this.#running = undefined;
       if (this.#closed) return;
@@ -151,6 +181,8 @@ export class RegistrySource {
     this.#status.digest = digest;
     try {
       await submit(path, { reference: `${reference}@${digest}`, digest });
+      // Accepted: an earlier refusal is history, no longer the news.
+      delete this.#status.lastRefused;
     } catch (error) {
       const e = error instanceof HotocrError ? error : new HotocrError('LOAD_FAILED', String(error));
       this.#status.lastRefused = { digest, code: e.code, message: e.message };
@@ -182,6 +214,7 @@ export class RegistrySource {
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#timer);
+    clearTimeout(this.#deferred);
     await this.#running;
   }
 }
