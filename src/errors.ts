@@ -90,6 +90,7 @@ export const ERROR_CODES = [
   'SETTING_INVALID',
   'TRUST_STORE_INVALID',
   'STATE_INVALID',
+  'STATE_WRITE_FAILED',
   'LOADER_INVALID',
   // Packing and keys (hotocr pack, keygen).
   'KEY_INVALID',

@@ -4,6 +4,8 @@ import type { SignerInfo } from '../verify/index.js';
 /** Every state change the registry reports; the server streams these and the dashboard shows them. */
 export type RegistryEvent =
   | { type: 'package-seen'; ts: string; path: string; source: string }
+  /** A package the watched folder or a registry handed over again, not taken (the same SHA-256 as before). */
+  | { type: 'skipped'; ts: string; path: string; source: string; sha256: string; reason: string }
   | { type: 'verifying'; ts: string; path: string; source: string }
   | {
       type: 'rejected';
@@ -62,9 +64,13 @@ export type RegistryEvent =
       name: string;
       version: string;
       previous?: string;
+      /** Set when the version is lower than the highest ever activated: an operator's move back. */
+      below?: string;
       /** Persisting the choice and the switch itself. */
       switchMs: number;
     }
+  /** An activation refused because the choice could not be persisted: the version in service stays. */
+  | { type: 'activation-failed'; ts: string; name: string; version: string; code: ErrorCode; message: string }
   | { type: 'draining'; ts: string; name: string; version: string; inflight: number }
   | { type: 'released'; ts: string; name: string; version: string };
 

@@ -1,11 +1,17 @@
-import { copyFile, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import semver from 'semver';
-import { errnoOf, HotocrError, PackageRejectedError } from '../errors.js';
+import { errnoOf, HotocrError, messageOf, PackageRejectedError } from '../errors.js';
 import type { ServedModel } from '../loaders/index.js';
 import { hashFile, type VerifiedPackage } from '../verify/index.js';
 import type { RegistryEvent } from './events.js';
-import type { PersistedState, StateStore, VersionRef } from './state-store.js';
+import {
+  HANDLED_LIMIT,
+  type PersistedState,
+  type SplitRef,
+  type StateStore,
+  type VersionRef,
+} from './state-store.js';
 import { type Lease, ModelVersion } from './version.js';
 
 export interface RegistryOptions {
@@ -19,6 +25,11 @@ export interface RegistryOptions {
       serving: boolean;
       /** Fires when the registry stops: the verification ends at once, throwing its reason. */
       signal: AbortSignal;
+      /**
+       * Certificate validity and `expires` are judged at this time: when the version was first
+       * accepted (a restart, a rollback), else now.
+       */
+      validAt?: Date;
     },
   ) => Promise<VerifiedPackage>;
   /**
@@ -41,12 +52,14 @@ export interface RegistryOptions {
 }
 
 export interface SubmitOptions {
-  /** Where the package came from (`folder`, `upload`, ...): downgrades are judged per source. */
+  /** Where the package came from (`folder`, `upload`, `registry`, `restore`...), for reports. */
   readonly source: string;
   /** Switch to it once ready (default true); false stages it as ready. */
   readonly activate?: boolean;
-  /** Accept a version lower than one already activated from this source. */
+  /** Accept a version lower than the highest activated for its name (an operator's act). */
   readonly allowDowngrade?: boolean;
+  /** When the package was first accepted (a version loaded again): what its dates are judged at. */
+  readonly acceptedAt?: Date;
   /**
    * The file is the caller's own temporary one, which nothing else writes (an upload, a pulled
    * artifact): once verified, it is moved into the packages folder rather than copied and
@@ -56,6 +69,19 @@ export interface SubmitOptions {
 }
 
 type Listener = (event: RegistryEvent) => void;
+
+/** What a restart found of a persisted traffic split. */
+export interface RestoredRouting {
+  /** The split per model name whose every version loaded again. */
+  readonly splits: Readonly<Record<string, readonly { version: string; weight: number }[]>>;
+  /** Splits dropped whole because a version of theirs did not verify or load again. */
+  readonly dropped: readonly { name: string; reason: string }[];
+  /** The pinning switch as PUT /v1/routing last set it, if it did. */
+  readonly allowPinning?: boolean;
+}
+
+/** Sources that hand packages over unasked: what they handed over once is not taken again. */
+const AUTOMATIC = new Set(['folder', 'registry']);
 
 const now = () => new Date().toISOString();
 
@@ -71,6 +97,9 @@ export class Registry {
   readonly #listeners = new Set<Listener>();
   #state: PersistedState;
   #queue: Promise<unknown> = Promise.resolve();
+  /** Writes of the state file, one after another. */
+  #writes: Promise<unknown> = Promise.resolve();
+  #restoredRouting: RestoredRouting = { splits: {}, dropped: [] };
   #closed = false;
   /** Aborted by {@link stopTaking}: a verification under way ends within a read. */
   readonly #stopping = new AbortController();
@@ -121,6 +150,49 @@ export class Registry {
     return this.active(name)?.acquire();
   }
 
+  /** True once the registry stops taking packages (the server is stopping). */
+  get stopping(): boolean {
+    return this.#closed;
+  }
+
+  /** Whether a package with this SHA-256 was handed over before, accepted or refused. */
+  isHandled(sha256: string): boolean {
+    return this.#state.handled[sha256] !== undefined;
+  }
+
+  /**
+   * What a source that hands packages over unasked (the watched folder, a followed registry)
+   * calls: a package handed over before (the same SHA-256), accepted or refused, is not taken
+   * again, across restarts; anything else is submitted. Undefined when skipped.
+   */
+  offer(path: string, options: SubmitOptions): Promise<ModelVersion | undefined> {
+    const run = this.#queue.then(async () => {
+      if (this.#closed) throw new HotocrError('REGISTRY_CLOSED', 'The server is stopping.');
+      let sha256: string;
+      try {
+        sha256 = await (this.#options.hashFile ?? ((p: string) => hashFile(p)))(path, {
+          serving: this.#active.size > 0,
+        });
+      } catch {
+        // Unreadable: the verification says why, with its own code.
+        return this.#submit(path, options);
+      }
+      const seen = this.#state.handled[sha256];
+      if (!seen) return this.#submit(path, options);
+      this.#emit({
+        type: 'skipped',
+        ts: now(),
+        path,
+        source: options.source,
+        sha256,
+        reason: `handed over before (${seen.outcome}${seen.code ? ` ${seen.code}` : ''}, ${seen.at}); not taken again`,
+      });
+      return undefined;
+    });
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
   /**
    * Verifies, loads and warms up the package at `path`, then (unless `activate` is false)
    * switches to it. One submission runs at a time; the others wait their turn. Throws the
@@ -143,8 +215,9 @@ export class Registry {
       pkg = await this.#options.verify(path, {
         allowDowngrade: options.allowDowngrade ?? false,
         serving: this.#active.size > 0,
-        highestActivated: (name) => this.#state.highest[source]?.[name],
+        highestActivated: (name) => this.#state.highest[name],
         signal: this.#stopping.signal,
+        ...(options.acceptedAt ? { validAt: options.acceptedAt } : {}),
       });
     } catch (error) {
       if (error instanceof PackageRejectedError) {
@@ -153,9 +226,11 @@ export class Registry {
           ...(sha256 ? { sha256 } : {}),
           ...(error.details.legacy === true ? { legacy: true } : {}),
         });
+        if (sha256 && AUTOMATIC.has(source)) await this.#handled(sha256, 'refused', error.code);
       }
       throw error;
     }
+    const acceptedAt = options.acceptedAt ?? new Date();
     const { name, version } = pkg.manifest;
     this.#emit({
       type: 'verified',
@@ -170,6 +245,7 @@ export class Registry {
       verifyMs: Math.round(performance.now() - verifyStarted),
       ...(pkg.legacy ? { legacy: true as const } : {}),
     });
+    if (AUTOMATIC.has(source)) await this.#handled(pkg.sha256, 'accepted');
     const existing = this.#versions.get(name)?.get(version);
     if (existing && existing.state !== 'failed' && existing.state !== 'released') {
       if (existing.sha256 === pkg.sha256) {
@@ -183,6 +259,16 @@ export class Registry {
       this.#rejected(path, source, error, { sha256: pkg.sha256, name, version });
       throw error;
     }
+    // A version once activated with other bytes is that version for good.
+    const activatedAs = (this.#state.history[name] ?? []).find((h) => h.version === version);
+    if (activatedAs && activatedAs.sha256 !== pkg.sha256) {
+      const error = new HotocrError(
+        'VERSION_EXISTS',
+        `${name} ${version} was activated before with different contents (sha256 ${activatedAs.sha256.slice(0, 12)}...); publish it under a new version.`,
+      );
+      this.#rejected(path, source, error, { sha256: pkg.sha256, name, version });
+      throw error;
+    }
     // The kept copy (for restarts) is made while the graphs load, off the critical path.
     const packagePath = join(this.#options.packagesDir, `${pkg.sha256}.zip`);
     const copied = this.#keepCopy(path, pkg.sha256, {
@@ -191,7 +277,16 @@ export class Registry {
     });
     copied.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
     const v = new ModelVersion(
-      { name, version, sha256: pkg.sha256, source, signer: pkg.signer, manifest: pkg.manifest, packagePath },
+      {
+        name,
+        version,
+        sha256: pkg.sha256,
+        source,
+        signer: pkg.signer,
+        manifest: pkg.manifest,
+        packagePath,
+        acceptedAt,
+      },
       (released) =>
         this.#emit({ type: 'released', ts: now(), name: released.name, version: released.version }),
     );
@@ -299,10 +394,77 @@ export class Registry {
     return target;
   }
 
-  /** Switches `name` to a ready version in one step; the previous one drains (or stays warm). */
+  /** Remembers a package handed over by a source that hands them over unasked. */
+  async #handled(sha256: string, outcome: 'accepted' | 'refused', code?: string): Promise<void> {
+    await this.#update((state) => {
+      delete state.handled[sha256];
+      state.handled[sha256] = { at: now(), outcome, ...(code ? { code } : {}) };
+      const all = Object.keys(state.handled);
+      for (const old of all.slice(0, Math.max(0, all.length - HANDLED_LIMIT))) delete state.handled[old];
+    }).catch(() => {
+      // Not remembering it only means it may be looked at again; the package's fate stands.
+    });
+  }
+
+  /**
+   * Changes the state file, one change at a time: `change` edits a copy, which is written,
+   * then kept. A write that fails leaves the state as it was and throws STORAGE_FULL (no
+   * space) or STATE_WRITE_FAILED.
+   */
+  #update(change: (state: PersistedState) => void): Promise<void> {
+    const run = this.#writes.then(async () => {
+      const state = structuredClone(this.#state);
+      change(state);
+      try {
+        await this.#options.store.write(state);
+      } catch (error) {
+        const code = errnoOf(error);
+        throw code === 'ENOSPC' || code === 'EDQUOT'
+          ? new HotocrError(
+              'STORAGE_FULL',
+              `No space left to write ${this.#options.store.path}; nothing was switched. Free some and try again.`,
+              { cause: error },
+            )
+          : new HotocrError(
+              'STATE_WRITE_FAILED',
+              `Cannot write ${this.#options.store.path} (${messageOf(error)}); nothing was switched.`,
+              { cause: error },
+            );
+      }
+      this.#state = state;
+    });
+    this.#writes = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Switches `name` to a version in one step; the previous one drains (or stays warm). A
+   * version not loaded but kept (one activated before, in the packages folder) is verified
+   * and loaded again first. The choice is persisted before the switch: if it cannot be, the
+   * version in service stays, and the error says why.
+   */
   async activate(name: string, version: string): Promise<void> {
-    const v = this.#versions.get(name)?.get(version);
-    if (!v) throw new HotocrError('VERSION_NOT_FOUND', `${name} ${version} is not loaded.`);
+    let v = this.#versions.get(name)?.get(version);
+    if (!v || v.state === 'released' || v.state === 'failed') {
+      const kept = [...(this.#state.history[name] ?? [])].reverse().find((h) => h.version === version);
+      const there = kept
+        ? await stat(kept.package).then(
+            (s) => s.isFile(),
+            () => false,
+          )
+        : false;
+      if (!kept || !there)
+        throw new HotocrError(
+          'VERSION_NOT_FOUND',
+          `${name} ${version} is neither loaded nor kept in the packages folder; upload it again.`,
+        );
+      v = await this.submit(kept.package, {
+        source: 'activate',
+        activate: false,
+        allowDowngrade: true,
+        ...(kept.acceptedAt ? { acceptedAt: new Date(kept.acceptedAt) } : {}),
+      });
+    }
     if (v.state === 'active') return;
     if (v.state !== 'ready')
       throw new HotocrError(
@@ -311,17 +473,28 @@ export class Registry {
       );
     const started = performance.now();
     const previous = this.#active.get(name);
+    const highest = this.#state.highest[name];
+    const below = highest && semver.lt(v.version, highest) ? highest : undefined;
+    // Persisted before it is switched and announced: whoever sees "activated" can rely on a
+    // restart resuming it, and a choice that cannot be kept is not made.
+    try {
+      await this.#persistActivation(v);
+    } catch (error) {
+      const e =
+        error instanceof HotocrError ? error : new HotocrError('STATE_WRITE_FAILED', messageOf(error));
+      this.#emit({ type: 'activation-failed', ts: now(), name, version, code: e.code, message: e.message });
+      throw e;
+    }
     this.#active.set(name, v);
     v.serving = true;
     if (previous) previous.serving = false;
-    // Persisted before it is announced: whoever sees "activated" can rely on a restart resuming it.
-    await this.#persistActivation(v);
     this.#emit({
       type: 'activated',
       ts: now(),
       name,
       version,
       ...(previous ? { previous: previous.version } : {}),
+      ...(below ? { below } : {}),
       switchMs: Math.round((performance.now() - started) * 100) / 100,
     });
     this.#trimWarm(name);
@@ -339,6 +512,7 @@ export class Registry {
     const keep = new Set<string>();
     for (const ref of Object.values(this.#state.active)) keep.add(ref.sha256);
     for (const refs of Object.values(this.#state.history)) for (const ref of refs) keep.add(ref.sha256);
+    for (const { split } of Object.values(this.#state.routing)) for (const ref of split) keep.add(ref.sha256);
     for (const v of this.versions()) if (v.state !== 'released' && v.state !== 'failed') keep.add(v.sha256);
     let files: string[];
     try {
@@ -370,7 +544,11 @@ export class Registry {
       await this.activate(name, previous.version);
       return warm;
     }
-    return this.submit(previous.package, { source: 'rollback', allowDowngrade: true });
+    return this.submit(previous.package, {
+      source: 'rollback',
+      allowDowngrade: true,
+      ...(previous.acceptedAt ? { acceptedAt: new Date(previous.acceptedAt) } : {}),
+    });
   }
 
   /** Unloads a version that is not active: it drains, then its sessions are released. */
@@ -405,20 +583,45 @@ export class Registry {
   }
 
   async #persistActivation(v: ModelVersion): Promise<void> {
-    const ref: VersionRef = { version: v.version, sha256: v.sha256, package: v.packagePath };
-    const state = structuredClone(this.#state);
-    state.active[v.name] = ref;
-    const history = (state.history[v.name] ?? []).filter((h) => h.sha256 !== v.sha256);
-    history.push(ref);
-    state.history[v.name] = history.slice(-10);
-    if (v.source !== 'rollback' && v.source !== 'restore') {
-      const perSource = state.highest[v.source] ?? {};
-      state.highest[v.source] = perSource;
-      const highest = perSource[v.name];
-      if (!highest || semver.gt(v.version, highest)) perSource[v.name] = v.version;
-    }
-    await this.#options.store.write(state);
-    this.#state = state;
+    const ref = refOf(v);
+    await this.#update((state) => {
+      state.active[v.name] = ref;
+      const history = (state.history[v.name] ?? []).filter((h) => h.sha256 !== v.sha256);
+      history.push(ref);
+      state.history[v.name] = history.slice(-10);
+      // One highest version per model, whatever the channel; an operator's move back keeps it.
+      const highest = state.highest[v.name];
+      if (!highest || semver.gt(v.version, highest)) state.highest[v.name] = v.version;
+    });
+  }
+
+  /**
+   * Persists a model's traffic split (or its end, with an empty one) and the pinning switch,
+   * with what a restart needs to load the split's versions again.
+   */
+  async saveRouting(
+    name: string,
+    split: readonly { version: string; weight: number }[],
+    allowPinning?: boolean,
+  ): Promise<void> {
+    const refs: SplitRef[] = split.flatMap(({ version, weight }) => {
+      const v = this.#versions.get(name)?.get(version);
+      return v ? [{ ...refOf(v), weight }] : [];
+    });
+    const unchanged =
+      JSON.stringify(this.#state.routing[name]?.split ?? []) === JSON.stringify(refs) &&
+      (allowPinning === undefined || allowPinning === this.#state.allowPinning);
+    if (unchanged) return;
+    await this.#update((state) => {
+      if (refs.length > 0) state.routing[name] = { split: refs };
+      else delete state.routing[name];
+      if (allowPinning !== undefined) state.allowPinning = allowPinning;
+    });
+  }
+
+  /** What the last restart found of the persisted traffic splits (see {@link restore}). */
+  restoredRouting(): RestoredRouting {
+    return this.#restoredRouting;
   }
 
   /**
@@ -437,7 +640,11 @@ export class Registry {
       let firstError: string | undefined;
       for (const c of candidates) {
         try {
-          restored = await this.submit(c.package, { source: 'restore', allowDowngrade: true });
+          restored = await this.submit(c.package, {
+            source: 'restore',
+            allowDowngrade: true,
+            ...(c.acceptedAt ? { acceptedAt: new Date(c.acceptedAt) } : {}),
+          });
           break;
         } catch (error) {
           firstError ??=
@@ -454,8 +661,49 @@ export class Registry {
         });
       } else report.push({ name, ...(firstError ? { error: firstError } : {}) });
     }
+    await this.#restoreRouting();
     await this.#prunePackages();
     return report;
+  }
+
+  /**
+   * Loads again the versions of each persisted traffic split. A split whose versions do not
+   * all verify and load, or that no longer includes its model's active version, is dropped whole.
+   */
+  async #restoreRouting(): Promise<void> {
+    const splits: Record<string, { version: string; weight: number }[]> = {};
+    const dropped: { name: string; reason: string }[] = [];
+    for (const [name, { split }] of Object.entries(this.#state.routing)) {
+      let reason: string | undefined;
+      for (const ref of split) {
+        if (this.#versions.get(name)?.get(ref.version)?.sha256 === ref.sha256) continue;
+        try {
+          await this.submit(ref.package, {
+            source: 'restore',
+            activate: false,
+            allowDowngrade: true,
+            ...(ref.acceptedAt ? { acceptedAt: new Date(ref.acceptedAt) } : {}),
+          });
+        } catch (error) {
+          reason = `${name} ${ref.version} of the split did not load again (${error instanceof HotocrError ? `${error.code}: ` : ''}${messageOf(error)})`;
+          break;
+        }
+      }
+      const active = this.#active.get(name)?.version;
+      if (!reason && !split.some((s) => s.version === active))
+        reason = `the split does not include ${name}'s active version ${active ?? '(none)'}`;
+      if (reason) {
+        dropped.push({ name, reason });
+        await this.#update((state) => {
+          delete state.routing[name];
+        }).catch(() => {});
+      } else splits[name] = split.map(({ version, weight }) => ({ version, weight }));
+    }
+    this.#restoredRouting = {
+      splits,
+      dropped,
+      ...(this.#state.allowPinning !== undefined ? { allowPinning: this.#state.allowPinning } : {}),
+    };
   }
 
   /**
@@ -481,6 +729,17 @@ export class Registry {
   async close(): Promise<void> {
     this.stopTaking();
     await this.#queue;
+    await this.#writes;
     await Promise.all(this.versions().map((v) => v.drain()));
   }
+}
+
+/** What the state file keeps of a version: enough to verify and load it again. */
+function refOf(v: ModelVersion): VersionRef {
+  return {
+    version: v.version,
+    sha256: v.sha256,
+    package: v.packagePath,
+    acceptedAt: v.acceptedAt.toISOString(),
+  };
 }

@@ -26,6 +26,8 @@ export class ModelVersion {
   readonly manifest: Manifest;
   /** Where the verified package is kept, to verify again after a restart or to reload on rollback. */
   readonly packagePath: string;
+  /** When the package was accepted: what a restart judges certificate dates and `expires` at. */
+  readonly acceptedAt: Date;
   #state: VersionState = 'loading';
   #model: ServedModel | undefined;
   #leases = 0;
@@ -49,6 +51,7 @@ export class ModelVersion {
       signer: SignerInfo;
       manifest: Manifest;
       packagePath: string;
+      acceptedAt: Date;
     },
     onReleased: (v: ModelVersion) => void,
   ) {
@@ -59,6 +62,7 @@ export class ModelVersion {
     this.signer = init.signer;
     this.manifest = init.manifest;
     this.packagePath = init.packagePath;
+    this.acceptedAt = init.acceptedAt;
     this.#onReleased = onReleased;
   }
 

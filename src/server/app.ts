@@ -220,7 +220,9 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
       },
     },
     async (_request, reply) => {
-      const v = registry.active();
+      // The model requests go to, as the router sees it: ready means OCR requests are answered.
+      const name = router.view().name;
+      const v = name === null ? undefined : registry.active(name);
       if (!v)
         return reply
           .status(503)

@@ -1,5 +1,5 @@
 import { rm } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import multipart from '@fastify/multipart';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { HotocrError } from '../errors.js';
@@ -231,5 +231,11 @@ async function packageStream(request: FastifyRequest): Promise<Readable> {
       'BODY_MISSING',
       'Send the package as the body (Content-Type application/zip) or as a multipart file.',
     );
-  return request.body as Readable;
+  // Any other type fastify parses (JSON) is not a package.
+  if (!(request.body instanceof Readable))
+    throw new HotocrError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      `A package is sent as ${PACKAGE_TYPES.join(', ')} or multipart/form-data, not ${request.headers['content-type'] ?? 'without a type'}.`,
+    );
+  return request.body;
 }

@@ -54,10 +54,30 @@ export class Router {
   #updatedAt = new Date().toISOString();
   readonly #listeners = new Set<(event: RoutingEvent) => void>();
 
+  /**
+   * A router over `registry`, resuming what the registry restored of the persisted split and
+   * pinning switch (the switch as PUT /v1/routing last set it wins over `allowPinning`).
+   */
   constructor(registry: Registry, options: { allowPinning: boolean }) {
     this.#registry = registry;
-    this.#allowPinning = options.allowPinning;
+    const restored = registry.restoredRouting();
+    this.#allowPinning = restored.allowPinning ?? options.allowPinning;
+    for (const [name, split] of Object.entries(restored.splits)) {
+      if (split.length === 0 || this.#split.length > 0) continue;
+      this.#name = name;
+      this.#split = split.map((s) => ({ ...s }));
+    }
     registry.on((event) => this.#onRegistryEvent(event));
+  }
+
+  /** Announces, as routing events, the splits a restart dropped (call once listeners are attached). */
+  announceRestart(): void {
+    for (const { name, reason } of this.#registry.restoredRouting().dropped)
+      this.#changed(
+        `the traffic split of ${name} was dropped at restart: ${reason}; every request goes to the active version`,
+        undefined,
+        name,
+      );
   }
 
   on(listener: (event: RoutingEvent) => void): () => void {
@@ -80,10 +100,15 @@ export class Router {
    * Applies a PUT /v1/routing body (shape already checked), or throws ROUTING_INVALID when
    * the weights do not add up to 100 or name a version that cannot take traffic.
    */
-  update(body: RoutingUpdate): RoutingView {
+  async update(body: RoutingUpdate): Promise<RoutingView> {
     const { split, allowPinning } = body;
     const name = body.name ?? this.#registry.active()?.name;
     if (!name) throw new HotocrError('NOT_READY', 'No model is active yet, so there is nothing to route.');
+    if (!this.#registry.active(name))
+      throw new HotocrError(
+        'ROUTING_INVALID',
+        `No version of ${JSON.stringify(name)} is active, so its traffic cannot be routed; GET /v1/models lists the models served.`,
+      );
     const entries = Object.entries(split).filter(([, weight]) => weight > 0);
     if (entries.length > 0) {
       const total = entries.reduce((sum, [, w]) => sum + w, 0);
@@ -106,8 +131,13 @@ export class Router {
           );
       }
     }
+    const next = entries.map(([version, weight]) => ({ version, weight }));
+    // Persisted before it applies: a split that cannot be kept across a restart is not made.
+    await this.#registry.saveRouting(name, next, allowPinning);
+    if (this.#name !== null && this.#name !== name && this.#split.length > 0)
+      await this.#registry.saveRouting(this.#name, []);
     this.#name = name;
-    this.#split = entries.map(([version, weight]) => ({ version, weight }));
+    this.#split = next;
     if (allowPinning !== undefined) this.#allowPinning = allowPinning;
     this.#changed('updated');
     return this.view();
@@ -164,25 +194,34 @@ export class Router {
   endSplit(reason: string, rollback?: CanaryRollback): void {
     if (this.#split.length === 0) return;
     this.#split = [];
+    this.#forget();
     this.#changed(reason, rollback);
+  }
+
+  /** Persists the end of the split; a write that fails leaves a split a restart drops if its versions are gone. */
+  #forget(): void {
+    if (this.#name !== null) void this.#registry.saveRouting(this.#name, []).catch(() => {});
   }
 
   #onRegistryEvent(event: RegistryEvent): void {
     if (event.type !== 'draining' && event.type !== 'released' && event.type !== 'failed') return;
+    // Versions released because the server stops: the split is kept for the next start.
+    if (this.#registry.stopping) return;
     if (event.name !== this.#name || !this.#split.some((s) => s.version === event.version)) return;
     this.#split = [];
+    this.#forget();
     this.#changed(
       `${event.name} ${event.version} is ${event.type}; every request goes to the active version`,
     );
   }
 
-  #changed(reason: string, rollback?: CanaryRollback): void {
+  #changed(reason: string, rollback?: CanaryRollback, name?: string): void {
     this.#updatedAt = new Date().toISOString();
     const view = this.view();
     const event: RoutingEvent = {
       type: 'routing',
       ts: this.#updatedAt,
-      name: view.name,
+      name: name ?? view.name,
       split: view.split,
       allowPinning: view.allowPinning,
       reason,

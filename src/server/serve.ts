@@ -107,8 +107,17 @@ export async function startServer(
     keepWarm: config.keepWarm,
   });
   registry.on((event) => {
-    const level = event.type === 'rejected' || event.type === 'failed' ? 'error' : 'info';
-    logger[level]({ event }, `model ${event.type}`);
+    const level =
+      event.type === 'rejected' || event.type === 'failed' || event.type === 'activation-failed'
+        ? 'error'
+        : event.type === 'activated' && event.below
+          ? 'warn'
+          : 'info';
+    const what =
+      event.type === 'activated' && event.below
+        ? `model activated below the highest version activated (${event.below}), by an operator's act`
+        : `model ${event.type}`;
+    logger[level]({ event }, what);
   });
 
   for (const r of await registry.restore()) {
@@ -145,7 +154,8 @@ export async function startServer(
         dir: config.models,
         settleMs: config.settleMs,
         ...(config.quarantine ? { quarantine: config.quarantine } : {}),
-        submit: (path) => registry.submit(path, { source: 'folder' }),
+        // Handed over before (the same bytes), accepted or refused: not taken again, across restarts.
+        submit: (path) => registry.offer(path, { source: 'folder' }),
         onError: (error) => logger.error({ err: error }, 'watched folder'),
       })
     : undefined;
@@ -165,7 +175,8 @@ export async function startServer(
         pollMs: config.registryPollMs,
         maxBytes: config.uploadLimit,
         // The source's own download: once verified, the registry moves it rather than copying it.
-        submit: (path) => registry.submit(path, { source: 'registry', owned: true }),
+        submit: (path) => registry.offer(path, { source: 'registry', owned: true }),
+        handled: (sha256) => registry.isHandled(sha256),
         onEvent: (event) => {
           const level = event.type === 'refused' || event.type === 'unreachable' ? 'warn' : 'info';
           logger[level]({ event }, `registry source: ${event.type}`);
@@ -206,8 +217,11 @@ export async function startServer(
       },
     }));
     router.on((event) =>
-      event.rollback ? logger.warn({ event }, event.reason) : logger.info({ event }, 'routing changed'),
+      event.rollback || /dropped at restart/.test(event.reason)
+        ? logger.warn({ event }, event.reason)
+        : logger.info({ event }, 'routing changed'),
     );
+    router.announceRestart();
     url = await app.listen({ port: config.port, host: config.host });
   } catch (error) {
     folder?.close();

@@ -3,7 +3,13 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import semver from 'semver';
 import { type ErrorCode, HotocrError } from '../errors.js';
-import { formatReference, type OciClient, type OciReference } from '../oci/index.js';
+import {
+  formatReference,
+  type OciClient,
+  type OciManifest,
+  type OciReference,
+  PACKAGE_MEDIA_TYPE,
+} from '../oci/index.js';
 
 /** Notifications make a source look at most this often. */
 const NOTIFIED_LOOKS_MS = 1000;
@@ -20,6 +26,11 @@ export interface RegistrySourceOptions {
   readonly maxBackoffMs?: number;
   /** Largest package pulled. */
   readonly maxBytes: number;
+  /**
+   * Whether a package (by SHA-256: an artifact's layer digest is the package's) was handed
+   * over before, accepted or refused: it is then not pulled again, across restarts.
+   */
+  readonly handled?: (sha256: string) => boolean;
   /** Hands a pulled package over; resolves once accepted, rejects with the refusal. */
   readonly submit: (path: string, artifact: { reference: string; digest: string }) => Promise<unknown>;
   /** What happened, for the log: pulls, refusals, registry failures and recoveries. */
@@ -150,16 +161,25 @@ export class RegistrySource {
     const { client, submit, onEvent } = this.#options;
     let target: OciReference | undefined;
     let digest: string;
+    let manifest: OciManifest;
     try {
       target = await this.#target();
       this.#status.lastCheck = new Date().toISOString();
       if (!target) return this.#recovered();
-      ({ digest } = await client.manifest(target));
+      ({ digest, manifest } = await client.manifest(target));
       this.#recovered();
     } catch (error) {
       return this.#failed(error);
     }
     if (this.#done.has(digest)) return;
+    // The package's own SHA-256 is its layer's digest: handed over before, it is not pulled again.
+    const layer = (manifest.layers ?? []).find((l) => l.mediaType === PACKAGE_MEDIA_TYPE)?.digest;
+    const packageSha = layer?.startsWith('sha256:') ? layer.slice('sha256:'.length) : undefined;
+    if (packageSha && this.#options.handled?.(packageSha)) {
+      this.#done.add(digest);
+      this.#status.digest = digest;
+      return;
+    }
     const reference = formatReference(target);
     const path = join(this.#options.dir, `${randomUUID()}.zip`);
     const started = performance.now();

@@ -242,6 +242,21 @@ describe('certificate chains', () => {
     assert.match(err.message, /expired/);
   });
 
+  test('judges certificate dates at validAt (a restart, at acceptance) and the trust store at now', async () => {
+    const path = await chainPackage(leaf, [leaf.cert, intermediate.cert]);
+    const later = new Date(Date.now() + 40 * 86400_000);
+    const pkg = await verifyPackage(path, { trust: rootTrust, now: later, validAt: new Date() });
+    assert.equal(pkg.signer.kind, 'certificate');
+    // A root rotated out by then is out, whatever the package's own dates.
+    const rotated = TrustStore.fromPem([
+      {
+        source: 'root.crt',
+        text: `Not-After: ${new Date(Date.now() + 86400_000).toISOString()}\n${await readFile(root.cert, 'utf8')}`,
+      },
+    ]);
+    await rejects(path, 'KEY_UNTRUSTED', { trust: rotated, now: later, validAt: new Date() });
+  });
+
   test('refuses a signer certificate that is not valid yet', async () => {
     const path = await chainPackage(leaf, [leaf.cert, intermediate.cert]);
     const err = await rejects(path, 'CERT_EXPIRED', {

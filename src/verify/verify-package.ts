@@ -46,8 +46,13 @@ export type SignerInfo =
 
 export interface VerifyOptions {
   readonly trust: TrustStore;
-  /** The time every validity check is made at (default: now). */
+  /** The time the trust store's `Not-After` lines are judged at (default: now). */
   readonly now?: Date;
+  /**
+   * The time certificate validity periods and the manifest's `expires` are judged at (default:
+   * `now`): a restart checks a version accepted earlier at the time it was accepted.
+   */
+  readonly validAt?: Date;
   /** Accept seed-style packages whose signature covers `model.onnx` alone. */
   readonly allowLegacySignatures?: boolean;
   readonly limits?: ArchiveLimits;
@@ -59,8 +64,8 @@ export interface VerifyOptions {
    */
   readonly keepBytes?: boolean | ((entry: VerifiedEntryRef, manifest: Manifest) => boolean);
   /**
-   * The highest version already activated from this package's source (or, given the
-   * package's model name, a function that tells it); lower versions are downgrades.
+   * The highest version ever activated for the package's model name (or, given the name, a
+   * function that tells it), whatever channel brought it; lower versions are downgrades.
    */
   readonly highestActivated?: string | ((name: string) => string | undefined);
   /** Accept a version lower than `highestActivated` (an operator's explicit request). */
@@ -353,7 +358,7 @@ async function verifyOpened(
       const actual = createHash('sha256').update(bytes).digest('hex');
       if (actual !== expected) mismatch(MANIFEST_FILE, expected, actual);
     }
-    return checkManifest(archive, bytes, now, options);
+    return checkManifest(archive, bytes, options.validAt ?? now, options);
   };
   const early = choose && (await manifestFirst());
   const keep = (name: string): boolean =>
@@ -376,7 +381,7 @@ async function verifyOpened(
   }
 
   // Step 5: manifest, expiry, version policy.
-  const manifest = early ?? checkManifest(archive, files.get(MANIFEST_FILE), now, options);
+  const manifest = early ?? checkManifest(archive, files.get(MANIFEST_FILE), options.validAt ?? now, options);
   if (!options.keepBytes) files.delete(MANIFEST_FILE);
   return { path, sha256: pass.sha256, size: archive.size, manifest, signer, entries, files };
 }
@@ -395,7 +400,7 @@ async function checkSignature(
     // Started once signer.pem is read: the budget is for checking, not for reading the archive.
     const checkpoint = trustDeadline(options);
     const chain = verifyChain(pem, trust.roots, {
-      now,
+      now: options.validAt ?? now,
       denied: (...fingerprints) => trust.deniedAny(...fingerprints),
       checkpoint,
     });
@@ -576,7 +581,7 @@ function checkManifest(
   if (highest && !options.allowDowngrade && semver.lt(manifest.version, highest)) {
     fail(
       'VERSION_DOWNGRADE',
-      `${manifest.name} ${manifest.version} is lower than ${highest}, already activated from this source; an operator must allow the downgrade explicitly.`,
+      `${manifest.name} ${manifest.version} is lower than ${highest}, already activated; a model moves back only by an operator's act (rollback, activate, or an upload with allowDowngrade=true).`,
       { version: manifest.version, highest },
     );
   }
@@ -793,7 +798,7 @@ async function finishLegacy(
     if (options.keepBytes) files.set(entry.name, got.bytes!);
     entries.push({ name: entry.name, size: got.size, sha256: got.sha256 });
   }
-  const manifest = checkManifest(archive, manifestBytes, now, options);
+  const manifest = checkManifest(archive, manifestBytes, options.validAt ?? now, options);
   return {
     path,
     sha256: archiveHash,
