@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
@@ -38,16 +39,24 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'apps/v1/Deployment': Deployment,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
   'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
+  'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
 };
 
+/** The metric names the server exports, as src/server/metrics.ts declares them. */
+async function exportedMetrics(): Promise<Set<string>> {
+  const source = await readFile(join(ROOT, 'src', 'server', 'metrics.ts'), 'utf8');
+  return new Set([...source.matchAll(/name: '(hotocr_\w+)'/g)].map((m) => m[1]!));
+}
+
 async function render(dir: string): Promise<K8sObject[]> {
-  const { stdout } = await run('kubectl', ['kustomize', join(ROOT, dir)]).catch(
+  const { stdout, stderr } = await run('kubectl', ['kustomize', join(ROOT, dir)]).catch(
     (error: Error & { stderr?: string }) => {
       throw new Error(
         `kubectl kustomize ${dir} failed (is kubectl installed?): ${error.stderr ?? error.message}`,
       );
     },
   );
+  assert.doesNotMatch(stderr, /deprecated/i, `kustomize warns: ${stderr}`);
   return parseAllDocuments(stdout).map((d) => d.toJSON() as K8sObject);
 }
 
@@ -57,6 +66,7 @@ describe('Kubernetes manifests', () => {
     const kinds = objects.map((o) => `${o.apiVersion}/${o.kind}`).sort();
     assert.deepEqual(kinds, [
       'apps/v1/Deployment',
+      'monitoring.coreos.com/v1/PrometheusRule',
       'monitoring.coreos.com/v1/ServiceMonitor',
       'policy/v1/PodDisruptionBudget',
       'v1/ConfigMap',
@@ -146,6 +156,40 @@ describe('Kubernetes manifests', () => {
   });
 });
 
+describe('the alert rules', () => {
+  test('alert on expiry, refusals, an idle model, lost threads and the registry, with metrics the server exports', async () => {
+    const objects = await render('deploy/k8s/overlays/example');
+    const rule = objects.find((o) => o.kind === 'PrometheusRule')!;
+    const alerts = (
+      rule.spec.groups as { rules: { alert: string; expr: string; labels: { severity: string } }[] }[]
+    ).flatMap((g) => g.rules);
+    assert.deepEqual(alerts.map((a) => a.alert).sort(), [
+      'HotocrInferenceThreadsLost',
+      'HotocrNoActiveVersion',
+      'HotocrPackageRejectionsRising',
+      'HotocrRegistryUnreachable',
+      'HotocrSignerCertificateExpiringSoon',
+      'HotocrTrustedKeyExpiringSoon',
+    ]);
+    const exported = await exportedMetrics();
+    for (const a of alerts) {
+      assert.ok(['warning', 'critical'].includes(a.labels.severity), a.alert);
+      for (const [name] of a.expr.matchAll(/hotocr_\w+/g))
+        assert.ok(
+          exported.has(name.replace(/_(bucket|sum|count)$/, '')),
+          `${a.alert}: ${name} is not exported`,
+        );
+    }
+    for (const a of alerts.filter((x) => x.alert.includes('Expiring'))) assert.match(a.expr, /< 14 \* 86400/);
+    // The schema refuses a rule without its expression.
+    const broken = structuredClone(rule) as unknown as {
+      spec: { groups: { rules: Record<string, unknown>[] }[] };
+    };
+    delete broken.spec.groups[0]!.rules[0]!.expr;
+    assert.throws(() => new PrometheusRule(broken as never).validate());
+  });
+});
+
 describe('the Dockerfile', () => {
   test('builds in stages and runs the start command of package.json as a non-root user', async () => {
     const text = await readFile(join(ROOT, 'Dockerfile'), 'utf8');
@@ -204,8 +248,7 @@ describe('the Grafana dashboard', () => {
     const dashboard = JSON.parse(await readFile(join(ROOT, 'deploy', 'grafana', 'hotocr.json'), 'utf8')) as {
       panels: { title: string; targets?: { expr: string }[] }[];
     };
-    const source = await readFile(join(ROOT, 'src', 'server', 'metrics.ts'), 'utf8');
-    const exported = new Set([...source.matchAll(/name: '(hotocr_\w+)'/g)].map((m) => m[1]!));
+    const exported = await exportedMetrics();
     assert.ok(dashboard.panels.length >= 6);
     for (const panel of dashboard.panels) {
       for (const target of panel.targets ?? []) {

@@ -1,5 +1,5 @@
 import type { ErrorCode } from '../errors.js';
-import type { SignerInfo } from '../verify/index.js';
+import type { SignerInfo, TrustEntry } from '../verify/index.js';
 
 /** Every state change the registry reports; the server streams these and the dashboard shows them. */
 export type RegistryEvent =
@@ -72,6 +72,20 @@ export type RegistryEvent =
   /** An activation refused because the choice could not be persisted: the version in service stays. */
   | { type: 'activation-failed'; ts: string; name: string; version: string; code: ErrorCode; message: string }
   | { type: 'draining'; ts: string; name: string; version: string; inflight: number }
+  /**
+   * The trust store was read again (the trust folder changed, SIGHUP, or an admin call): what
+   * was added and removed (keys and roots, by fingerprint), or why the folder was not taken.
+   */
+  | {
+      type: 'trust';
+      ts: string;
+      cause: string;
+      added: readonly TrustEntry[];
+      removed: readonly TrustEntry[];
+      error?: { code: ErrorCode; message: string };
+    }
+  /** Versions retired because their signer is no longer trusted, and what serves instead. */
+  | { type: 'retired'; ts: string; name: string; versions: readonly string[]; active: string | null }
   | { type: 'released'; ts: string; name: string; version: string };
 
 export type RegistryEventType = RegistryEvent['type'];

@@ -129,6 +129,11 @@ export class Registry {
     }
   }
 
+  /** Reports an event of the server's own (the trust store read again) on the registry's stream. */
+  announce(event: Extract<RegistryEvent, { type: 'trust' }>): void {
+    this.#emit(event);
+  }
+
   /** Every version, grouped by name, newest first. */
   versions(): ModelVersion[] {
     return [...this.#versions.values()].flatMap((m) =>
@@ -528,6 +533,61 @@ export class Registry {
         if (stale) await rm(join(dir, file), { force: true }).catch(() => {});
       }),
     );
+  }
+
+  /**
+   * Retires every version whose package no longer verifies (`stillTrusted` says: its signer
+   * removed from the trust store, past its `Not-After`, or denied). A model whose active
+   * version is one switches to its highest version that still verifies, loaded or kept (an
+   * operator's act: it may be lower); retired versions not active are unloaded. A model with
+   * no trusted version left keeps serving and is reported `refused`.
+   */
+  async retire(
+    stillTrusted: (packagePath: string, acceptedAt: Date) => Promise<boolean>,
+  ): Promise<{ name: string; retired: string[]; active: string | null; refused?: string }[]> {
+    const report: { name: string; retired: string[]; active: string | null; refused?: string }[] = [];
+    const names = new Set([...this.#active.keys(), ...this.versions().map((v) => v.name)]);
+    for (const name of names) {
+      const loaded = this.versions().filter(
+        (v) => v.name === name && (v.state === 'ready' || v.state === 'active'),
+      );
+      const trusted = new Map<string, boolean>();
+      for (const v of loaded) trusted.set(v.version, await stillTrusted(v.packagePath, v.acceptedAt));
+      const retired = loaded.filter((v) => !trusted.get(v.version)).map((v) => v.version);
+      if (retired.length === 0) continue;
+      const active = this.#active.get(name);
+      let refused: string | undefined;
+      if (active && !trusted.get(active.version)) {
+        const kept = (this.#state.history[name] ?? []).filter(
+          (h) => !loaded.some((v) => v.version === h.version),
+        );
+        const candidates: { version: string; ref?: VersionRef }[] = [
+          ...loaded.filter((v) => trusted.get(v.version)).map((v) => ({ version: v.version })),
+          ...kept.map((ref) => ({ version: ref.version, ref })),
+        ].sort((a, b) => semver.rcompare(a.version, b.version));
+        let next: string | undefined;
+        for (const { version, ref } of candidates) {
+          const ok =
+            !ref ||
+            (await stillTrusted(ref.package, new Date(ref.acceptedAt ?? Date.now())).catch(() => false));
+          if (ok) {
+            next = version;
+            break;
+          }
+        }
+        if (next) await this.activate(name, next);
+        else
+          refused = `no version of ${name} still verifies under the trust store; ${active.version} keeps serving until a package signed by a trusted key arrives`;
+      }
+      for (const version of retired) {
+        const v = this.#versions.get(name)?.get(version);
+        if (v && this.#active.get(name) !== v) await this.#drain(v);
+      }
+      const nowActive = this.#active.get(name)?.version ?? null;
+      this.#emit({ type: 'retired', ts: now(), name, versions: retired, active: nowActive });
+      report.push({ name, retired, active: nowActive, ...(refused ? { refused } : {}) });
+    }
+    return report;
   }
 
   /** Back to the version that was active before the current one: instantly if kept warm, else loaded again. */

@@ -19,6 +19,7 @@ import { Profiler } from './profiling.js';
 import { Router } from './routing.js';
 import { errors, statsSchema, statusSchema } from './schemas.js';
 import { TrafficStats } from './stats.js';
+import type { TrustControl } from './trust.js';
 
 export interface AppOptions {
   readonly registry: Registry;
@@ -44,6 +45,8 @@ export interface AppOptions {
   readonly allowPinning?: boolean;
   /** The registry source and the other replicas, for the webhook and the fleet view. */
   readonly fleet?: Omit<FleetOptions, 'registry'>;
+  /** The trust store in use, read again on demand; with it come the admin trust routes. */
+  readonly trust?: TrustControl;
   /**
    * Automatic canary rollback: on when a margin is given (errorMargin, p99Margin); by default
    * after 50 requests each, looking back at most 60 s, checked every second.
@@ -93,7 +96,10 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
     maxQueue: options.maxQueue ?? defaults.maxQueue,
   });
   const router = new Router(registry, { allowPinning: options.allowPinning ?? false });
-  const metrics = new Metrics(registry, admission);
+  const metrics = new Metrics(registry, admission, {
+    ...(options.trust ? { trust: () => options.trust!.current().entries() } : {}),
+    ...(options.fleet?.source ? { registrySource: () => options.fleet!.source!.status } : {}),
+  });
   const stats = new TrafficStats();
   const { canary } = options;
   if (canary && (canary.errorMargin !== undefined || canary.p99Margin !== undefined)) {
@@ -165,6 +171,7 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
     admin,
     uploadsDir: options.uploadsDir,
     uploadLimit: options.uploadLimit ?? defaults.uploadLimit,
+    ...(options.trust ? { trust: options.trust } : {}),
   });
   // The last events, so a page opened (or reconnected) now sees what just happened.
   const recent: StreamEvent[] = [];
@@ -186,7 +193,7 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
     snapshot: () => ({
       type: 'snapshot',
       ts: new Date().toISOString(),
-      ...describeModels(registry),
+      ...describeModels(registry, options.trust),
       routing: router.view(),
       recent: [...recent],
     }),

@@ -6,7 +6,17 @@ import {
   sharedGraphSessions,
 } from '../loaders/index.js';
 import type { Registry } from '../registry/index.js';
+import type { RegistrySourceStatus } from '../sources/registry-source.js';
+import type { TrustEntry } from '../verify/index.js';
 import type { Admission } from './admission.js';
+
+/** What the metrics read besides the registry: the trust in use, and the registry followed. */
+export interface MetricsSources {
+  /** Every trusted key and pinned root, with when trusting it ends. */
+  readonly trust?: () => readonly TrustEntry[];
+  /** The followed registry's status, when the server follows one. */
+  readonly registrySource?: () => RegistrySourceStatus;
+}
 
 /**
  * The Prometheus metrics of SPEC section 7, on a registry of their own (so two servers in one
@@ -18,7 +28,7 @@ export class Metrics {
   readonly #requests: Counter<'version' | 'status'>;
   readonly #canaryRollbacks: Counter<'name' | 'version' | 'cause'>;
 
-  constructor(registry: Registry, admission: Admission) {
+  constructor(registry: Registry, admission: Admission, sources: MetricsSources = {}) {
     const prom = this.prom;
     collectDefaultMetrics({ register: prom, gcDurationBuckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5] });
 
@@ -126,6 +136,52 @@ export class Metrics {
             this.set({ name: v.name, version: v.version }, Date.parse(v.manifest.expires) / 1000);
       },
     });
+    new Gauge({
+      name: 'hotocr_signer_certificate_expiry_timestamp_seconds',
+      help: 'When the signer certificate of each active or ready version stops being valid (its notAfter); alert 14 days before.',
+      labelNames: ['name', 'version'],
+      registers: [prom],
+      collect() {
+        this.reset();
+        for (const v of versionsNow())
+          if (v.signer.kind === 'certificate' && (v.state === 'active' || v.state === 'ready'))
+            this.set({ name: v.name, version: v.version }, Date.parse(v.signer.notAfter) / 1000);
+      },
+    });
+    new Gauge({
+      name: 'hotocr_trust_expiry_timestamp_seconds',
+      help: "When trusting each key or pinned root ends: a key's Not-After, a root's Not-After or the end of its certificate, whichever comes first.",
+      labelNames: ['kind', 'fingerprint', 'file'],
+      registers: [prom],
+      collect() {
+        this.reset();
+        for (const e of sources.trust?.() ?? [])
+          if (e.notAfter && e.kind !== 'deny')
+            this.set(
+              { kind: e.kind, fingerprint: e.fingerprint, file: e.source },
+              Date.parse(e.notAfter) / 1000,
+            );
+      },
+    });
+    new Gauge({
+      name: 'hotocr_active_versions',
+      help: 'Models with an active version: 0 means nothing can be served.',
+      registers: [prom],
+      collect() {
+        this.set(versionsNow().filter((v) => v.state === 'active').length);
+      },
+    });
+    if (sources.registrySource) {
+      const status = sources.registrySource;
+      new Gauge({
+        name: 'hotocr_registry_up',
+        help: 'Whether the last look at the followed registry succeeded (1) or failed (0).',
+        registers: [prom],
+        collect() {
+          this.set(status().lastError ? 0 : 1);
+        },
+      });
+    }
     new Gauge({
       name: 'hotocr_ocr_queue_depth',
       help: 'OCR requests waiting for an inference slot.',

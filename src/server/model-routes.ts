@@ -15,6 +15,7 @@ import {
   versionParams,
   versionSchema,
 } from './schemas.js';
+import type { TrustControl } from './trust.js';
 import { saveUpload } from './uploads.js';
 
 export const PACKAGE_TYPES = ['application/zip', 'application/x-zip-compressed', 'application/octet-stream'];
@@ -27,6 +28,8 @@ export interface ModelRouteOptions {
   /** Where uploads are written while they arrive and are verified. */
   readonly uploadsDir: string;
   readonly uploadLimit: number;
+  /** The trust in use, shown with the models, and the admin routes that read it again and retire. */
+  readonly trust?: TrustControl;
 }
 
 /** One version as the API and the event stream show it. */
@@ -46,8 +49,8 @@ export function describeVersion(v: ModelVersion) {
   };
 }
 
-/** Every version grouped by model, newest first. */
-export function describeModels(registry: Registry) {
+/** Every version grouped by model, newest first, and the keys and roots trusted, with when trusting each ends. */
+export function describeModels(registry: Registry, trust?: TrustControl) {
   const byName = new Map<string, ModelVersion[]>();
   for (const v of registry.versions()) byName.set(v.name, [...(byName.get(v.name) ?? []), v]);
   return {
@@ -56,6 +59,7 @@ export function describeModels(registry: Registry) {
       active: registry.active(name)?.version ?? null,
       versions: versions.map(describeVersion),
     })),
+    ...(trust ? { trust: trust.current().entries() } : {}),
   };
 }
 
@@ -80,8 +84,55 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRouteOptio
         response: { 200: modelsSchema, ...errors },
       },
     },
-    async () => describeModels(registry),
+    async () => describeModels(registry, options.trust),
   );
+
+  if (options.trust) {
+    const trust = options.trust;
+    const retire = async () => {
+      const report = await trust.retire();
+      const refused = report.filter((r) => r.refused);
+      if (refused.length > 0)
+        throw new HotocrError('NO_TRUSTED_VERSION', refused.map((r) => r.refused).join('; '));
+      return report;
+    };
+    app.post(
+      '/v1/trust/reload',
+      {
+        onRequest: admin,
+        schema: {
+          summary:
+            'Read the trust folder again now (as a change to it or SIGHUP does); ?retire=true then retires untrusted versions',
+          tags: ['trust'],
+          ...adminDoc,
+          querystring: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { retire: { type: 'boolean', default: false } },
+          },
+        },
+      },
+      async (request) => {
+        const reload = await trust.reload('an admin asked (POST /v1/trust/reload)');
+        if (!reload.ok && reload.error) throw new HotocrError(reload.error.code, reload.error.message);
+        const { retire: andRetire } = request.query as { retire: boolean };
+        return { ...reload, ...(andRetire ? { retired: await retire() } : {}) };
+      },
+    );
+    app.post(
+      '/v1/trust/retire',
+      {
+        onRequest: admin,
+        schema: {
+          summary:
+            'Retire every version whose signer the trust store no longer trusts: switch each model to its best still-trusted version (409 NO_TRUSTED_VERSION when there is none)',
+          tags: ['trust'],
+          ...adminDoc,
+        },
+      },
+      async () => ({ retired: await retire() }),
+    );
+  }
 
   app.post(
     '/v1/models',

@@ -62,6 +62,21 @@ export const modelsSchema = {
   type: 'object',
   required: ['models'],
   properties: {
+    trust: {
+      type: 'array',
+      description: 'Every trusted key and pinned root, and each deny-list line, with when trusting it ends',
+      items: {
+        type: 'object',
+        required: ['kind', 'fingerprint', 'source'],
+        properties: {
+          kind: { type: 'string', enum: ['key', 'root', 'deny'] },
+          fingerprint: { type: 'string' },
+          source: { type: 'string' },
+          subject: { type: 'string' },
+          notAfter: { type: 'string' },
+        },
+      },
+    },
     models: {
       type: 'array',
       items: {

@@ -10,7 +10,9 @@ import { FolderSource } from '../sources/index.js';
 import { RegistrySource } from '../sources/registry-source.js';
 import { entryDigests, hashFile, TrustStore, verifyPackage } from '../verify/index.js';
 import { createApp } from './app.js';
+import { ExpiryWatch, expiring } from './expiry.js';
 import type { Router } from './routing.js';
+import { type TrustReload, TrustWatch } from './trust.js';
 import { clearUploads } from './uploads.js';
 
 export interface RunningServer {
@@ -19,6 +21,8 @@ export interface RunningServer {
   readonly router: Router;
   /** The address it listens on, e.g. http://127.0.0.1:8080. */
   readonly url: string;
+  /** Reads the trust store again (a change to the trust folder does it by itself; SIGHUP calls this). */
+  reloadTrust(cause: string): Promise<TrustReload>;
   /** Stops accepting, lets in-flight requests finish, releases every version. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -63,7 +67,11 @@ export async function startServer(
     logger.info(
       'new versions load at the same priority as serving: giving threads their priority back after a low-priority load needs CAP_SYS_NICE (docs/HOT-SWAP.md)',
     );
-  const trust = await TrustStore.load(trustPath);
+  const initialTrust = await TrustStore.load(trustPath);
+  // Read again while serving (trust folder watched, SIGHUP, admin call): packages that arrive
+  // after a change are verified with the new trust. Set as soon as the registry exists.
+  let trustWatch: TrustWatch | undefined;
+  const trust = () => trustWatch?.current ?? initialTrust;
   const loaders = await Loaders.create({ plugins: config.loaders, defaultRuntime: config.runtime });
   logger.info(
     {
@@ -77,7 +85,7 @@ export async function startServer(
     // The bytes of graphs the loader holds already (optimized before) are hashed, not kept.
     verify: (path, { serving, ...policy }) =>
       verifyPackage(path, {
-        trust,
+        trust: trust(),
         trustBudgetMs: config.verifyTimeoutMs,
         keepBytes: (entry, manifest) => loaders.keeps(entry, manifest),
         allowLegacySignatures: config.allowLegacySignatures,
@@ -106,7 +114,13 @@ export async function startServer(
     packagesDir: join(config.data, 'packages'),
     keepWarm: config.keepWarm,
   });
+  trustWatch = TrustWatch.start(trustPath, registry, initialTrust);
   registry.on((event) => {
+    if (event.type === 'trust') {
+      if (event.error) logger.error({ event }, `trust store not read again: ${event.error.message}`);
+      else logger.info({ event }, `trust store read again (${event.cause})`);
+      return;
+    }
     const level =
       event.type === 'rejected' || event.type === 'failed' || event.type === 'activation-failed'
         ? 'error'
@@ -209,6 +223,18 @@ export async function startServer(
         minRequests: config.canaryMinRequests,
       },
       ...(config.adminToken ? { adminToken: config.adminToken } : {}),
+      trust: {
+        current: trust,
+        reload: (cause) => trustWatch!.reload(cause),
+        // Whether a version's kept package still verifies, as a restart would check it.
+        retire: () =>
+          registry.retire((packagePath, acceptedAt) =>
+            verifyPackage(packagePath, { trust: trust(), validAt: acceptedAt }).then(
+              () => true,
+              () => false,
+            ),
+          ),
+      },
       fleet: {
         ...(registrySource ? { source: registrySource } : {}),
         ...(config.registryWebhookSecret ? { webhookSecret: config.registryWebhookSecret } : {}),
@@ -224,11 +250,23 @@ export async function startServer(
     router.announceRestart();
     url = await app.listen({ port: config.port, host: config.host });
   } catch (error) {
+    trustWatch.close();
     folder?.close();
     await registrySource?.close();
     await registry.close();
     throw error;
   }
+  const expiry = new ExpiryWatch({
+    items: () => expiring(registry, trust().entries()),
+    warn: (item, daysLeft) =>
+      logger.warn(
+        { what: item.what, notAfter: item.at.toISOString(), daysLeft },
+        daysLeft < 0
+          ? `${item.what} expired on ${item.at.toISOString()}`
+          : `${item.what} expires in ${daysLeft} day(s), on ${item.at.toISOString()}: re-sign, or rotate the key (docs/SIGNING.md)`,
+      ),
+  });
+  expiry.start();
   if (!config.adminToken)
     logger.warn(
       'no admin token: the management API refuses every call (set --admin-token-file or HOTOCR_ADMIN_TOKEN)',
@@ -248,8 +286,11 @@ export async function startServer(
     registry,
     router,
     url,
+    reloadTrust: (cause) => trustWatch!.reload(cause),
     close() {
       closing ??= (async () => {
+        expiry.stop();
+        trustWatch!.close();
         unwatchThreads();
         folder?.close();
         // First, so that a verification under way stops now rather than holding up every step below.

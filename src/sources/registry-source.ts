@@ -140,10 +140,15 @@ export class RegistrySource {
     });
   }
 
+  /**
+   * When to look next: at the poll interval; after a failure sooner, 1 s then doubling, never
+   * later than the poll interval or the longest backoff (a look a notification asked for that
+   * met a registry not quite ready, or a blip, is retried within seconds, not a poll later).
+   */
   #delay(): number {
     const poll = this.#options.pollMs ?? 30_000;
     if (this.#failures === 0) return poll;
-    return Math.min(this.#options.maxBackoffMs ?? 300_000, Math.max(poll, 1000) * 2 ** (this.#failures - 1));
+    return Math.min(poll, this.#options.maxBackoffMs ?? 300_000, 1000 * 2 ** (this.#failures - 1));
   }
 
   /** The tag to take now: the followed one, or the highest semantic version. */

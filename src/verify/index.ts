@@ -7,6 +7,7 @@ export { isDerEcdsaSignature, verifySignature, verifyWithKey } from './signature
 export {
   type DeniedEntry,
   parseDenyList,
+  type TrustEntry,
   type TrustedKey,
   type TrustedRoot,
   TrustStore,

@@ -30,6 +30,20 @@ export interface DeniedEntry {
   readonly note?: string;
 }
 
+/** A key or pinned root as reports show it. */
+export interface TrustEntry {
+  /** A key trusted to sign, a pinned root, or a deny-list line. */
+  readonly kind: 'key' | 'root' | 'deny';
+  /** SHA-256 of the key (SubjectPublicKeyInfo) or of the root certificate (DER), hex. */
+  readonly fingerprint: string;
+  /** The trust-store file that holds it (`file:line` for a deny-list line). */
+  readonly source: string;
+  /** A root's subject. */
+  readonly subject?: string;
+  /** When trusting it ends (ISO time), if it does. */
+  readonly notAfter?: string;
+}
+
 /** A pinned CA certificate: packages carrying a certificate chain must end at one of these. */
 export interface TrustedRoot {
   readonly certificate: CertificateInfo;
@@ -130,6 +144,36 @@ export class TrustStore {
       texts,
       denyTexts.flatMap(({ source, text }) => parseDenyList(source, text)),
     );
+  }
+
+  /**
+   * Every key and pinned root, with when the trust in it ends: its `Not-After`, or for a
+   * root the end of its certificate's validity if that comes first. What the expiry gauges,
+   * `GET /v1/models` and a reload's report of what changed show.
+   */
+  entries(): TrustEntry[] {
+    const keys: TrustEntry[] = this.keys.map((k) => ({
+      kind: 'key',
+      fingerprint: k.fingerprint,
+      source: k.source,
+      ...(k.notAfter ? { notAfter: k.notAfter.toISOString() } : {}),
+    }));
+    const roots: TrustEntry[] = this.roots.map((r) => {
+      const ends = r.notAfter && r.notAfter < r.certificate.notAfter ? r.notAfter : r.certificate.notAfter;
+      return {
+        kind: 'root',
+        fingerprint: r.certificate.fingerprint,
+        source: r.source,
+        subject: r.certificate.subject,
+        notAfter: ends.toISOString(),
+      };
+    });
+    const denied: TrustEntry[] = [...this.denied.values()].map((d) => ({
+      kind: 'deny',
+      fingerprint: d.fingerprint,
+      source: `${d.source}:${d.line}`,
+    }));
+    return [...keys, ...roots, ...denied];
   }
 
   /** The deny-list entry naming any of these fingerprints, if one does. */
