@@ -198,7 +198,10 @@ export class OcrEngine {
       const detected = await this.#detect(work.image, timings);
       const order = readingOrder(detected.boxes, this.#params.det.order);
       const found = order.map((i) => detected.boxes[i]!);
-      const grown = growIntoFreeSpace(found, this.#params.rec.room);
+      // Room only in an image taken for one line: on a page, the lines above and below are
+      // close, and reading them tighter measured as well (docs/OCR.md).
+      const padded = work.left > 0 || work.top > 0;
+      const grown = growIntoFreeSpace(found, padded ? this.#params.rec.room : 0);
       insets = order.map((i, k) => {
         const inset = detected.insets[i]!;
         return { side: inset, top: inset + grown[k]!.above, bottom: inset + grown[k]!.below };

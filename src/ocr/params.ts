@@ -61,8 +61,9 @@ export interface OcrParams {
      */
     readonly width: 'padded' | 'own';
     /**
-     * A crop reaches above and below its box by up to this fraction of the box's height, into
-     * free space only (half the gap to the next box at most).
+     * In an image taken for one line (padded by `det.pad`), a crop reaches above and below its
+     * box by up to this fraction of the box's height, into free space only (half the gap to
+     * the next box at most).
      */
     readonly room: number;
     /** How crops lower than `imageHeight` are enlarged to it (larger ones are shrunk bilinearly either way). */
