@@ -61,7 +61,7 @@ export const STEPS: Record<string, ConfigChange> = {
 export const REFERENCE: ConfigChange = {
   det: { unclipRatio: 1.5, rescale: false, pad: false, order: 'top-left' },
   cls: { enabled: false, windows: false, confirmBelow: 0 },
-  rec: { width: 'padded', imageWidth: 320, room: 0, enlarge: 'bilinear', retryBelow: 0 },
+  rec: { width: 'padded', imageWidth: 320, room: 0, enlarge: 'bilinear', retryBelow: 0, trim: false },
 };
 
 /**

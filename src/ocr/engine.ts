@@ -402,8 +402,8 @@ function batchWidth(crops: readonly RgbImage[], p: OcrParams['rec']): number {
 }
 
 /**
- * Lines from boxes and their texts: empty ones and those under `rec.dropScore` are left out.
- * With `det.order` `lines`, when lines read turned (by the classifier before recognition, or
+ * Lines from boxes and their texts: empty ones and those under `rec.dropScore` are left out
+ * (with `rec.trim`, spaces at either end of a text are left out first). With `det.order` `lines`, when lines read turned (by the classifier before recognition, or
  * after it) make up most of the page (by width), the page is upside down: its lines are given
  * in the order they have with the page turned by 180 degrees.
  */
@@ -430,8 +430,9 @@ export function assembleLines(
   const lines: OcrLine[] = [];
   for (const i of order) {
     const r = texts[i]!;
-    if (r.score >= params.rec.dropScore && r.text.length > 0)
-      lines.push({ text: r.text, score: r.score, box: boxes[i]! });
+    const text = params.rec.trim ? r.text.trim() : r.text;
+    if (r.score >= params.rec.dropScore && text.length > 0)
+      lines.push({ text, score: r.score, box: boxes[i]! });
   }
   return lines;
 }

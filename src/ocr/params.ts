@@ -74,6 +74,8 @@ export interface OcrParams {
      * bilinearly), and the reading with the higher score is kept. 0: never.
      */
     readonly retryBelow: number;
+    /** Leave out spaces at either end of a line's text (a space read in the margin of a crop). */
+    readonly trim: boolean;
   };
 }
 
@@ -113,6 +115,7 @@ export const DEFAULT_PARAMS: OcrParams = Object.freeze({
     room: 0,
     enlarge: 'bilinear',
     retryBelow: 0,
+    trim: false,
   },
 }) as OcrParams;
 

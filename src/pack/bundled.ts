@@ -27,7 +27,7 @@ export const BUNDLED_VERSION = '4.0.0';
 export const BUNDLED_STEPS = {
   det: { unclipRatio: 2, rescale: true, pad: true, order: 'lines' },
   cls: { enabled: true, windows: true, confirmBelow: 0.9 },
-  rec: { width: 'own', imageWidth: 256, enlarge: 'bicubic', retryBelow: 0.9, room: 0.1 },
+  rec: { width: 'own', imageWidth: 256, enlarge: 'bicubic', retryBelow: 0.9, room: 0.1, trim: true },
 } as const;
 
 /** The manifest of the bundled model: PaddleOCR's reference parameters and {@link BUNDLED_STEPS}, stated explicitly. */

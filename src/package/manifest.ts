@@ -47,6 +47,7 @@ const recSchema = z.strictObject({
   room: z.number().min(0).max(1).optional(),
   enlarge: z.enum(['bilinear', 'bicubic']).optional(),
   retryBelow: unit.optional(),
+  trim: z.boolean().optional(),
 });
 
 const manifestSchema = z
