@@ -6,15 +6,17 @@
  * character error rate without and with spaces (bench/lib/score.ts). With --steps, hotocr
  * also runs on the bundled package repacked with each of its steps turned back to PaddleOCR's
  * reference, and with all of them: what each step costs or saves, in time and in errors.
- * Each engine runs in its own process, so one's idle thread pools cannot slow another; the
- * rounds alternate the order of engines so machine noise falls on each alike.
+ * Each engine runs in its own process, so one's idle thread pools cannot slow another; all
+ * run at once, reading each page in turn (the order turning with every page), so machine
+ * noise falls on each alike.
  *
  *   npm run build && node dist/bench/ocr-speed.js [--pages 40] [--rounds 2] [--steps] [--tesseract] [--wasm]
  */
-import { execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import {
   type Engine,
   floorEngine,
@@ -65,7 +67,10 @@ async function engineFor(id: string, dir: string): Promise<Engine> {
   return tesseractEngine();
 }
 
-/** Child mode: one engine over every page; prints one JSON array. */
+/**
+ * Child mode: one engine, reading the page whose index arrives on each line of stdin and
+ * answering each with one line of JSON; "ready" once warmed up.
+ */
 async function child(id: string): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'hotocr-bench-ocr-'));
   try {
@@ -73,25 +78,47 @@ async function child(id: string): Promise<void> {
     const engine = await engineFor(id, dir);
     // Warm-up: first-run graph optimisation is not a per-page cost.
     for (const page of pages.slice(0, 2)) await engine.read(page, dir);
-    const results: PageResult[] = [];
-    for (const page of pages) {
+    process.stdout.write('ready\n');
+    for await (const line of createInterface({ input: process.stdin })) {
+      const page = pages[Number(line)]!;
       const t = performance.now();
       const r = await engine.read(page, dir);
       const ms = r.ms ?? performance.now() - t;
       const { exact: _exact, exactSpaced: _exactSpaced, ...s } = scorePage(page.lines, r.lines);
-      results.push({
+      const result: PageResult = {
         set: page.set,
         kind: page.kind,
         ms,
         ...(r.inferenceMs ? { inferenceMs: r.inferenceMs } : {}),
         ...s,
-      });
+      };
+      process.stdout.write(`${JSON.stringify(result)}\n`);
     }
     await engine.close();
-    process.stdout.write(JSON.stringify(results));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** An engine's own process, asked for one page at a time. */
+async function startChild(id: string): Promise<{ read(page: number): Promise<PageResult>; stop(): void }> {
+  const proc = spawn(process.execPath, [process.argv[1]!, '--child', id, '--pages', String(pageCount)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: proc.stdout })[Symbol.asyncIterator]();
+  const next = async () => {
+    const { value, done } = await lines.next();
+    if (done) throw new Error(`the ${id} engine stopped`);
+    return value as string;
+  };
+  if ((await next()) !== 'ready') throw new Error(`the ${id} engine did not start`);
+  return {
+    async read(page) {
+      proc.stdin.write(`${page}\n`);
+      return JSON.parse(await next()) as PageResult;
+    },
+    stop: () => proc.stdin.end(),
+  };
 }
 
 async function main(): Promise<void> {
@@ -109,19 +136,21 @@ async function main(): Promise<void> {
     ...(options.tesseract ? [['tesseract', 'tesseract 5 (chi_sim+eng)'] as [string, string]] : []),
   ];
   const all = new Map<string, PageResult[]>(engines.map(([id]) => [id, []]));
+  // Every engine in its own process, all started, each page read by each in turn (the order
+  // turning with every page): a noisy neighbour slows every engine alike.
+  const children = new Map<string, Awaited<ReturnType<typeof startChild>>>();
+  for (const [id] of engines) children.set(id, await startChild(id));
+  const pageTotal = 2 * pageCount;
   for (let r = 0; r < options.rounds; r++) {
-    for (const [id] of r % 2 === 0 ? engines : [...engines].reverse()) {
-      const out = execFileSync(
-        process.execPath,
-        [process.argv[1]!, '--child', id, '--pages', String(pageCount)],
-        {
-          maxBuffer: 1 << 26,
-          stdio: ['ignore', 'pipe', 'inherit'],
-        },
-      );
-      all.get(id)!.push(...(JSON.parse(out.toString()) as PageResult[]));
+    for (let page = 0; page < pageTotal; page++) {
+      const turn = (r * pageTotal + page) % engines.length;
+      const order = [...engines.slice(turn), ...engines.slice(0, turn)];
+      for (const [id] of page % 2 === 0 ? order : order.reverse()) {
+        all.get(id)!.push(await children.get(id)!.read(page));
+      }
     }
   }
+  for (const c of children.values()) c.stop();
   console.log(
     `bench/ocr-speed: ${pageCount} sentence pages and ${pageCount} word pages (half clean, half hard) x ${options.rounds} rounds, medians; ${await machine()}`,
   );

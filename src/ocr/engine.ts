@@ -198,8 +198,8 @@ export class OcrEngine {
       const detected = await this.#detect(work.image, timings);
       const order = readingOrder(detected.boxes, this.#params.det.order);
       const found = order.map((i) => detected.boxes[i]!);
-      // Room only in an image taken for one line: on a page, the lines above and below are
-      // close, and reading them tighter measured as well (docs/OCR.md).
+      // Room only in an image taken for one line: on a page the lines above and below are
+      // close, and crops without room measured better there (docs/OCR.md).
       const padded = work.left > 0 || work.top > 0;
       const grown = growIntoFreeSpace(found, padded ? this.#params.rec.room : 0);
       insets = order.map((i, k) => {
@@ -240,7 +240,7 @@ export class OcrEngine {
    * upside down is read turned, and kept turned if that reads with the higher score. With
    * `rec.retryBelow`, a line still read with a lower score is read again, each way alone:
    * enlarged bilinearly (when `rec.enlarge` is not), and cut to its text's rows or to
-   * PaddleOCR's reference box ({@link retryCrop}); the reading with the highest score is kept.
+   * PaddleOCR's reference box ({@link retryCrops}); the reading with the highest score is kept.
    */
   async recognizeBatch(
     crops: readonly RgbImage[],

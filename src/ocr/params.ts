@@ -12,13 +12,13 @@ export interface OcrParams {
     readonly limitType: 'max' | 'min';
     /**
      * Detect again at a larger scale (up to `maxSideLen`) when the first pass shows text too
-     * small for its scale: regions dropped as smaller than `minSize`, or boxes shorter than
-     * {@link SMALL_TEXT} pixels.
+     * small for its scale: regions dropped as narrower than `minSize`, or boxes narrower than
+     * 16 pixels (detection.ts).
      */
     readonly rescale: boolean;
     /** The longest side the second pass may scale an image to. */
     readonly maxSideLen: number;
-    /** Pad images that are short, very wide, or whose text touches the border, before detection. */
+    /** Pad an image taken for one line (short, or very wide) with its border colour before detection. */
     readonly pad: boolean;
     /**
      * Reading order: `top-left` is PaddleOCR's (by the top-left corner, boxes within 10 px
