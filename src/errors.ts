@@ -66,6 +66,8 @@ export const ERROR_CODES = [
   'OVERLOADED',
   'TIMEOUT',
   // Management: versions and routing.
+  'MODEL_NOT_FOUND',
+  'MODEL_REQUIRED',
   'VERSION_NOT_FOUND',
   'VERSION_NOT_READY',
   'VERSION_ACTIVE',

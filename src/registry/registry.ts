@@ -70,14 +70,20 @@ export interface SubmitOptions {
 
 type Listener = (event: RegistryEvent) => void;
 
-/** What a restart found of a persisted traffic split. */
+/** What a restart found of the persisted routing of each model. */
 export interface RestoredRouting {
-  /** The split per model name whose every version loaded again. */
-  readonly splits: Readonly<Record<string, readonly { version: string; weight: number }[]>>;
+  /**
+   * Per model name: the split whose every version loaded again (empty when there was none,
+   * or it was dropped), and the pinning switch as PUT /v1/routing last set it, if it did.
+   */
+  readonly splits: Readonly<
+    Record<
+      string,
+      { readonly split: readonly { version: string; weight: number }[]; readonly allowPinning?: boolean }
+    >
+  >;
   /** Splits dropped whole because a version of theirs did not verify or load again. */
   readonly dropped: readonly { name: string; reason: string }[];
-  /** The pinning switch as PUT /v1/routing last set it, if it did. */
-  readonly allowPinning?: boolean;
 }
 
 /** Sources that hand packages over unasked: what they handed over once is not taken again. */
@@ -668,14 +674,15 @@ export class Registry {
       const v = this.#versions.get(name)?.get(version);
       return v ? [{ ...refOf(v), weight }] : [];
     });
+    const kept = this.#state.routing[name];
+    const pinning = allowPinning ?? kept?.allowPinning;
     const unchanged =
-      JSON.stringify(this.#state.routing[name]?.split ?? []) === JSON.stringify(refs) &&
-      (allowPinning === undefined || allowPinning === this.#state.allowPinning);
+      JSON.stringify(kept?.split ?? []) === JSON.stringify(refs) && pinning === kept?.allowPinning;
     if (unchanged) return;
     await this.#update((state) => {
-      if (refs.length > 0) state.routing[name] = { split: refs };
+      if (refs.length > 0 || pinning !== undefined)
+        state.routing[name] = { split: refs, ...(pinning !== undefined ? { allowPinning: pinning } : {}) };
       else delete state.routing[name];
-      if (allowPinning !== undefined) state.allowPinning = allowPinning;
     });
   }
 
@@ -731,9 +738,13 @@ export class Registry {
    * all verify and load, or that no longer includes its model's active version, is dropped whole.
    */
   async #restoreRouting(): Promise<void> {
-    const splits: Record<string, { version: string; weight: number }[]> = {};
+    const splits: Record<string, { split: { version: string; weight: number }[]; allowPinning?: boolean }> =
+      {};
     const dropped: { name: string; reason: string }[] = [];
-    for (const [name, { split }] of Object.entries(this.#state.routing)) {
+    // A pinning switch from before it was kept per model applies to every model.
+    const legacyPinning = this.#state.allowPinning;
+    for (const [name, { split, allowPinning }] of Object.entries(this.#state.routing)) {
+      const pinning = allowPinning ?? legacyPinning;
       let reason: string | undefined;
       for (const ref of split) {
         if (this.#versions.get(name)?.get(ref.version)?.sha256 === ref.sha256) continue;
@@ -750,20 +761,34 @@ export class Registry {
         }
       }
       const active = this.#active.get(name)?.version;
-      if (!reason && !split.some((s) => s.version === active))
+      if (!reason && split.length > 0 && !split.some((s) => s.version === active))
         reason = `the split does not include ${name}'s active version ${active ?? '(none)'}`;
       if (reason) {
         dropped.push({ name, reason });
         await this.#update((state) => {
-          delete state.routing[name];
+          const entry = state.routing[name];
+          if (entry?.allowPinning === undefined) delete state.routing[name];
+          else state.routing[name] = { split: [], allowPinning: entry.allowPinning };
         }).catch(() => {});
-      } else splits[name] = split.map(({ version, weight }) => ({ version, weight }));
+      }
+      splits[name] = {
+        split: reason ? [] : split.map(({ version, weight }) => ({ version, weight })),
+        ...(pinning !== undefined ? { allowPinning: pinning } : {}),
+      };
     }
-    this.#restoredRouting = {
-      splits,
-      dropped,
-      ...(this.#state.allowPinning !== undefined ? { allowPinning: this.#state.allowPinning } : {}),
-    };
+    if (legacyPinning !== undefined)
+      for (const name of Object.keys(this.#state.active))
+        splits[name] ??= { split: [], allowPinning: legacyPinning };
+    this.#restoredRouting = { splits, dropped };
+  }
+
+  /** Whether `name` is a model this server knows: loaded, active, or kept in the history. */
+  knows(name: string): boolean {
+    return (
+      this.#versions.has(name) ||
+      this.#state.active[name] !== undefined ||
+      this.#state.history[name] !== undefined
+    );
   }
 
   /**

@@ -104,7 +104,7 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
   const { canary } = options;
   if (canary && (canary.errorMargin !== undefined || canary.p99Margin !== undefined)) {
     const guard = new CanaryGuard(
-      router,
+      () => router.models(),
       stats,
       {
         ...(canary.errorMargin !== undefined ? { errorMargin: canary.errorMargin } : {}),
