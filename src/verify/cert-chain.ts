@@ -130,11 +130,11 @@ export function verifyChain(
     if (chain.length === 1)
       invalid(`signer.pem holds the pinned root ${last.subject} alone; sign with an end-entity certificate.`);
   } else {
-    const named = roots.filter((r) => r.certificate.node.subject === last.node.issuer);
+    const named = roots.filter((r) => (r.certificate.node.subject ?? '') === (last.node.issuer ?? ''));
     if (named.length === 0)
       invalid(
-        `The signer certificate ${leaf.subject} does not chain to a pinned root: the last certificate of signer.pem (${last.subject}) was issued by ${last.node.issuer.replace(/\n/g, ', ')}, which is not pinned.`,
-        { subject: leaf.subject, issuer: last.node.issuer.replace(/\n/g, ', ') },
+        `The signer certificate ${leaf.subject} does not chain to a pinned root: the last certificate of signer.pem (${last.subject}) was issued by ${(last.node.issuer ?? '').replace(/\n/g, ', ')}, which is not pinned.`,
+        { subject: leaf.subject, issuer: (last.node.issuer ?? '').replace(/\n/g, ', ') },
       );
     root = named.find((r) => signedBy(last, r.certificate));
     if (!root)
@@ -189,10 +189,10 @@ function signedBy(cert: CertificateInfo, issuer: CertificateInfo): boolean {
 }
 
 function checkLink(cert: CertificateInfo, issuer: CertificateInfo, what: string, next: string): void {
-  if (cert.node.issuer !== issuer.node.subject)
+  if ((cert.node.issuer ?? '') !== (issuer.node.subject ?? ''))
     invalid(
-      `${capitalise(what)} names ${cert.node.issuer.replace(/\n/g, ', ')} as its issuer, but the next, ${next}, is another: signer.pem lists the signer first, then each issuer in order.`,
-      { subject: cert.subject, issuer: cert.node.issuer.replace(/\n/g, ', ') },
+      `${capitalise(what)} names ${(cert.node.issuer ?? '').replace(/\n/g, ', ')} as its issuer, but the next, ${next}, is another: signer.pem lists the signer first, then each issuer in order.`,
+      { subject: cert.subject, issuer: (cert.node.issuer ?? '').replace(/\n/g, ', ') },
     );
   if (!signedBy(cert, issuer))
     invalid(`${capitalise(what)} is not signed by the key of the next, ${next}.`, {
@@ -238,7 +238,7 @@ function applyPolicy(path: readonly CertificateInfo[]): void {
       });
     }
     // Intermediate CAs between this issuer and the leaf (self-issued ones are not counted by RFC 5280).
-    const below = path.slice(1, i).filter((c) => c.node.subject !== c.node.issuer).length;
+    const below = path.slice(1, i).filter((c) => (c.node.subject ?? '') !== (c.node.issuer ?? '')).length;
     if (issuer.pathLen !== undefined && below > issuer.pathLen) {
       invalid(
         `${issuer.subject} allows ${issuer.pathLen} CA certificate(s) below it (pathLenConstraint) but the chain has ${below}.`,
