@@ -172,7 +172,10 @@ describe('hotocr verify: hotocr packages as before', () => {
   test('still needs --trust, and refuses the OMS options as a usage error', async () => {
     const r = await hotocr('verify', pkg, ...IDENTITY);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /^USAGE: .*hotocr package/);
+    assert.match(
+      r.stderr,
+      /^USAGE: --identity, --issuer apply to OMS-signed models .* verified as a hotocr package/,
+    );
     const ignore = await hotocr('verify', pkg, '--trust', pub, '--ignore-paths', 'x');
     assert.equal(ignore.code, 2);
   });

@@ -101,9 +101,12 @@ export function verifyCommand(): Command {
         if (opts.ignorePaths.length > 0) misplaced.push('--ignore-paths');
         if (misplaced.length > 0)
           usage(
-            `${misplaced.join(', ')} apply to OMS-signed models (model.sig); ${path} is a hotocr package.`,
+            `${misplaced.join(', ')} apply to OMS-signed models (a folder holding model.sig, a file with --signature, a ZIP carrying model.sig); ${path} is none of these, so it is verified as a hotocr package.`,
           );
-        if (!trust) usage('A hotocr package is verified with --trust FILE_OR_DIR.');
+        if (!trust)
+          usage(
+            `${path} is verified as a hotocr package (not an OMS-signed model): give --trust FILE_OR_DIR.`,
+          );
       }
       try {
         if (form) {
