@@ -10,7 +10,7 @@ import { opensslIssue, opensslKey, opensslRoot } from '../../test/helpers/openss
 import { tempDir } from '../../test/helpers/tmp.js';
 import { PackageRejectedError, type RejectionCode, TrustStoreError } from '../errors.js';
 import { parseOmsBundle } from './oms-bundle.js';
-import { verifyKeyless } from './oms-keyless.js';
+import { certificateIdentities, verifyKeyless } from './oms-keyless.js';
 import type { OmsSigner } from './oms-signer.js';
 import { loadSigstoreTrustedRoot, type SigstoreTrustedRoot } from './oms-trusted-root.js';
 import { TrustStore } from './trust-store.js';
@@ -279,6 +279,24 @@ describe('keyless signatures refused', () => {
       [{ fingerprint, source: 'revoked.deny', line: 3 }],
     );
     refuses(text('v1.0.1-sigstore'), 'CERT_CHAIN_INVALID', /revoked\.deny line 3/, { trust });
+  });
+});
+
+describe('the identities a certificate names', () => {
+  test('are its e-mail addresses, URIs and Sigstore usernames, and nothing else', async () => {
+    const root = await opensslRoot(work, 'names-root', { keyType: 'ec-p256' });
+    const leaf = await opensslIssue(work, 'names', root, {
+      ext: [
+        'subjectAltName=critical,email:a@example.com,URI:https://github.com/o/r/.github/workflows/release.yml@refs/heads/main,otherName:1.3.6.1.4.1.57264.1.7;UTF8:builder,otherName:1.2.3.4;UTF8:not-an-identity,DNS:example.com',
+      ],
+      keyType: 'ec-p256',
+      cn: '',
+    });
+    assert.deepEqual(certificateIdentities(new X509Certificate(await readFile(leaf.cert)).raw), [
+      'a@example.com',
+      'https://github.com/o/r/.github/workflows/release.yml@refs/heads/main',
+      'builder',
+    ]);
   });
 });
 

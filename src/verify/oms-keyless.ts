@@ -1,5 +1,6 @@
 import { bundleFromJSON, ValidationError } from '@sigstore/bundle';
 import { toSignedEntity, VerificationError, Verifier } from '@sigstore/verify';
+import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { messageOf, PackageRejectedError, type RejectionCode } from '../errors.js';
 import { parseCertificate } from './certificate.js';
@@ -23,8 +24,11 @@ export interface KeylessOptions extends KeylessPolicy {
 }
 
 const SUBJECT_ALT_NAME = '2.5.29.17';
+const OTHER_NAME = 0;
 const RFC822_NAME = 1;
 const URI = 6;
+/** Fulcio's otherName for identities that are neither e-mail nor URI (a username). */
+const SIGSTORE_USERNAME = '1.3.6.1.4.1.57264.1.7';
 
 function fail(
   code: RejectionCode,
@@ -61,12 +65,29 @@ const WHAT: Record<RejectionCode, string> = {
   TLOG_INVALID: "The signature's transparency-log entry does not verify against the trusted root",
 } as Record<RejectionCode, string>;
 
-/** The e-mail addresses and URIs of a certificate's subject alternative name. */
-function subjectAltNames(der: Buffer): string[] {
+/** The value of a Sigstore username otherName (`[0] UTF8String` after its OID), if it is one. */
+function sigstoreUsername(value: unknown): string | undefined {
+  const parts = (value as asn1js.Constructed | undefined)?.valueBlock?.value;
+  const oid = parts?.[0];
+  if (!(oid instanceof asn1js.ObjectIdentifier) || oid.valueBlock.toString() !== SIGSTORE_USERNAME)
+    return undefined;
+  const inner = (parts?.[1] as asn1js.Constructed | undefined)?.valueBlock?.value?.[0];
+  return inner instanceof asn1js.Utf8String ? inner.valueBlock.value : undefined;
+}
+
+/**
+ * The identities a certificate's subject alternative name holds, as sigstore-python reads
+ * them for its identity policy: e-mail addresses, URIs, and Sigstore username otherNames.
+ */
+export function certificateIdentities(der: Buffer): string[] {
   const cert = pkijs.Certificate.fromBER(new Uint8Array(der));
   const ext = cert.extensions?.find((e) => e.extnID === SUBJECT_ALT_NAME);
   const names = (ext?.parsedValue as pkijs.AltName | undefined)?.altNames ?? [];
-  return names.filter((n) => n.type === RFC822_NAME || n.type === URI).map((n) => String(n.value));
+  return names.flatMap((n) => {
+    if (n.type === RFC822_NAME || n.type === URI) return [String(n.value)];
+    if (n.type === OTHER_NAME) return [sigstoreUsername(n.value)].filter((v): v is string => v !== undefined);
+    return [];
+  });
 }
 
 /**
@@ -112,12 +133,12 @@ export function verifyKeyless(bundle: OmsBundle, options: KeylessOptions): OmsSi
   }
 
   const certificate = parseCertificate(bundle.material.certificate);
-  const names = subjectAltNames(bundle.material.certificate);
+  const names = certificateIdentities(bundle.material.certificate);
   const issuer = signer.identity?.extensions?.issuer;
   if (!names.includes(options.identity))
     fail(
       'IDENTITY_MISMATCH',
-      `model.sig was signed by ${names.map((n) => JSON.stringify(n)).join(', ') || 'a certificate with no e-mail or URI name'}, not by ${JSON.stringify(options.identity)} (--identity).`,
+      `model.sig was signed by ${names.map((n) => JSON.stringify(n)).join(', ') || 'a certificate with no e-mail, URI or username name'}, not by ${JSON.stringify(options.identity)} (--identity).`,
       { identity: names, expected: options.identity },
     );
   if (issuer !== options.issuer)
