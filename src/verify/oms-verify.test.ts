@@ -5,7 +5,7 @@ import { appendFile, cp, mkdir, readFile, rm, symlink, writeFile } from 'node:fs
 import { join, relative } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { bundleFor, FIXTURES, signFolder, statementFor } from '../../test/helpers/oms.js';
-import { opensslKey } from '../../test/helpers/openssl.js';
+import { opensslKey, opensslRoot } from '../../test/helpers/openssl.js';
 import { manifest, packWith, sourceDir } from '../../test/helpers/packages.js';
 import { tempDir } from '../../test/helpers/tmp.js';
 import { HotocrError, PackageRejectedError, type RejectionCode } from '../errors.js';
@@ -139,6 +139,69 @@ describe('the fixtures refused once changed', () => {
       const sig = await readFile(join(dir, 'model.sig'));
       await writeFile(join(dir, 'model.sig'), sig.subarray(0, sig.length - 40));
       await rejects(dir, referenceOptions(folder, dir), 'OMS_BUNDLE_INVALID', /truncated/);
+    });
+  }
+
+  /** Every fixture, the single file included, as the path and options the README gives. */
+  const ALL: [string, (dir: string) => [string, OmsVerifyOptions]][] = [
+    [
+      'v1.0.0-elliptic-key',
+      (dir) => [join(dir, 'signme-1'), { trust: keyTrust, signature: join(dir, 'model.sig') }],
+    ],
+    ...FOLDERS.map((folder): [string, (dir: string) => [string, OmsVerifyOptions]] => [
+      folder,
+      (dir) => [dir, referenceOptions(folder, dir)],
+    ]),
+  ];
+
+  for (const [folder, as] of ALL) {
+    test(`${folder}: re-signed with another key over an edited statement, its verification material kept`, async () => {
+      const dir = await copy(folder);
+      const sig = JSON.parse(await readFile(join(dir, 'model.sig'), 'utf8'));
+      const statement = JSON.parse(Buffer.from(sig.dsseEnvelope.payload, 'base64').toString());
+      statement.subject[0].name = 'forged';
+      const forger = await opensslKey(work, `forger-${folder}`, 'ec-p384');
+      sig.dsseEnvelope = JSON.parse(await bundleFor(statement, forger.key)).dsseEnvelope;
+      await writeFile(join(dir, 'model.sig'), JSON.stringify(sig));
+      const [path, options] = as(dir);
+      // A key or certificate bundle names the trusted signer, whose signature no longer
+      // verifies; a keyless one's log entry records the original envelope.
+      await rejects(path, options, folder.endsWith('sigstore') ? 'TLOG_INVALID' : 'SIGNATURE_INVALID');
+    });
+
+    test(`${folder}: someone else trusted instead`, async () => {
+      const [path, options] = as(join(FIXTURES, folder));
+      if (folder.endsWith('sigstore')) {
+        await rejects(
+          path,
+          { ...options, keyless: { ...KEYLESS, identity: 'other@example.com' } },
+          'IDENTITY_MISMATCH',
+        );
+        await rejects(
+          path,
+          { ...options, keyless: { ...KEYLESS, issuer: 'https://oauth2.sigstore.dev/auth' } },
+          'IDENTITY_MISMATCH',
+        );
+      } else if (folder.endsWith('certificate')) {
+        const foreign = await opensslRoot(work, `foreign-${folder}`);
+        await rejects(
+          path,
+          { ...options, trust: await TrustStore.load(foreign.cert) },
+          'CERT_CHAIN_INVALID',
+          /not pinned/,
+        );
+      } else {
+        const stranger = await opensslKey(work, `stranger-${folder}`, 'ec-p384');
+        await rejects(path, { ...options, trust: await TrustStore.load(stranger.pub) }, 'KEY_UNTRUSTED');
+      }
+    });
+
+    test(`${folder}: model.sig cut short`, async () => {
+      const dir = await copy(folder);
+      const sig = await readFile(join(dir, 'model.sig'));
+      await writeFile(join(dir, 'model.sig'), sig.subarray(0, Math.floor(sig.length / 3)));
+      const [path, options] = as(dir);
+      await rejects(path, options, 'OMS_BUNDLE_INVALID', /truncated/);
     });
   }
 
