@@ -26,6 +26,13 @@ export const REJECTION_CODES = [
   'GRAPH_INCOMPATIBLE',
   'LOADER_NOT_FOUND',
   'WARMUP_FAILED',
+  // OpenSSF Model Signing (model.sig) models.
+  'OMS_BUNDLE_INVALID',
+  'OMS_STATEMENT_INVALID',
+  'OMS_UNSUPPORTED',
+  'IDENTITY_MISMATCH',
+  'TLOG_INVALID',
+  'MODEL_UNREADABLE',
 ] as const;
 
 export type RejectionCode = (typeof REJECTION_CODES)[number];
