@@ -241,11 +241,21 @@ export const SERVE_SETTINGS = {
     shown: './.hotocr',
     parse: absolute,
   }),
-  model: value({
+  model: list({
     flag: '--model <package>',
     env: 'HOTOCR_MODEL',
-    help: 'serve this signed package instead of the bundled model',
+    help: 'serve this signed package instead of the bundled model; repeat for more models, one package each',
+  }),
+  defaultModel: value({
+    flag: '--default-model <name>',
+    env: 'HOTOCR_DEFAULT_MODEL',
+    help: 'the model POST /v1/ocr and /v1/routing go to; unset: the only model with an active version',
     parse: text,
+  }),
+  readyAllModels: toggle({
+    flag: '--ready-all-models',
+    env: 'HOTOCR_READY_ALL_MODELS',
+    help: 'GET /readyz answers ready only while every model can read, not just the default one',
   }),
   trust: value({
     flag: '--trust <file_or_dir>',
@@ -482,9 +492,9 @@ export function readServeConfig(flags: ServeFlags, env: Env = process.env): Serv
   const config = Object.fromEntries(
     Object.entries(SERVE_SETTINGS).map(([key, setting]) => [key, setting.read(flags, env)]),
   ) as ServeConfig;
-  if (config.model && !config.trust)
+  if (config.model.length > 0 && !config.trust)
     invalid('--model needs --trust (HOTOCR_TRUST): the keys or roots that may sign it.');
-  if (config.trust && !config.model && !config.models && !config.adminToken && !config.registry)
+  if (config.trust && config.model.length === 0 && !config.models && !config.adminToken && !config.registry)
     invalid(
       '--trust without --model needs a way to receive packages: --models DIR (a watched folder), --registry REGISTRY/REPOSITORY, or --admin-token-file (uploads).',
     );

@@ -86,6 +86,7 @@ export type RegistryEvent =
     }
   /** Versions retired because their signer is no longer trusted, and what serves instead. */
   | { type: 'retired'; ts: string; name: string; versions: readonly string[]; active: string | null }
+  | { type: 'removed'; ts: string; name: string; versions: readonly string[] }
   | { type: 'released'; ts: string; name: string; version: string };
 
 export type RegistryEventType = RegistryEvent['type'];

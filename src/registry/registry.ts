@@ -630,6 +630,48 @@ export class Registry {
     await this.#drain(v);
   }
 
+  /**
+   * Retires a model name: its versions drain (in-flight requests finish) and are released,
+   * and everything kept of it is forgotten (active version, history, highest version, split,
+   * handled packages), so the name can be used again from scratch, a lower version included.
+   * Persisted first: if that fails, the model keeps serving. Waits for submissions under way.
+   */
+  removeModel(name: string): Promise<{ name: string; versions: string[] }> {
+    const run = this.#queue.then(async () => {
+      if (!this.knows(name))
+        throw new HotocrError(
+          'MODEL_NOT_FOUND',
+          `No model is named ${JSON.stringify(name)}; GET /v1/models lists the models this server knows.`,
+        );
+      const loaded = [...(this.#versions.get(name)?.values() ?? [])];
+      const shas = new Set([
+        ...loaded.map((v) => v.sha256),
+        ...(this.#state.history[name] ?? []).map((h) => h.sha256),
+        ...(this.#state.routing[name]?.split ?? []).map((s) => s.sha256),
+      ]);
+      const active = this.#state.active[name];
+      if (active) shas.add(active.sha256);
+      await this.#update((state) => {
+        delete state.active[name];
+        delete state.history[name];
+        delete state.highest[name];
+        delete state.routing[name];
+        for (const sha of shas) delete state.handled[sha];
+      });
+      const current = this.#active.get(name);
+      this.#active.delete(name);
+      if (current) current.serving = false;
+      this.#versions.delete(name);
+      const versions = loaded.map((v) => v.version).sort(semver.rcompare);
+      this.#emit({ type: 'removed', ts: now(), name, versions });
+      await Promise.all(loaded.map((v) => this.#drain(v)));
+      await this.#prunePackages();
+      return { name, versions };
+    });
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
   async #drain(v: ModelVersion): Promise<void> {
     if (v.state === 'released' || v.state === 'failed') return;
     this.#emit({ type: 'draining', ts: now(), name: v.name, version: v.version, inflight: v.inflight });

@@ -27,6 +27,8 @@ export class Admission {
   readonly #options: AdmissionOptions;
   readonly #admitted = new Map<string, number>();
   #running = 0;
+  /** Inferences running, per model. */
+  readonly #runningBy = new Map<string, number>();
   /** Requests waiting for a slot, per model; Map order is the turn order. */
   readonly #waiting = new Map<string, Waiter[]>();
   /** The model served last: the next slot goes to the one after it. */
@@ -52,6 +54,16 @@ export class Admission {
 
   get running(): number {
     return this.#running;
+  }
+
+  /** Per model with requests held: how many wait for a slot and how many run. */
+  perModel(): { model: string; queued: number; running: number }[] {
+    const models = new Set([...this.#admitted.keys(), ...this.#runningBy.keys(), ...this.#waiting.keys()]);
+    return [...models].map((model) => ({
+      model,
+      queued: this.#waiting.get(model)?.length ?? 0,
+      running: this.#runningBy.get(model) ?? 0,
+    }));
   }
 
   /** Places of one model: running and waiting. */
@@ -85,10 +97,14 @@ export class Admission {
    */
   async run<T>(work: () => Promise<T>, deadline: number, signal?: AbortSignal, model = ''): Promise<T> {
     await this.#slot(model, deadline, signal);
+    this.#runningBy.set(model, (this.#runningBy.get(model) ?? 0) + 1);
     try {
       return await work();
     } finally {
       this.#running--;
+      const left = (this.#runningBy.get(model) ?? 1) - 1;
+      if (left > 0) this.#runningBy.set(model, left);
+      else this.#runningBy.delete(model);
       this.#next()?.grant();
     }
   }

@@ -221,7 +221,7 @@ export class Router {
    * Routers over `registry`, resuming what the registry restored of the persisted splits and
    * pinning switches (a switch as PUT /v1/routing last set it wins over `allowPinning`).
    */
-  constructor(registry: Registry, options: { allowPinning: boolean; defaultModel?: string }) {
+  constructor(registry: Registry, options: { allowPinning: boolean; defaultModel?: string | undefined }) {
     this.#registry = registry;
     this.#allowPinning = options.allowPinning;
     this.#defaultModel = options.defaultModel;
@@ -280,11 +280,6 @@ export class Router {
   /** The routers of every model that has one. */
   models(): ModelRouter[] {
     return [...this.#routers.values()];
-  }
-
-  /** Forgets a model's routing (the model was retired). */
-  forget(name: string): void {
-    this.#routers.delete(name);
   }
 
   /** Names of the models with an active version, sorted. */
@@ -346,6 +341,12 @@ export class Router {
         updatedAt: new Date(0).toISOString(),
       };
     return this.model(chosen).view();
+  }
+
+  /** The routing of every model this server knows, sorted by name. */
+  views(): RoutingView[] {
+    const names = new Set([...this.#routers.keys(), ...this.#registry.versions().map((v) => v.name)]);
+    return [...names].sort().map((n) => this.model(n).view());
   }
 
   /** Applies a PUT /v1/routing body: to the model it names, else to the default model. */

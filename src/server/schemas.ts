@@ -62,6 +62,11 @@ export const modelsSchema = {
   type: 'object',
   required: ['models'],
   properties: {
+    default: {
+      type: ['string', 'null'],
+      description:
+        'The model POST /v1/ocr goes to: --default-model, else the only model with an active version',
+    },
     trust: {
       type: 'array',
       description: 'Every trusted key and pinned root, and each deny-list line, with when trusting it ends',
@@ -156,7 +161,7 @@ export const routingUpdateSchema = {
   required: ['split'],
   additionalProperties: false,
   properties: {
-    name: { type: 'string', description: 'The model (default: the active one)' },
+    name: { type: 'string', description: 'The model (default: the default model)' },
     split: {
       type: 'object',
       description: 'Version to percent, in range order; whole numbers adding up to 100; {} ends the split',
@@ -175,6 +180,15 @@ export const versionParams = {
   },
 } as const;
 
+export const removedSchema = {
+  type: 'object',
+  required: ['name', 'versions'],
+  properties: {
+    name: { type: 'string' },
+    versions: { type: 'array', items: { type: 'string' }, description: 'The versions released' },
+  },
+} as const;
+
 export const nameParams = {
   type: 'object',
   required: ['name'],
@@ -184,7 +198,11 @@ export const nameParams = {
 export const statusSchema = {
   type: 'object',
   required: ['status'],
-  properties: { status: { type: 'string' }, model: modelRef },
+  properties: {
+    status: { type: 'string' },
+    model: modelRef,
+    models: { type: 'array', description: 'Every model, with --ready-all-models', items: modelRef },
+  },
 } as const;
 
 const nullableNumber = { type: ['number', 'null'] } as const;

@@ -37,11 +37,11 @@ export async function startServer(
   config: ServeConfig,
   logger = pino({ level: config.logLevel }),
 ): Promise<RunningServer> {
-  let packagePath: string | undefined;
+  let packagePaths: readonly string[] = [];
   let trustPath: string;
   let source = 'cli';
-  if (config.model && config.trust) {
-    packagePath = config.model;
+  if (config.model.length > 0 && config.trust) {
+    packagePaths = config.model;
     trustPath = config.trust;
   } else if (config.trust) {
     // Production without a package named: resume the last active version, or wait for one
@@ -49,7 +49,7 @@ export async function startServer(
     trustPath = config.trust;
   } else {
     const bundled = await ensureBundledPackage(config.data);
-    packagePath = bundled.packagePath;
+    packagePaths = [bundled.packagePath];
     trustPath = bundled.trustPath;
     source = 'bundled';
     logger.warn(
@@ -143,10 +143,13 @@ export async function startServer(
     else if (r.version) logger.info(r, 'resumed the last active version');
     else logger.error(r, 'could not resume any version of this model');
   }
-  const nothingActive = registry.active() === undefined;
-  if (packagePath) {
+  // Each configured package: activated when its model resumed nothing, else staged beside
+  // the resumed version. A fresh start (nothing resumed) fails on the first that does not load.
+  const nothingActive = registry.versions().every((v) => v.state !== 'active');
+  for (const packagePath of packagePaths) {
     try {
-      await registry.submit(packagePath, { source, activate: nothingActive });
+      const v = await registry.submit(packagePath, { source, activate: false });
+      if (!registry.active(v.name)) await registry.activate(v.name, v.version);
     } catch (error) {
       if (nothingActive) {
         await registry.close();
@@ -154,11 +157,11 @@ export async function startServer(
       }
       logger.error(
         { err: error, path: packagePath },
-        'the configured package was not loaded; the resumed version keeps serving',
+        'the configured package was not loaded; the resumed versions keep serving',
       );
     }
   }
-  if (!registry.active())
+  if (nothingActive && registry.versions().every((v) => v.state !== 'active'))
     logger.warn(
       'no model version is active yet: /readyz answers 503 until a package arrives (watched folder or upload)',
     );
@@ -217,6 +220,8 @@ export async function startServer(
       requestTimeoutMs: config.requestTimeoutMs,
       headersTimeoutMs: config.headersTimeoutMs,
       allowPinning: config.allowPinning,
+      ...(config.defaultModel ? { defaultModel: config.defaultModel } : {}),
+      readyAllModels: config.readyAllModels,
       canary: {
         ...(config.canaryErrorMargin !== undefined ? { errorMargin: config.canaryErrorMargin } : {}),
         ...(config.canaryP99Margin !== undefined ? { p99Margin: config.canaryP99Margin } : {}),
