@@ -105,6 +105,13 @@ const FASTIFY: Record<string, { code: ErrorCode; message: string }> = {
   },
 };
 
+/**
+ * Refusals by design, not faults: shedding load and not being ready yet. They are in the
+ * request log (with their status) and the metrics; logging each as an error would make a
+ * flood cost the server a stack trace per refused request.
+ */
+const SHED: ReadonlySet<string> = new Set(['OVERLOADED', 'NOT_READY']);
+
 /** The one place errors become HTTP responses: `{error: {code, message}}` with a fitting status. */
 export function errorHandler(
   error: FastifyError | Error,
@@ -113,7 +120,7 @@ export function errorHandler(
 ): void {
   if (error instanceof HotocrError) {
     const status = STATUS[error.code];
-    if (status >= 500) request.log.error({ err: error }, 'request failed');
+    if (status >= 500 && !SHED.has(error.code)) request.log.error({ err: error }, 'request failed');
     void reply.status(status).send({ error: { code: error.code, message: error.message } });
     return;
   }
