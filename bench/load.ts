@@ -263,7 +263,7 @@ try {
   const metrics = await (await fetch(`${url}/metrics`)).text();
   const stat = (stage: string, what: 'sum' | 'count') =>
     Number(
-      new RegExp(`^hotocr_package_load_seconds_${what}\\{stage="${stage}"\\} (\\S+)$`, 'm').exec(
+      new RegExp(`^hotocr_package_load_seconds_${what}\\{name="ppocr",stage="${stage}"\\} (\\S+)$`, 'm').exec(
         metrics,
       )?.[1],
     );

@@ -1,17 +1,28 @@
 /**
  * Time to verify the bundled 16 MB PP-OCRv4 package (det, rec, cls graphs and keys), as a
  * ratio to `sha256sum` over the same files, measured in the same run: signed by a trusted
- * key of each type, and by a certificate chain (leaf, intermediate) to a pinned root.
+ * key of each type, and by a certificate chain (leaf, intermediate) to a pinned root. The
+ * same files signed with OpenSSF Model Signing (a P-256 key made here, model.sig written as
+ * the reference writes it), as a folder and as a ZIP; and a keyless (Sigstore) OMS fixture,
+ * verified offline against the embedded public-good trusted root.
  *
  *   npm run build && node dist/bench/verify.js [--runs 21]
  */
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keyFileSigner, keygen, pack, writeBundledSource } from '../src/pack/index.js';
-import { TrustStore, verifyPackage } from '../src/verify/index.js';
+import {
+  loadSigstoreTrustedRoot,
+  type OmsForm,
+  TrustStore,
+  verifyOmsModel,
+  verifyPackage,
+} from '../src/verify/index.js';
+// The minimal OMS writer the tests use: hotocr verifies OMS signatures, it does not make them.
+import { FIXTURES, signFolder } from '../test/helpers/oms.js';
 import { benchOptions } from './lib/options.js';
 import { machine, median, processCpuMs } from './lib/stats.js';
 
@@ -144,6 +155,88 @@ try {
       hotocrCli: median(cliTimes),
     });
   }
+  // The same five files signed with OMS, as a folder (model.sig beside them) and as a ZIP.
+  const omsKeys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const omsDir = join(dir, 'oms');
+  cpSync(src, omsDir, { recursive: true });
+  await signFolder(omsDir, omsKeys.privateKey);
+  const omsZip = join(dir, 'ppocr-oms.zip');
+  execFileSync(
+    'zip',
+    ['-q', '-X', '-0', omsZip, 'config.json', 'det.onnx', 'rec.onnx', 'cls.onnx', 'keys.txt', 'model.sig'],
+    {
+      cwd: omsDir,
+    },
+  );
+  const omsPub = join(dir, 'oms.pub');
+  writeFileSync(omsPub, omsKeys.publicKey.export({ type: 'spki', format: 'pem' }));
+  const omsTrust = await TrustStore.load(omsPub);
+  const omsFiles = ['det.onnx', 'rec.onnx', 'cls.onnx', 'keys.txt', 'config.json'].map((f) =>
+    join(omsDir, f),
+  );
+  const omsRows: { type: string; verify: number; sha256sum: number; hotocrCli: number }[] = [];
+  for (const [type, path, form] of [
+    ['oms folder', omsDir, 'directory'],
+    ['oms zip', omsZip, 'archive'],
+  ] as [string, string, OmsForm][]) {
+    const verifyTimes: number[] = [];
+    const shaTimes: number[] = [];
+    const cliTimes: number[] = [];
+    await verifyOmsModel(path, form, { trust: omsTrust });
+    for (let i = 0; i < runs; i++) {
+      let t = process.hrtime.bigint();
+      await verifyOmsModel(path, form, { trust: omsTrust });
+      verifyTimes.push(Number(process.hrtime.bigint() - t) / 1e6);
+      t = process.hrtime.bigint();
+      execFileSync('sha256sum', omsFiles);
+      shaTimes.push(Number(process.hrtime.bigint() - t) / 1e6);
+      if (i < 5) {
+        t = process.hrtime.bigint();
+        execFileSync(process.execPath, [
+          join(import.meta.dirname, '..', 'src', 'cli', 'main.js'),
+          'verify',
+          path,
+          '--trust',
+          omsPub,
+        ]);
+        cliTimes.push(Number(process.hrtime.bigint() - t) / 1e6);
+      }
+    }
+    omsRows.push({
+      type,
+      verify: median(verifyTimes),
+      sha256sum: median(shaTimes),
+      hotocrCli: median(cliTimes),
+    });
+  }
+  // A keyless fixture (two 8-byte files): nearly all of it is the Sigstore checks, offline.
+  const keyless = join(FIXTURES, 'v1.0.0-sigstore');
+  const policy = { identity: 'stefanb@us.ibm.com', issuer: 'https://sigstore.verify.ibm.com/oauth2' };
+  const rootTimes: number[] = [];
+  const keylessTimes: number[] = [];
+  const keylessCli: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    let t = process.hrtime.bigint();
+    const trustedRoot = await loadSigstoreTrustedRoot();
+    rootTimes.push(Number(process.hrtime.bigint() - t) / 1e6);
+    t = process.hrtime.bigint();
+    await verifyOmsModel(keyless, 'directory', { keyless: policy, trustedRoot });
+    keylessTimes.push(Number(process.hrtime.bigint() - t) / 1e6);
+    if (i < 5) {
+      t = process.hrtime.bigint();
+      execFileSync(process.execPath, [
+        join(import.meta.dirname, '..', 'src', 'cli', 'main.js'),
+        'verify',
+        keyless,
+        '--identity',
+        policy.identity,
+        '--issuer',
+        policy.issuer,
+      ]);
+      keylessCli.push(Number(process.hrtime.bigint() - t) / 1e6);
+    }
+  }
+
   // Where the work runs: a 96 MiB graph verified in this process, the bytes kept as a server
   // keeps them; CPU of the whole process against that of the main thread, which answers requests.
   const big = join(dir, 'big');
@@ -162,16 +255,21 @@ try {
     whole.push(after.whole - before.whole);
     main.push(after.main - before.main);
   }
-  console.log(`bench/verify: bundled PP-OCRv4 package, ${runs} runs each, medians; ${await machine()}`);
+  console.log(
+    `bench/verify: bundled PP-OCRv4 package (hotocr and OMS), ${runs} runs each, medians; ${await machine()}`,
+  );
   console.log(
     `a 96 MiB graph verified in-process, bytes kept: ${median(whole).toFixed(0)} ms of CPU, of which the main thread ${median(main).toFixed(0)} ms (median of ${whole.length}; /proc ticks of 10 ms)`,
   );
-  console.log('signer    verifyPackage ms  sha256sum ms  ratio  hotocr verify (CLI, with node start) ms');
-  for (const r of rows) {
+  console.log('signer      verify ms  sha256sum ms  ratio  hotocr verify (CLI, with node start) ms');
+  for (const r of [...rows, ...omsRows]) {
     console.log(
-      `${r.type.padEnd(9)} ${r.verify.toFixed(1).padStart(16)} ${r.sha256sum.toFixed(1).padStart(13)} ${(r.verify / r.sha256sum).toFixed(2).padStart(6)}x ${r.hotocrCli.toFixed(0).padStart(10)}`,
+      `${r.type.padEnd(11)} ${r.verify.toFixed(1).padStart(9)} ${r.sha256sum.toFixed(1).padStart(13)} ${(r.verify / r.sha256sum).toFixed(2).padStart(6)}x ${r.hotocrCli.toFixed(0).padStart(10)}`,
     );
   }
+  console.log(
+    `oms keyless fixture (v1.0.0-sigstore), offline: verifyOmsModel ${median(keylessTimes).toFixed(1)} ms, loading the embedded trusted root ${median(rootTimes).toFixed(1)} ms, hotocr verify (CLI, with node start) ${median(keylessCli).toFixed(0)} ms`,
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -17,7 +17,14 @@ describe('the settings of hotocr serve', () => {
     assert.equal(readServeConfig({}, {}).port, 8080);
     assert.equal(readServeConfig({}, { HOTOCR_PORT: '9000' }).port, 9000);
     assert.equal(readServeConfig({ port: '9100' }, { HOTOCR_PORT: '9000' }).port, 9100);
-    assert.equal(readServeConfig({}, {}).model, undefined);
+    assert.deepEqual(readServeConfig({}, {}).model, []);
+    // --model repeats; the variable lists packages comma-separated.
+    const trust = { HOTOCR_TRUST: 'keys' };
+    assert.deepEqual(readServeConfig({ model: ['a.zip', 'b.zip'] }, trust).model, ['a.zip', 'b.zip']);
+    assert.deepEqual(readServeConfig({}, { ...trust, HOTOCR_MODEL: 'a.zip,b.zip' }).model, [
+      'a.zip',
+      'b.zip',
+    ]);
     assert.equal(readServeConfig({}, { HOTOCR_MODELS: 'incoming' }).models, join(process.cwd(), 'incoming'));
   });
 

@@ -241,11 +241,21 @@ export const SERVE_SETTINGS = {
     shown: './.hotocr',
     parse: absolute,
   }),
-  model: value({
+  model: list({
     flag: '--model <package>',
     env: 'HOTOCR_MODEL',
-    help: 'serve this signed package instead of the bundled model',
+    help: 'serve this signed package instead of the bundled model; repeat for more models, one package each',
+  }),
+  defaultModel: value({
+    flag: '--default-model <name>',
+    env: 'HOTOCR_DEFAULT_MODEL',
+    help: 'the model POST /v1/ocr and /v1/routing go to; unset: the only model with an active version',
     parse: text,
+  }),
+  readyAllModels: toggle({
+    flag: '--ready-all-models',
+    env: 'HOTOCR_READY_ALL_MODELS',
+    help: 'GET /readyz answers ready only while every model can read, not just the default one',
   }),
   trust: value({
     flag: '--trust <file_or_dir>',
@@ -272,6 +282,12 @@ export const SERVE_SETTINGS = {
     help: 'previously active versions kept loaded for an instant rollback',
     fallback: '0',
     parse: integer(0, 16),
+  }),
+  maxModels: value({
+    flag: '--max-models <n>',
+    env: 'HOTOCR_MAX_MODELS',
+    help: 'model names served at once; a package of one more is refused with MODEL_LIMIT (retiring a model frees its place); unset: no limit',
+    parse: integer(1, 10_000),
   }),
   loadNice: value({
     flag: '--load-nice <n>',
@@ -394,11 +410,10 @@ export const SERVE_SETTINGS = {
     env: 'HOTOCR_LOADERS',
     help: 'a loader plugin (ES module path or package name), asked before the built-in loaders; repeat for more',
   }),
-  registry: value({
-    flag: '--registry <reference>',
+  registry: list({
+    flag: '--registry <[name=]reference>',
     env: 'HOTOCR_REGISTRY',
-    help: 'follow an OCI repository (REGISTRY/REPOSITORY for its highest semver tag, or REGISTRY/REPOSITORY:TAG for one tag); what it pulls is verified like a dropped file',
-    parse: text,
+    help: "follow an OCI repository for one model (REGISTRY/REPOSITORY for its highest semver tag, or REGISTRY/REPOSITORY:TAG for one tag), named NAME= or by the repository's last path segment; a package of another name is refused; repeat for more models",
   }),
   registryPollMs: value({
     flag: '--registry-poll-ms <ms>',
@@ -482,9 +497,15 @@ export function readServeConfig(flags: ServeFlags, env: Env = process.env): Serv
   const config = Object.fromEntries(
     Object.entries(SERVE_SETTINGS).map(([key, setting]) => [key, setting.read(flags, env)]),
   ) as ServeConfig;
-  if (config.model && !config.trust)
+  if (config.model.length > 0 && !config.trust)
     invalid('--model needs --trust (HOTOCR_TRUST): the keys or roots that may sign it.');
-  if (config.trust && !config.model && !config.models && !config.adminToken && !config.registry)
+  if (
+    config.trust &&
+    config.model.length === 0 &&
+    !config.models &&
+    !config.adminToken &&
+    config.registry.length === 0
+  )
     invalid(
       '--trust without --model needs a way to receive packages: --models DIR (a watched folder), --registry REGISTRY/REPOSITORY, or --admin-token-file (uploads).',
     );

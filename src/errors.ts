@@ -26,6 +26,13 @@ export const REJECTION_CODES = [
   'GRAPH_INCOMPATIBLE',
   'LOADER_NOT_FOUND',
   'WARMUP_FAILED',
+  // OpenSSF Model Signing (model.sig) models.
+  'OMS_BUNDLE_INVALID',
+  'OMS_STATEMENT_INVALID',
+  'OMS_UNSUPPORTED',
+  'IDENTITY_MISMATCH',
+  'TLOG_INVALID',
+  'MODEL_UNREADABLE',
 ] as const;
 
 export type RejectionCode = (typeof REJECTION_CODES)[number];
@@ -40,6 +47,8 @@ export const ERROR_CODES = [
   // Taking a package in, after it verified.
   'LOAD_FAILED',
   'VERSION_EXISTS',
+  'MODEL_NAME_MISMATCH',
+  'MODEL_LIMIT',
   'REGISTRY_CLOSED',
   'STORAGE_FULL',
   // Images and OCR.
@@ -66,6 +75,8 @@ export const ERROR_CODES = [
   'OVERLOADED',
   'TIMEOUT',
   // Management: versions and routing.
+  'MODEL_NOT_FOUND',
+  'MODEL_REQUIRED',
   'VERSION_NOT_FOUND',
   'VERSION_NOT_READY',
   'VERSION_ACTIVE',

@@ -416,22 +416,23 @@ describe('metrics', () => {
     const text = await res.text();
     const rejections = 'hotocr_package_rejections_total{reason="KEY_UNTRUSTED"}';
     assert.equal(counter(text, rejections) - counter(before, rejections), 1);
-    assert.equal(counter(text, 'hotocr_model_swaps_total') - counter(before, 'hotocr_model_swaps_total'), 1);
+    const swaps = 'hotocr_model_swaps_total{name="ppocr"}';
+    assert.equal(counter(text, swaps) - counter(before, swaps), 1);
     const active = server.registry.active()!;
     assert.ok(
       text.includes(
         `hotocr_active_model_info{name="ppocr",version="${active.version}",sha256="${active.sha256}"} 1`,
       ),
     );
-    const ok = `hotocr_ocr_requests_total{version="ppocr/${active.version}",status="200"}`;
+    const ok = `hotocr_ocr_requests_total{name="ppocr",version="ppocr/${active.version}",status="200"}`;
     assert.ok(counter(text, ok) >= 1, ok);
     for (const name of [
-      'hotocr_package_load_seconds_bucket{le="+Inf",stage="verify"}',
-      'hotocr_package_load_seconds_bucket{le="+Inf",stage="load"}',
-      'hotocr_package_load_seconds_bucket{le="+Inf",stage="warmup"}',
-      'hotocr_package_load_seconds_bucket{le="+Inf",stage="switch"}',
+      'hotocr_package_load_seconds_bucket{le="+Inf",name="ppocr",stage="verify"}',
+      'hotocr_package_load_seconds_bucket{le="+Inf",name="ppocr",stage="load"}',
+      'hotocr_package_load_seconds_bucket{le="+Inf",name="ppocr",stage="warmup"}',
+      'hotocr_package_load_seconds_bucket{le="+Inf",name="ppocr",stage="switch"}',
       `hotocr_model_inflight{name="ppocr",version="${active.version}"}`,
-      'hotocr_ocr_queue_depth',
+      'hotocr_ocr_queue_depth{name="ppocr"}',
       'nodejs_eventloop_lag_seconds',
       'process_resident_memory_bytes',
     ])

@@ -1,11 +1,12 @@
 // test-needs: model
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { renderText } from './helpers/images.js';
+import { LEAF_EXT, opensslIssue, opensslRoot } from './helpers/openssl.js';
 import { sourceDir, standardPackage } from './helpers/packages.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -133,6 +134,25 @@ describe('hotocr inspect', () => {
     assert.match(r.stdout, /model {4}ppocr 2\.1\.0/);
     assert.match(r.stdout, /NOT VERIFIED/);
     assert.match(r.stdout, /det\.onnx .* ok/);
+  });
+
+  test('shows a signer certificate whose subject is empty (named by its alternative name alone)', async () => {
+    const dir = join(work, 'anonymous');
+    await mkdir(dir);
+    const root = await opensslRoot(dir, 'root');
+    const leaf = await opensslIssue(dir, 'leaf', root, {
+      ext: [...LEAF_EXT, 'subjectAltName=critical,email:signer@example.com'],
+      keyType: 'ec-p256',
+      cn: '',
+    });
+    const signed = join(work, 'anonymous.zip');
+    const packed = await hotocr('pack', src, '--key', leaf.key, '--cert', leaf.cert, '--out', signed);
+    assert.equal(packed.code, 0, packed.stderr);
+    const r = await hotocr('inspect', signed, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.signerCertificates[0].subject, '');
+    assert.equal(out.signerCertificates[0].issuer, 'CN=root');
   });
 
   test('reports an archive it cannot read with its code', async () => {

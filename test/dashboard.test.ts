@@ -1,13 +1,13 @@
 // test-needs: model, browser
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { readServeConfig } from '../src/config.js';
-import { keyFileSigner, pack, writeBundledSource } from '../src/pack/index.js';
+import { bundledManifest, keyFileSigner, pack, writeBundledSource } from '../src/pack/index.js';
 import { type RunningServer, startServer } from '../src/server/index.js';
 import { renderText } from './helpers/images.js';
 import { tempDir } from './helpers/tmp.js';
@@ -139,5 +139,51 @@ describe('the dashboard', () => {
     } finally {
       await phone.close();
     }
+  });
+
+  test('with two models: a card each (versions, routing, traffic), and "try it" reads with the model picked', async () => {
+    const src = await writeBundledSource(join(work, 'src-en'), '1.0.0');
+    await writeFile(join(src, 'config.json'), JSON.stringify({ ...bundledManifest('1.0.0'), name: 'en' }));
+    const zip = join(work, 'en-1.0.0.zip');
+    await pack(src, { signer: await keyFileSigner(join(home, 'dev-key', 'signing.key')), out: zip });
+    const uploaded = await fetch(`${server.url}/v1/models`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/zip' },
+      body: await readFile(zip),
+    });
+    assert.equal(uploaded.status, 201);
+    const en = page.locator('section.model[data-model=en]');
+    const ppocr = page.locator('section.model[data-model=ppocr]');
+    await en.locator('[data-testid=active-version]', { hasText: '1.0.0' }).waitFor({ timeout: 20_000 });
+    assert.equal(await ppocr.locator('[data-testid=active-version]').textContent(), '4.0.0');
+    // Neither is the default (none is set, and two are active): no card says so, and nothing says "null".
+    assert.equal(await page.locator('[data-testid=default-model]').count(), 0);
+    assert.doesNotMatch((await page.locator('#models').textContent()) ?? '', /null|undefined/);
+    for (const card of [en, ppocr]) {
+      assert.equal(await card.locator('tr.state-active').count(), 1);
+      assert.equal(await card.locator('form.routing input[type=checkbox]').count(), 1);
+    }
+    assert.match(
+      (await en.locator('[data-testid=routing-summary]').textContent()) ?? '',
+      /active version \(1\.0\.0\)/,
+    );
+
+    // Two models and no default: the page says what the server says, then reads with the one picked.
+    const image = await renderText(['Picked model 7']);
+    await page.setInputFiles('#file', { name: 'a.png', mimeType: 'image/png', buffer: image });
+    await page.locator('#answer', { hasText: 'MODEL_REQUIRED' }).waitFor({ timeout: 20_000 });
+    await page.selectOption('#try-model', 'en');
+    await page.setInputFiles('#file', { name: 'b.png', mimeType: 'image/png', buffer: image });
+    await page.locator('#answer', { hasText: 'read by en 1.0.0' }).waitFor({ timeout: 20_000 });
+    // Its traffic is drawn in its own card.
+    await en.locator('.charts .uplot').first().waitFor({ timeout: 20_000 });
+    await shot('two-models');
+
+    // Retired from its card: its versions drain, and the card goes.
+    page.once('dialog', (dialog) => void dialog.accept());
+    await en.getByRole('button', { name: 'Retire' }).click();
+    await en.waitFor({ state: 'detached', timeout: 20_000 });
+    assert.equal(server.registry.active('en'), undefined);
+    assert.equal(await ppocr.locator('[data-testid=active-version]').textContent(), '4.0.0');
   });
 });

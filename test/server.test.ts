@@ -20,7 +20,11 @@ const work = tempDir();
 /** OCR requests a server has admitted and not yet answered: running and waiting, from /metrics. */
 async function admitted(url: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  const value = (name: string) =>
+    [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].reduce(
+      (sum, m) => sum + Number(m[1]),
+      0,
+    );
   return value('hotocr_ocr_running') + value('hotocr_ocr_queue_depth');
 }
 let server: RunningServer;

@@ -16,7 +16,7 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
-const state = { models: [], routing: null, stats: [], events: [] };
+const state = { models: [], default: null, routings: {}, stats: [], events: [] };
 const short = (hex) => (hex ? hex.slice(0, 12) : '');
 const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '');
 
@@ -58,145 +58,200 @@ function describeSigner(signer) {
     : `key ${short(signer.fingerprint)} ${signer.source ?? ''}`;
 }
 
+/**
+ * One card per model, kept across refreshes (its charts live in it): the head (active
+ * version, default, roll back, retire), the versions, the routing, the traffic.
+ */
+const cards = new Map();
+
+function cardOf(name) {
+  let card = cards.get(name);
+  if (!card) {
+    const head = h('div', { class: 'model-head' });
+    const versions = h('div', { class: 'scroll' });
+    const routing = h('form', { class: 'routing', 'aria-label': `Routing of ${name}` });
+    const charts = h('div', { class: 'charts' }, h('p', { class: 'muted' }, 'No requests yet.'));
+    const root = h(
+      'section',
+      { class: 'model', 'data-model': name, 'aria-label': `Model ${name}` },
+      head,
+      versions,
+      h('h4', {}, 'Routing'),
+      routing,
+      h('h4', {}, 'Traffic, last 5 minutes'),
+      charts,
+    );
+    card = { root, head, versions, routing, charts, plots: undefined };
+    cards.set(name, card);
+  }
+  return card;
+}
+
 function renderModels() {
   const box = $('models');
-  const hasToken = token() !== '';
-  const weights = new Map((state.routing?.split ?? []).map((s) => [s.version, s.weight]));
-  const stats = new Map(state.stats.map((s) => [s.version, s]));
+  const names = new Set(state.models.map((m) => m.name));
+  for (const [name, card] of cards)
+    if (!names.has(name)) {
+      card.plots?.l.destroy();
+      card.plots?.r.destroy();
+      cards.delete(name);
+    }
   box.replaceChildren(
     ...(state.models.length === 0 ? [h('p', { class: 'muted' }, 'No model version yet.')] : []),
-    ...state.models.map((model) =>
+    ...state.models.map((model) => {
+      const card = cardOf(model.name);
+      renderModel(card, model);
+      renderRouting(card, model);
+      return card.root;
+    }),
+  );
+  renderPicker();
+}
+
+function renderModel(card, model) {
+  const hasToken = token() !== '';
+  const routing = state.routings[model.name];
+  const weights = new Map((routing?.split ?? []).map((s) => [s.version, s.weight]));
+  const stats = new Map(state.stats.map((s) => [s.version, s]));
+  card.head.replaceChildren(
+    ...[
+      h('h3', {}, model.name),
+      state.default === model.name
+        ? h('span', { class: 'tag', 'data-testid': 'default-model' }, 'default')
+        : null,
+      h('span', {}, 'active: ', h('strong', { 'data-testid': 'active-version' }, model.active ?? 'none')),
       h(
-        'div',
-        { class: 'model' },
+        'button',
+        {
+          type: 'button',
+          disabled: !hasToken,
+          onclick: () => void admin('POST', `/v1/models/${encodeURIComponent(model.name)}/rollback`),
+        },
+        'Roll back',
+      ),
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'danger',
+          disabled: !hasToken,
+          onclick: () => {
+            if (
+              confirm(
+                `Retire ${model.name}? Its versions drain and are released, and its history is forgotten.`,
+              )
+            )
+              void admin('DELETE', `/v1/models/${encodeURIComponent(model.name)}`);
+          },
+        },
+        'Retire',
+      ),
+    ].filter(Boolean),
+  );
+  card.versions.replaceChildren(
+    h(
+      'table',
+      {},
+      h(
+        'thead',
+        {},
         h(
-          'div',
-          { class: 'model-head' },
-          h('h3', {}, model.name),
-          h('span', {}, 'active: ', h('strong', { 'data-testid': 'active-version' }, model.active ?? 'none')),
-          h(
-            'button',
-            {
-              type: 'button',
-              disabled: !hasToken,
-              onclick: () => void admin('POST', `/v1/models/${encodeURIComponent(model.name)}/rollback`),
-            },
-            'Roll back',
-          ),
-        ),
-        h(
-          'div',
-          { class: 'scroll' },
-          h(
-            'table',
-            {},
-            h(
-              'thead',
-              {},
-              h(
-                'tr',
-                {},
-                ['version', 'state', 'hash', 'signer', 'loaded', 'in flight', 'req/s', 'p99', ''].map((t) =>
-                  h('th', { scope: 'col' }, t),
-                ),
-              ),
-            ),
-            h(
-              'tbody',
-              {},
-              model.versions.map((v) => {
-                const s = stats.get(`${v.name}/${v.version}`);
-                const weight = weights.get(v.version);
-                const serving = v.state === 'active' || v.state === 'ready';
-                return h(
-                  'tr',
-                  { class: `state-${v.state}`, 'data-version': v.version },
-                  h(
-                    'td',
-                    {},
-                    h('strong', {}, v.version),
-                    v.state === 'active' ? h('span', { class: 'tag' }, '★ active') : null,
-                    weight !== undefined ? h('span', { class: 'tag canary' }, `${weight}% of traffic`) : null,
-                  ),
-                  h(
-                    'td',
-                    {},
-                    h('span', { class: `state state-${v.state}` }, v.state),
-                    v.failure
-                      ? h('div', { class: 'failure' }, `${v.failure.code}: ${v.failure.message}`)
-                      : null,
-                  ),
-                  h('td', { class: 'mono', title: v.sha256 }, short(v.sha256)),
-                  h('td', { class: 'mono' }, describeSigner(v.signer)),
-                  h(
-                    'td',
-                    {},
-                    time(v.loadedAt),
-                    v.loader ? h('div', { class: 'mono', title: 'loader' }, v.loader.name) : null,
-                  ),
-                  h('td', { class: 'num' }, String(v.inflight)),
-                  h('td', { class: 'num' }, s ? s.perSecond.toFixed(1) : '–'),
-                  h('td', { class: 'num' }, s?.p99 ? `${s.p99} ms` : '–'),
-                  h(
-                    'td',
-                    { class: 'actions' },
-                    v.state === 'ready'
-                      ? h(
-                          'button',
-                          {
-                            type: 'button',
-                            disabled: !hasToken,
-                            onclick: () =>
-                              void admin(
-                                'POST',
-                                `/v1/models/${encodeURIComponent(v.name)}/versions/${encodeURIComponent(v.version)}/activate`,
-                              ),
-                          },
-                          'Activate',
-                        )
-                      : null,
-                    serving && v.state !== 'active'
-                      ? h(
-                          'button',
-                          {
-                            type: 'button',
-                            disabled: !hasToken,
-                            onclick: () =>
-                              void admin(
-                                'DELETE',
-                                `/v1/models/${encodeURIComponent(v.name)}/versions/${encodeURIComponent(v.version)}`,
-                              ),
-                          },
-                          'Unload',
-                        )
-                      : null,
-                  ),
-                );
-              }),
-            ),
+          'tr',
+          {},
+          ['version', 'state', 'hash', 'signer', 'loaded', 'in flight', 'req/s', 'p99', ''].map((t) =>
+            h('th', { scope: 'col' }, t),
           ),
         ),
       ),
+      h(
+        'tbody',
+        {},
+        model.versions.map((v) => {
+          const s = stats.get(`${v.name}/${v.version}`);
+          const weight = weights.get(v.version);
+          const serving = v.state === 'active' || v.state === 'ready';
+          return h(
+            'tr',
+            { class: `state-${v.state}`, 'data-version': v.version },
+            h(
+              'td',
+              {},
+              h('strong', {}, v.version),
+              v.state === 'active' ? h('span', { class: 'tag' }, '★ active') : null,
+              weight !== undefined ? h('span', { class: 'tag canary' }, `${weight}% of traffic`) : null,
+            ),
+            h(
+              'td',
+              {},
+              h('span', { class: `state state-${v.state}` }, v.state),
+              v.failure ? h('div', { class: 'failure' }, `${v.failure.code}: ${v.failure.message}`) : null,
+            ),
+            h('td', { class: 'mono', title: v.sha256 }, short(v.sha256)),
+            h('td', { class: 'mono' }, describeSigner(v.signer)),
+            h(
+              'td',
+              {},
+              time(v.loadedAt),
+              v.loader ? h('div', { class: 'mono', title: 'loader' }, v.loader.name) : null,
+            ),
+            h('td', { class: 'num' }, String(v.inflight)),
+            h('td', { class: 'num' }, s ? s.perSecond.toFixed(1) : '–'),
+            h('td', { class: 'num' }, s?.p99 ? `${s.p99} ms` : '–'),
+            h(
+              'td',
+              { class: 'actions' },
+              v.state === 'ready'
+                ? h(
+                    'button',
+                    {
+                      type: 'button',
+                      disabled: !hasToken,
+                      onclick: () =>
+                        void admin(
+                          'POST',
+                          `/v1/models/${encodeURIComponent(v.name)}/versions/${encodeURIComponent(v.version)}/activate`,
+                        ),
+                    },
+                    'Activate',
+                  )
+                : null,
+              serving && v.state !== 'active'
+                ? h(
+                    'button',
+                    {
+                      type: 'button',
+                      disabled: !hasToken,
+                      onclick: () =>
+                        void admin(
+                          'DELETE',
+                          `/v1/models/${encodeURIComponent(v.name)}/versions/${encodeURIComponent(v.version)}`,
+                        ),
+                    },
+                    'Unload',
+                  )
+                : null,
+            ),
+          );
+        }),
+      ),
     ),
   );
-  renderRouting();
 }
 
-function renderRouting() {
-  const form = $('routing');
-  const routing = state.routing;
-  const model = state.models.find((m) => m.name === routing?.name) ?? state.models[0];
-  if (!model) {
-    form.replaceChildren(h('p', { class: 'muted' }, 'Nothing to route yet.'));
-    return;
-  }
+function renderRouting(card, model) {
+  const form = card.routing;
+  // Not while someone is typing weights: the next refresh after they leave the form shows the change.
+  if (form.contains(document.activeElement) && form.dataset.model === model.name) return;
+  form.dataset.model = model.name;
+  const routing = state.routings[model.name];
+  const path = `/v1/models/${encodeURIComponent(model.name)}/routing`;
   const weights = new Map((routing?.split ?? []).map((s) => [s.version, s.weight]));
   const candidates = model.versions.filter((v) => v.state === 'ready' || v.state === 'active');
   const hasToken = token() !== '';
   form.replaceChildren(
     h(
       'p',
-      {},
+      { 'data-testid': 'routing-summary' },
       routing?.split?.length
         ? `Split: ${routing.split.map((s) => `${s.version} ${s.weight}%`).join(', ')}.`
         : `Every request goes to the active version (${model.active ?? 'none'}).`,
@@ -237,12 +292,7 @@ function renderRouting() {
         {
           type: 'button',
           disabled: !hasToken,
-          onclick: () =>
-            admin('PUT', '/v1/routing', {
-              name: model.name,
-              split: {},
-              allowPinning: form.elements.allowPinning.checked,
-            }),
+          onclick: () => admin('PUT', path, { split: {}, allowPinning: form.elements.allowPinning.checked }),
         },
         'End the split',
       ),
@@ -252,12 +302,19 @@ function renderRouting() {
     event.preventDefault();
     const split = {};
     for (const v of candidates) split[v.version] = Number(form.elements[v.version].value);
-    void admin('PUT', '/v1/routing', {
-      name: model.name,
-      split,
-      allowPinning: form.elements.allowPinning.checked,
-    });
+    void admin('PUT', path, { split, allowPinning: form.elements.allowPinning.checked });
   };
+}
+
+/** The "try it" model picker: the default model, or any model by name. */
+function renderPicker() {
+  const picker = $('try-model');
+  const chosen = picker.value;
+  picker.replaceChildren(
+    h('option', { value: '' }, state.default ? `default (${state.default})` : 'default model'),
+    ...state.models.map((m) => h('option', { value: m.name }, m.name)),
+  );
+  picker.value = state.models.some((m) => m.name === chosen) ? chosen : '';
 }
 
 function describeEvent(e) {
@@ -307,11 +364,14 @@ let refreshTimer;
 async function refresh() {
   clearTimeout(refreshTimer);
   try {
-    const [models, routing, stats] = await Promise.all(
-      ['/v1/models', '/v1/routing', '/v1/stats'].map((p) => fetch(p).then((r) => r.json())),
+    const json = (p) => fetch(p).then((r) => r.json());
+    const [models, stats] = await Promise.all([json('/v1/models'), json('/v1/stats')]);
+    const routings = await Promise.all(
+      models.models.map((m) => json(`/v1/models/${encodeURIComponent(m.name)}/routing`)),
     );
     state.models = models.models;
-    state.routing = routing;
+    state.default = models.default ?? null;
+    state.routings = Object.fromEntries(routings.filter((r) => r.name).map((r) => [r.name, r]));
     state.stats = stats.versions;
     renderModels();
     renderCharts();
@@ -334,14 +394,15 @@ function connect(delay = 1000) {
     const event = JSON.parse(message.data);
     if (event.type === 'snapshot') {
       state.models = event.models;
-      state.routing = event.routing;
+      state.routings = Object.fromEntries((event.routings ?? []).map((r) => [r.name, r]));
       $('events').replaceChildren();
       for (const e of event.recent ?? []) addEvent(e);
       renderModels();
       return;
     }
     addEvent(event);
-    if (event.type === 'routing') state.routing = { ...state.routing, ...event };
+    if (event.type === 'routing' && event.name)
+      state.routings[event.name] = { ...state.routings[event.name], ...event };
     clearTimeout(refreshSoon);
     refreshSoon = setTimeout(refresh, 50);
   };
@@ -352,12 +413,16 @@ function connect(delay = 1000) {
   };
 }
 
-// Charts: latency (p50, p99) and throughput per version, one point per 5 s.
-let charts;
+// Charts, per model: latency (p50, p99) and throughput per version, one point per 5 s.
 function renderCharts() {
-  const box = $('charts');
-  const versions = state.stats.filter((s) => s.series.length > 0);
+  for (const model of state.models) renderChartsOf(cardOf(model.name), model.name);
+}
+
+function renderChartsOf(card, name) {
+  const box = card.charts;
+  const versions = state.stats.filter((s) => s.series.length > 0 && s.version.startsWith(`${name}/`));
   if (versions.length === 0) return;
+  const label = (v) => v.version.slice(name.length + 1);
   const xs = [...new Set(versions.flatMap((v) => v.series.map((p) => p.t)))].sort((a, b) => a - b);
   const column = (v, f) => {
     const byT = new Map(v.series.map((p) => [p.t, p]));
@@ -369,11 +434,13 @@ function renderCharts() {
   ];
   const rate = [xs.map((t) => t / 1000), ...versions.map((v) => column(v, (p) => p.count / 5))];
   const key = versions.map((v) => v.version).join(',');
-  const width = Math.max(280, box.clientWidth - 8);
+  const width = Math.max(260, box.clientWidth - 8);
   // Always the last five minutes, however few points there are.
   const now = Date.now() / 1000;
   const scales = { x: { time: true, range: () => [now - 300, now] } };
-  if (charts?.key !== key) {
+  if (card.plots?.key !== key) {
+    card.plots?.l.destroy();
+    card.plots?.r.destroy();
     const dashes = [[], [6, 4]];
     box.replaceChildren();
     const l = new uPlot(
@@ -381,12 +448,12 @@ function renderCharts() {
         title: 'Latency (ms): p50 solid, p99 dashed',
         width,
         scales,
-        height: 200,
+        height: 180,
         series: [
           {},
           ...versions.flatMap((v, i) =>
             ['p50', 'p99'].map((q, j) => ({
-              label: `${v.version} ${q}`,
+              label: `${label(v)} ${q}`,
               stroke: PALETTE[i % PALETTE.length],
               dash: dashes[j],
               spanGaps: true,
@@ -402,11 +469,11 @@ function renderCharts() {
         title: 'Requests per second',
         width,
         scales,
-        height: 160,
+        height: 140,
         series: [
           {},
           ...versions.map((v, i) => ({
-            label: v.version,
+            label: label(v),
             stroke: PALETTE[i % PALETTE.length],
             spanGaps: true,
           })),
@@ -415,10 +482,10 @@ function renderCharts() {
       rate,
       box,
     );
-    charts = { key, l, r };
+    card.plots = { key, l, r };
   } else {
-    charts.l.setData(latency);
-    charts.r.setData(rate);
+    card.plots.l.setData(latency);
+    card.plots.r.setData(rate);
   }
 }
 const PALETTE = ['#1f6feb', '#c2410c', '#15803d', '#7e22ce', '#b91c1c'];
@@ -429,7 +496,9 @@ async function tryImage(file) {
   answer.textContent = `Reading ${file.name}…`;
   const form = new FormData();
   form.append('image', file, file.name);
-  const res = await fetch('/v1/ocr', { method: 'POST', body: form });
+  const model = $('try-model').value;
+  const path = model ? `/v1/models/${encodeURIComponent(model)}/ocr` : '/v1/ocr';
+  const res = await fetch(path, { method: 'POST', body: form });
   const body = await res.json().catch(() => ({}));
   if (!res.ok) {
     answer.textContent = `Refused: ${body.error?.code ?? res.status}: ${body.error?.message ?? ''}`;

@@ -4,10 +4,16 @@
  * would cost the server time), and MALLOC_ARENA_MAX=2 as `npm start` and the image set it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { appendFile, readFile, rm } from 'node:fs/promises';
+import { appendFile, readFile, rm, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
-import { keyFileSigner, pack, writeBundledSource } from '../../src/pack/index.js';
+import {
+  BUNDLED_NAME,
+  bundledManifest,
+  keyFileSigner,
+  pack,
+  writeBundledSource,
+} from '../../src/pack/index.js';
 
 export interface BenchServer {
   readonly url: string;
@@ -82,23 +88,27 @@ async function markGraph(path: string, text: string): Promise<void> {
 }
 
 /**
- * The bundled model repacked under each version, signed with the server's development key.
- * With `newGraphs`, each version's graphs differ in their bytes from every other's (see
- * {@link markGraph}), so that nothing made from one version's graphs serves the next.
+ * The bundled model repacked under each version (as model `name`, ppocr by default), signed
+ * with the server's development key. With `newGraphs`, each version's graphs differ in their
+ * bytes from every other's (see {@link markGraph}), so that nothing made from one version's
+ * graphs serves the next.
  */
 export async function bundledPackages(
   dir: string,
   home: string,
   versions: readonly string[],
   newGraphs = false,
+  name = BUNDLED_NAME,
 ): Promise<Buffer[]> {
   const signer = await keyFileSigner(join(home, 'dev-key', 'signing.key'));
   const out: Buffer[] = [];
   for (const v of versions) {
-    const src = await writeBundledSource(join(dir, `src-${v}`), v);
+    const src = await writeBundledSource(join(dir, `src-${name}-${v}`), v);
+    if (name !== BUNDLED_NAME)
+      await writeFile(join(src, 'config.json'), JSON.stringify({ ...bundledManifest(v), name }, null, 2));
     if (newGraphs)
       await Promise.all(['det', 'rec', 'cls'].map((g) => markGraph(join(src, `${g}.onnx`), `${g} ${v}`)));
-    const zip = join(dir, `ppocr-${v}.zip`);
+    const zip = join(dir, `${name}-${v}.zip`);
     await pack(src, { signer, out: zip });
     out.push(await readFile(zip));
     await rm(zip);

@@ -82,8 +82,9 @@ async function inspect(path: string): Promise<Inspection> {
           .map((b) => {
             const c = new X509Certificate(b.der);
             return {
-              subject: c.subject.replace(/\n/g, ', '),
-              issuer: c.issuer.replace(/\n/g, ', '),
+              // Node gives undefined for an empty name.
+              subject: (c.subject ?? '').replace(/\n/g, ', '),
+              issuer: (c.issuer ?? '').replace(/\n/g, ', '),
               notBefore: new Date(c.validFrom).toISOString(),
               notAfter: new Date(c.validTo).toISOString(),
               fingerprint: c.fingerprint256.replace(/:/g, '').toLowerCase(),

@@ -40,6 +40,8 @@ try {
   } else {
     printError(error);
     process.exitCode =
-      error instanceof HotocrError && error.code !== 'TRUST_STORE_INVALID' ? EXIT.invalid : EXIT.usage;
+      error instanceof HotocrError && error.code !== 'TRUST_STORE_INVALID' && error.code !== 'USAGE'
+        ? EXIT.invalid
+        : EXIT.usage;
   }
 }

@@ -48,6 +48,10 @@ export type RegistryEvent =
       loadMs: number;
       /** Reading the warm-up image. */
       warmupMs: number;
+      /** How much the process grew (resident set) from the start of the load to the end of the warm-up. */
+      memoryBytes: number;
+      /** Graph sessions shared with another loaded version (their memory counted with it). */
+      sharedSessions: number;
     }
   | {
       type: 'failed';
@@ -86,6 +90,7 @@ export type RegistryEvent =
     }
   /** Versions retired because their signer is no longer trusted, and what serves instead. */
   | { type: 'retired'; ts: string; name: string; versions: readonly string[]; active: string | null }
+  | { type: 'removed'; ts: string; name: string; versions: readonly string[] }
   | { type: 'released'; ts: string; name: string; version: string };
 
 export type RegistryEventType = RegistryEvent['type'];

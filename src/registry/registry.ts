@@ -49,6 +49,8 @@ export interface RegistryOptions {
   readonly packagesDir: string;
   /** How many previously active versions stay loaded for an instant rollback (default 0). */
   readonly keepWarm?: number;
+  /** How many model names may be served at once; a package of one more is refused (default: no limit). */
+  readonly maxModels?: number;
 }
 
 export interface SubmitOptions {
@@ -66,18 +68,26 @@ export interface SubmitOptions {
    * hashed again, and the caller finds it gone. A watched folder's files are never moved.
    */
   readonly owned?: boolean;
+  /** The model name the package must carry (a repository followed for one model). */
+  readonly expectName?: string;
 }
 
 type Listener = (event: RegistryEvent) => void;
 
-/** What a restart found of a persisted traffic split. */
+/** What a restart found of the persisted routing of each model. */
 export interface RestoredRouting {
-  /** The split per model name whose every version loaded again. */
-  readonly splits: Readonly<Record<string, readonly { version: string; weight: number }[]>>;
+  /**
+   * Per model name: the split whose every version loaded again (empty when there was none,
+   * or it was dropped), and the pinning switch as PUT /v1/routing last set it, if it did.
+   */
+  readonly splits: Readonly<
+    Record<
+      string,
+      { readonly split: readonly { version: string; weight: number }[]; readonly allowPinning?: boolean }
+    >
+  >;
   /** Splits dropped whole because a version of theirs did not verify or load again. */
   readonly dropped: readonly { name: string; reason: string }[];
-  /** The pinning switch as PUT /v1/routing last set it, if it did. */
-  readonly allowPinning?: boolean;
 }
 
 /** Sources that hand packages over unasked: what they handed over once is not taken again. */
@@ -237,6 +247,26 @@ export class Registry {
     }
     const acceptedAt = options.acceptedAt ?? new Date();
     const { name, version } = pkg.manifest;
+    if (options.expectName !== undefined && name !== options.expectName) {
+      const error = new HotocrError(
+        'MODEL_NAME_MISMATCH',
+        `The package is model ${JSON.stringify(name)}, but it came from a repository followed for ${JSON.stringify(options.expectName)}; push it to its own model's repository.`,
+      );
+      this.#rejected(path, source, error, { sha256: pkg.sha256, name, version });
+      if (AUTOMATIC.has(source)) await this.#handled(pkg.sha256, 'refused', error.code);
+      throw error;
+    }
+    const limit = this.#options.maxModels;
+    const served = this.#modelNames();
+    if (limit !== undefined && !served.has(name) && served.size >= limit) {
+      // Not recorded as handled: once a model is retired, the same package may come again.
+      const error = new HotocrError(
+        'MODEL_LIMIT',
+        `The server serves ${served.size} models (${[...served].sort().join(', ')}), its limit (--max-models ${limit}); retire one (DELETE /v1/models/{name}) before adding ${JSON.stringify(name)}.`,
+      );
+      this.#rejected(path, source, error, { sha256: pkg.sha256, name, version });
+      throw error;
+    }
     this.#emit({
       type: 'verified',
       ts: now(),
@@ -299,6 +329,9 @@ export class Registry {
     this.#versions.get(name)!.set(version, v);
     this.#emit({ type: 'loading', ts: now(), name, version, sha256: pkg.sha256 });
     const started = performance.now();
+    // One load at a time: what the process grows by from here to the end of the warm-up is
+    // this version's (the sessions it opened, the arenas its first reads allocated).
+    const rssBefore = process.memoryUsage.rss();
     let model: ServedModel | undefined;
     let warmupStarted = started;
     try {
@@ -318,6 +351,10 @@ export class Registry {
       this.#emit({ type: 'failed', ts: now(), name, version, sha256: pkg.sha256, code, message });
       throw error instanceof HotocrError ? error : new HotocrError('LOAD_FAILED', message, { cause: error });
     }
+    v.memory = {
+      loadBytes: Math.max(0, process.memoryUsage.rss() - rssBefore),
+      sharedSessions: model.sharedSessions?.() ?? 0,
+    };
     v.loaded(model);
     this.#emit({
       type: 'ready',
@@ -328,6 +365,8 @@ export class Registry {
       loader: model.loader,
       loadMs: Math.round(warmupStarted - started),
       warmupMs: Math.round(performance.now() - warmupStarted),
+      memoryBytes: v.memory.loadBytes,
+      sharedSessions: v.memory.sharedSessions,
     });
     if (options.activate ?? true) await this.activate(name, version);
     return v;
@@ -624,6 +663,48 @@ export class Registry {
     await this.#drain(v);
   }
 
+  /**
+   * Retires a model name: its versions drain (in-flight requests finish) and are released,
+   * and everything kept of it is forgotten (active version, history, highest version, split,
+   * handled packages), so the name can be used again from scratch, a lower version included.
+   * Persisted first: if that fails, the model keeps serving. Waits for submissions under way.
+   */
+  removeModel(name: string): Promise<{ name: string; versions: string[] }> {
+    const run = this.#queue.then(async () => {
+      if (!this.knows(name))
+        throw new HotocrError(
+          'MODEL_NOT_FOUND',
+          `No model is named ${JSON.stringify(name)}; GET /v1/models lists the models this server knows.`,
+        );
+      const loaded = [...(this.#versions.get(name)?.values() ?? [])];
+      const shas = new Set([
+        ...loaded.map((v) => v.sha256),
+        ...(this.#state.history[name] ?? []).map((h) => h.sha256),
+        ...(this.#state.routing[name]?.split ?? []).map((s) => s.sha256),
+      ]);
+      const active = this.#state.active[name];
+      if (active) shas.add(active.sha256);
+      await this.#update((state) => {
+        delete state.active[name];
+        delete state.history[name];
+        delete state.highest[name];
+        delete state.routing[name];
+        for (const sha of shas) delete state.handled[sha];
+      });
+      const current = this.#active.get(name);
+      this.#active.delete(name);
+      if (current) current.serving = false;
+      this.#versions.delete(name);
+      const versions = loaded.map((v) => v.version).sort(semver.rcompare);
+      this.#emit({ type: 'removed', ts: now(), name, versions });
+      await Promise.all(loaded.map((v) => this.#drain(v)));
+      await this.#prunePackages();
+      return { name, versions };
+    });
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
   async #drain(v: ModelVersion): Promise<void> {
     if (v.state === 'released' || v.state === 'failed') return;
     this.#emit({ type: 'draining', ts: now(), name: v.name, version: v.version, inflight: v.inflight });
@@ -668,14 +749,15 @@ export class Registry {
       const v = this.#versions.get(name)?.get(version);
       return v ? [{ ...refOf(v), weight }] : [];
     });
+    const kept = this.#state.routing[name];
+    const pinning = allowPinning ?? kept?.allowPinning;
     const unchanged =
-      JSON.stringify(this.#state.routing[name]?.split ?? []) === JSON.stringify(refs) &&
-      (allowPinning === undefined || allowPinning === this.#state.allowPinning);
+      JSON.stringify(kept?.split ?? []) === JSON.stringify(refs) && pinning === kept?.allowPinning;
     if (unchanged) return;
     await this.#update((state) => {
-      if (refs.length > 0) state.routing[name] = { split: refs };
+      if (refs.length > 0 || pinning !== undefined)
+        state.routing[name] = { split: refs, ...(pinning !== undefined ? { allowPinning: pinning } : {}) };
       else delete state.routing[name];
-      if (allowPinning !== undefined) state.allowPinning = allowPinning;
     });
   }
 
@@ -731,9 +813,13 @@ export class Registry {
    * all verify and load, or that no longer includes its model's active version, is dropped whole.
    */
   async #restoreRouting(): Promise<void> {
-    const splits: Record<string, { version: string; weight: number }[]> = {};
+    const splits: Record<string, { split: { version: string; weight: number }[]; allowPinning?: boolean }> =
+      {};
     const dropped: { name: string; reason: string }[] = [];
-    for (const [name, { split }] of Object.entries(this.#state.routing)) {
+    // A pinning switch from before it was kept per model applies to every model.
+    const legacyPinning = this.#state.allowPinning;
+    for (const [name, { split, allowPinning }] of Object.entries(this.#state.routing)) {
+      const pinning = allowPinning ?? legacyPinning;
       let reason: string | undefined;
       for (const ref of split) {
         if (this.#versions.get(name)?.get(ref.version)?.sha256 === ref.sha256) continue;
@@ -750,20 +836,42 @@ export class Registry {
         }
       }
       const active = this.#active.get(name)?.version;
-      if (!reason && !split.some((s) => s.version === active))
+      if (!reason && split.length > 0 && !split.some((s) => s.version === active))
         reason = `the split does not include ${name}'s active version ${active ?? '(none)'}`;
       if (reason) {
         dropped.push({ name, reason });
         await this.#update((state) => {
-          delete state.routing[name];
+          const entry = state.routing[name];
+          if (entry?.allowPinning === undefined) delete state.routing[name];
+          else state.routing[name] = { split: [], allowPinning: entry.allowPinning };
         }).catch(() => {});
-      } else splits[name] = split.map(({ version, weight }) => ({ version, weight }));
+      }
+      splits[name] = {
+        split: reason ? [] : split.map(({ version, weight }) => ({ version, weight })),
+        ...(pinning !== undefined ? { allowPinning: pinning } : {}),
+      };
     }
-    this.#restoredRouting = {
-      splits,
-      dropped,
-      ...(this.#state.allowPinning !== undefined ? { allowPinning: this.#state.allowPinning } : {}),
-    };
+    if (legacyPinning !== undefined)
+      for (const name of Object.keys(this.#state.active))
+        splits[name] ??= { split: [], allowPinning: legacyPinning };
+    this.#restoredRouting = { splits, dropped };
+  }
+
+  /** Names that hold a place under --max-models: with a version loading, loaded or active. */
+  #modelNames(): Set<string> {
+    const names = new Set(Object.keys(this.#state.active));
+    for (const [name, versions] of this.#versions)
+      for (const v of versions.values()) if (v.state !== 'released' && v.state !== 'failed') names.add(name);
+    return names;
+  }
+
+  /** Whether `name` is a model this server knows: loaded, active, or kept in the history. */
+  knows(name: string): boolean {
+    return (
+      this.#versions.has(name) ||
+      this.#state.active[name] !== undefined ||
+      this.#state.history[name] !== undefined
+    );
   }
 
   /**

@@ -54,8 +54,15 @@ const stateV2 = z.strictObject({
     z.strictObject({ at: z.string(), outcome: z.enum(['accepted', 'refused']), code: z.string().optional() }),
   ),
   /** The traffic split per model name, with what a restart needs to load its versions again. */
-  routing: z.record(z.string(), z.strictObject({ split: z.array(splitRef) })),
-  /** The pinning switch as PUT /v1/routing last set it, if it did. */
+  routing: z.record(
+    z.string(),
+    z.strictObject({
+      split: z.array(splitRef),
+      /** The model's pinning switch as PUT /v1/routing last set it, if it did. */
+      allowPinning: z.boolean().optional(),
+    }),
+  ),
+  /** The pinning switch before it was kept per model (read, never written). */
   allowPinning: z.boolean().optional(),
 });
 

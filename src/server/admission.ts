@@ -1,9 +1,9 @@
 import { HotocrError } from '../errors.js';
 
 export interface AdmissionOptions {
-  /** Inferences that may run at once. */
+  /** Inferences that may run at once, all models together. */
   readonly maxInflight: number;
-  /** Requests that may wait (or still be uploading their image) behind them. */
+  /** Requests of one model that may wait (or still be uploading their image) behind them. */
   readonly maxQueue: number;
 }
 
@@ -15,82 +15,132 @@ interface Waiter {
 export const RETRY_AFTER_SECONDS = 1;
 
 /**
- * Bounds the work the server takes on. A request is admitted before its body is read, so at
- * most `maxInflight + maxQueue` images are ever held in memory however hard clients push;
- * one past that is refused at once with OVERLOADED (503, Retry-After). An admitted request
- * then waits for one of `maxInflight` inference slots, in arrival order.
+ * Bounds the work the server takes on, fairly between models. A request is admitted before
+ * its body is read, against its model's own place count: at most `maxInflight + maxQueue`
+ * requests of one model are ever held, however hard its clients push, and one past that is
+ * refused at once with OVERLOADED (503, Retry-After), while other models are admitted as
+ * before. An admitted request then waits for one of `maxInflight` inference slots, which
+ * every model shares: each model's requests wait in arrival order, and when a slot frees
+ * the models waiting take turns, so a flooded model gets one slot in turn and never all.
  */
 export class Admission {
   readonly #options: AdmissionOptions;
-  #admitted = 0;
+  readonly #admitted = new Map<string, number>();
   #running = 0;
-  readonly #waiting: Waiter[] = [];
+  /** Inferences running, per model. */
+  readonly #runningBy = new Map<string, number>();
+  /** Requests waiting for a slot, per model; Map order is the turn order. */
+  readonly #waiting = new Map<string, Waiter[]>();
+  /** The model served last: the next slot goes to the one after it. */
+  #last: string | undefined;
 
   constructor(options: AdmissionOptions) {
     this.#options = options;
   }
 
-  /** Requests admitted and not finished: running, waiting, or still sending their body. */
+  /** Requests admitted and not finished, all models: running, waiting, or still sending their body. */
   get admitted(): number {
-    return this.#admitted;
+    let n = 0;
+    for (const count of this.#admitted.values()) n += count;
+    return n;
   }
 
-  /** Requests waiting for an inference slot. */
+  /** Requests waiting for an inference slot, all models. */
   get queued(): number {
-    return this.#waiting.length;
+    let n = 0;
+    for (const queue of this.#waiting.values()) n += queue.length;
+    return n;
   }
 
   get running(): number {
     return this.#running;
   }
 
+  /** Per model with requests held: how many wait for a slot and how many run. */
+  perModel(): { model: string; queued: number; running: number }[] {
+    const models = new Set([...this.#admitted.keys(), ...this.#runningBy.keys(), ...this.#waiting.keys()]);
+    return [...models].map((model) => ({
+      model,
+      queued: this.#waiting.get(model)?.length ?? 0,
+      running: this.#runningBy.get(model) ?? 0,
+    }));
+  }
+
+  /** Places of one model: running and waiting. */
   get capacity(): number {
     return this.#options.maxInflight + this.#options.maxQueue;
   }
 
-  /** Admits a request or throws OVERLOADED; the returned function ends it (harmless twice). */
-  admit(): () => void {
-    if (this.#admitted >= this.capacity)
+  /** Admits a request of `model` or throws OVERLOADED; the returned function ends it (harmless twice). */
+  admit(model = ''): () => void {
+    const count = this.#admitted.get(model) ?? 0;
+    if (count >= this.capacity)
       throw new HotocrError(
         'OVERLOADED',
-        `The server is at capacity (${this.#options.maxInflight} running, ${this.#options.maxQueue} waiting); retry in ${RETRY_AFTER_SECONDS} s.`,
+        `The server is at capacity${model ? ` for ${model}` : ''} (${this.#options.maxInflight} running, ${this.#options.maxQueue} waiting); retry in ${RETRY_AFTER_SECONDS} s.`,
       );
-    this.#admitted++;
+    this.#admitted.set(model, count + 1);
     let done = false;
     return () => {
       if (done) return;
       done = true;
-      this.#admitted--;
+      const left = (this.#admitted.get(model) ?? 1) - 1;
+      if (left > 0) this.#admitted.set(model, left);
+      else this.#admitted.delete(model);
     };
   }
 
   /**
-   * Waits for an inference slot, runs `work`, frees the slot. Gives up with TIMEOUT at
-   * `deadline` (a performance.now() time) or REQUEST_ABORTED when `signal` aborts while
-   * still waiting; once `work` runs it owns its slot until it settles.
+   * Waits for an inference slot (its model's turn), runs `work`, frees the slot. Gives up
+   * with TIMEOUT at `deadline` (a performance.now() time) or REQUEST_ABORTED when `signal`
+   * aborts while still waiting; once `work` runs it owns its slot until it settles.
    */
-  async run<T>(work: () => Promise<T>, deadline: number, signal?: AbortSignal): Promise<T> {
-    await this.#slot(deadline, signal);
+  async run<T>(work: () => Promise<T>, deadline: number, signal?: AbortSignal, model = ''): Promise<T> {
+    await this.#slot(model, deadline, signal);
+    this.#runningBy.set(model, (this.#runningBy.get(model) ?? 0) + 1);
     try {
       return await work();
     } finally {
       this.#running--;
-      this.#waiting.shift()?.grant();
+      const left = (this.#runningBy.get(model) ?? 1) - 1;
+      if (left > 0) this.#runningBy.set(model, left);
+      else this.#runningBy.delete(model);
+      this.#next()?.grant();
     }
   }
 
-  #slot(deadline: number, signal?: AbortSignal): Promise<void> {
+  /** The first waiter of the model whose turn it is: the next one after the last served that waits. */
+  #next(): Waiter | undefined {
+    const models = [...this.#waiting.keys()];
+    if (models.length === 0) return undefined;
+    const after = this.#last === undefined ? -1 : models.indexOf(this.#last);
+    // Models after the last served first, then from the start (the last served comes last).
+    const order = after < 0 ? models : [...models.slice(after + 1), ...models.slice(0, after + 1)];
+    for (const model of order) {
+      const waiter = this.#waiting.get(model)?.[0];
+      if (waiter) {
+        this.#last = model;
+        return waiter;
+      }
+    }
+    return undefined;
+  }
+
+  #slot(model: string, deadline: number, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) return Promise.reject(aborted());
-    if (this.#running < this.#options.maxInflight && this.#waiting.length === 0) {
+    if (this.#running < this.#options.maxInflight && this.queued === 0) {
       this.#running++;
+      this.#last = model;
       return Promise.resolve();
     }
     return new Promise<void>((resolve, reject) => {
       const leave = () => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
-        const i = this.#waiting.indexOf(waiter);
-        if (i >= 0) this.#waiting.splice(i, 1);
+        const queue = this.#waiting.get(model);
+        const i = queue?.indexOf(waiter) ?? -1;
+        if (queue && i >= 0) queue.splice(i, 1);
+        if (queue?.length === 0) this.#waiting.delete(model);
       };
       const waiter: Waiter = {
         grant: () => {
@@ -116,7 +166,9 @@ export class Admission {
         Math.max(0, deadline - performance.now()),
       );
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.#waiting.push(waiter);
+      const queue = this.#waiting.get(model) ?? [];
+      queue.push(waiter);
+      this.#waiting.set(model, queue);
     });
   }
 }

@@ -3,7 +3,7 @@ import swagger from '@fastify/swagger';
 import type { FastifyBaseLogger } from 'fastify';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { serveDefaults } from '../config.js';
-import type { Registry } from '../registry/index.js';
+import type { ModelVersion, Registry } from '../registry/index.js';
 import { VERSION } from '../version.js';
 import { Admission, RETRY_AFTER_SECONDS } from './admission.js';
 import { adminGuard } from './auth.js';
@@ -43,6 +43,10 @@ export interface AppOptions {
   readonly headersTimeoutMs?: number;
   /** Whether X-Model-Version pins a version (default false; changeable with PUT /v1/routing). */
   readonly allowPinning?: boolean;
+  /** The model POST /v1/ocr and /v1/routing go to (default: the only model with an active version). */
+  readonly defaultModel?: string;
+  /** Whether /readyz needs every model to read, not just the default one (default false). */
+  readonly readyAllModels?: boolean;
   /** The registry source and the other replicas, for the webhook and the fleet view. */
   readonly fleet?: Omit<FleetOptions, 'registry'>;
   /** The trust store in use, read again on demand; with it come the admin trust routes. */
@@ -95,16 +99,21 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
     maxInflight: options.maxInflight ?? defaults.maxInflight,
     maxQueue: options.maxQueue ?? defaults.maxQueue,
   });
-  const router = new Router(registry, { allowPinning: options.allowPinning ?? false });
+  const router = new Router(registry, {
+    allowPinning: options.allowPinning ?? false,
+    defaultModel: options.defaultModel,
+  });
   const metrics = new Metrics(registry, admission, {
     ...(options.trust ? { trust: () => options.trust!.current().entries() } : {}),
-    ...(options.fleet?.source ? { registrySource: () => options.fleet!.source!.status } : {}),
+    ...(options.fleet?.sources?.length
+      ? { registrySources: () => options.fleet!.sources!.map((s) => s.status) }
+      : {}),
   });
   const stats = new TrafficStats();
   const { canary } = options;
   if (canary && (canary.errorMargin !== undefined || canary.p99Margin !== undefined)) {
     const guard = new CanaryGuard(
-      router,
+      () => router.models(),
       stats,
       {
         ...(canary.errorMargin !== undefined ? { errorMargin: canary.errorMargin } : {}),
@@ -195,6 +204,7 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
       ts: new Date().toISOString(),
       ...describeModels(registry, options.trust),
       routing: router.view(),
+      routings: router.views(),
       recent: [...recent],
     }),
     ...options.events,
@@ -221,25 +231,45 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
     '/readyz',
     {
       schema: {
-        summary: 'Ready while a model version is active and can read',
+        summary:
+          'Ready while the default model (every model, with --ready-all-models) has an active version that can read',
         tags: ['probes'],
         response: { 200: statusSchema, ...errors },
       },
     },
     async (_request, reply) => {
-      // The model requests go to, as the router sees it: ready means OCR requests are answered.
-      const name = router.view().name;
-      const v = name === null ? undefined : registry.active(name);
-      if (!v)
-        return reply
-          .status(503)
-          .send({ error: { code: 'NOT_READY', message: 'No model version is active yet.' } });
-      const fault = v.model?.fault?.();
-      if (fault)
-        return reply.status(503).send({
-          error: { code: 'NOT_READY', message: `${v.name} ${v.version} is active but cannot read: ${fault}` },
-        });
-      return { status: 'ready', model: { name: v.name, version: v.version } };
+      const notReady = (message: string) => reply.status(503).send({ error: { code: 'NOT_READY', message } });
+      const faultOf = (v: ModelVersion) => {
+        const fault = v.model?.fault?.();
+        return fault ? `${v.name} ${v.version} is active but cannot read: ${fault}` : undefined;
+      };
+      if (options.readyAllModels) {
+        const names = [...new Set(registry.versions().map((v) => v.name))].sort();
+        const missing = names.filter((n) => !registry.active(n));
+        if (names.length === 0) return notReady('No model version is active yet.');
+        if (missing.length > 0) return notReady(`No version is active yet for ${missing.join(', ')}.`);
+        for (const n of names) {
+          const fault = faultOf(registry.active(n)!);
+          if (fault) return notReady(fault);
+        }
+        return { status: 'ready', models: names.map((n) => refOf(registry.active(n)!)) };
+      }
+      // The model requests without a name go to: ready means they are answered.
+      const name = router.defaultName();
+      const v = name === undefined ? undefined : registry.active(name);
+      if (!v) {
+        const served = registry.versions().filter((x) => x.state === 'active');
+        return notReady(
+          served.length > 1
+            ? `${served.length} models are active and none is the default (--default-model); requests without a model name would be refused.`
+            : name !== undefined
+              ? `No version of the default model ${name} is active yet.`
+              : 'No model version is active yet.',
+        );
+      }
+      const fault = faultOf(v);
+      if (fault) return notReady(fault);
+      return { status: 'ready', model: refOf(v) };
     },
   );
   app.get(
@@ -304,6 +334,8 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
   return { app, router, metrics, admission };
 }
 
+const refOf = (v: ModelVersion) => ({ name: v.name, version: v.version });
+
 type OpenApi = { paths?: Record<string, Record<string, { requestBody?: unknown }>> };
 
 /** Request bodies that are bytes, not JSON, which route schemas cannot describe. */
@@ -316,7 +348,11 @@ function withBinaryBodies(doc: OpenApi): OpenApi {
       required: ['file'],
     },
   };
-  const bodies: Record<string, string[]> = { '/v1/ocr': IMAGE_TYPES, '/v1/models': PACKAGE_TYPES };
+  const bodies: Record<string, string[]> = {
+    '/v1/ocr': IMAGE_TYPES,
+    '/v1/models/{name}/ocr': IMAGE_TYPES,
+    '/v1/models': PACKAGE_TYPES,
+  };
   for (const [path, types] of Object.entries(bodies)) {
     const post = doc.paths?.[path]?.post;
     if (!post) continue;

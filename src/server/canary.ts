@@ -1,4 +1,4 @@
-import type { Router } from './routing.js';
+import type { ModelRouter } from './routing.js';
 import type { TrafficStats } from './stats.js';
 
 export interface CanaryGuardOptions {
@@ -53,20 +53,24 @@ export const P99_FLOOR_MS = 50;
  * request goes back to the active version, the routing event says why, and the canary stays
  * loaded for a person to look at.
  */
+/** What the guard needs of a model's router: its routing, and ending its split. */
+export type GuardedRouter = Pick<ModelRouter, 'view' | 'endSplit'>;
+
 export class CanaryGuard {
-  readonly #router: Pick<Router, 'view' | 'endSplit'>;
+  readonly #routers: () => readonly GuardedRouter[];
   readonly #stats: TrafficStats;
   readonly #options: CanaryGuardOptions;
   readonly #onRollback: (rollback: CanaryRollback) => void;
   #timer: NodeJS.Timeout | undefined;
 
+  /** Guards the split of every router `routers` gives (each model's), at each check. */
   constructor(
-    router: Pick<Router, 'view' | 'endSplit'>,
+    routers: () => readonly GuardedRouter[],
     stats: TrafficStats,
     options: CanaryGuardOptions,
     onRollback: (rollback: CanaryRollback) => void = () => {},
   ) {
-    this.#router = router;
+    this.#routers = routers;
     this.#stats = stats;
     this.#options = options;
     this.#onRollback = onRollback;
@@ -83,10 +87,19 @@ export class CanaryGuard {
     this.#timer = undefined;
   }
 
-  /** One comparison; returns the rollback it made, if any. */
-  check(): CanaryRollback | undefined {
+  /** One comparison for each model; returns the rollbacks it made. */
+  check(): CanaryRollback[] {
+    const made: CanaryRollback[] = [];
+    for (const router of this.#routers()) {
+      const rollback = this.#checkOne(router);
+      if (rollback) made.push(rollback);
+    }
+    return made;
+  }
+
+  #checkOne(router: GuardedRouter): CanaryRollback | undefined {
     const { errorMargin, p99Margin, minRequests, windowSeconds } = this.#options;
-    const view = this.#router.view();
+    const view = router.view();
     if (view.split.length === 0 || view.name === null || view.active === null) return undefined;
     const now = this.#options.now ?? Date.now;
     const since = Math.max(Date.parse(view.updatedAt), now() - windowSeconds * 1000);
@@ -116,7 +129,7 @@ export class CanaryGuard {
         rollback.cause === 'error-rate'
           ? `error rate ${percent(canary.errorRate)} against ${percent(stable.errorRate)} (margin ${percent(rollback.margin)})`
           : `p99 ${canary.p99} ms against ${stable.p99} ms (margin ${percent(rollback.margin)})`;
-      this.#router.endSplit(
+      router.endSplit(
         `canary ${view.name} ${version} rolled back: ${what} for ${view.active} over ${canary.requests} and ${stable.requests} requests; every request goes to the active version`,
         rollback,
       );

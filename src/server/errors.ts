@@ -36,6 +36,10 @@ export const STATUS: Record<ErrorCode, number> = {
   NOT_READY: 503,
   OVERLOADED: 503,
   TIMEOUT: 503,
+  MODEL_NOT_FOUND: 404,
+  MODEL_NAME_MISMATCH: 422,
+  MODEL_LIMIT: 409,
+  MODEL_REQUIRED: 400,
   VERSION_NOT_FOUND: 404,
   VERSION_NOT_READY: 409,
   VERSION_ACTIVE: 409,
@@ -103,6 +107,13 @@ const FASTIFY: Record<string, { code: ErrorCode; message: string }> = {
   },
 };
 
+/**
+ * Refusals by design, not faults: shedding load and not being ready yet. They are in the
+ * request log (with their status) and the metrics; logging each as an error would make a
+ * flood cost the server a stack trace per refused request.
+ */
+const SHED: ReadonlySet<string> = new Set(['OVERLOADED', 'NOT_READY']);
+
 /** The one place errors become HTTP responses: `{error: {code, message}}` with a fitting status. */
 export function errorHandler(
   error: FastifyError | Error,
@@ -111,7 +122,7 @@ export function errorHandler(
 ): void {
   if (error instanceof HotocrError) {
     const status = STATUS[error.code];
-    if (status >= 500) request.log.error({ err: error }, 'request failed');
+    if (status >= 500 && !SHED.has(error.code)) request.log.error({ err: error }, 'request failed');
     void reply.status(status).send({ error: { code: error.code, message: error.message } });
     return;
   }

@@ -5,7 +5,7 @@ import {
   replacedInferenceThreads,
   sharedGraphSessions,
 } from '../loaders/index.js';
-import type { Registry } from '../registry/index.js';
+import type { ModelVersion, Registry } from '../registry/index.js';
 import type { RegistrySourceStatus } from '../sources/registry-source.js';
 import type { TrustEntry } from '../verify/index.js';
 import type { Admission } from './admission.js';
@@ -14,8 +14,8 @@ import type { Admission } from './admission.js';
 export interface MetricsSources {
   /** Every trusted key and pinned root, with when trusting it ends. */
   readonly trust?: () => readonly TrustEntry[];
-  /** The followed registry's status, when the server follows one. */
-  readonly registrySource?: () => RegistrySourceStatus;
+  /** The followed repositories' statuses, when the server follows any. */
+  readonly registrySources?: () => readonly RegistrySourceStatus[];
 }
 
 /**
@@ -24,8 +24,8 @@ export interface MetricsSources {
  */
 export class Metrics {
   readonly prom = new PromRegistry();
-  readonly #requestSeconds: Histogram<'version'>;
-  readonly #requests: Counter<'version' | 'status'>;
+  readonly #requestSeconds: Histogram<'name' | 'version'>;
+  readonly #requests: Counter<'name' | 'version' | 'status'>;
   readonly #canaryRollbacks: Counter<'name' | 'version' | 'cause'>;
 
   constructor(registry: Registry, admission: Admission, sources: MetricsSources = {}) {
@@ -35,7 +35,7 @@ export class Metrics {
     const stageSeconds = new Histogram({
       name: 'hotocr_package_load_seconds',
       help: 'Time spent on each stage of taking a package in: verify, load (graphs), warmup, switch.',
-      labelNames: ['stage'],
+      labelNames: ['name', 'stage'],
       buckets: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers: [prom],
     });
@@ -48,11 +48,13 @@ export class Metrics {
     const swaps = new Counter({
       name: 'hotocr_model_swaps_total',
       help: 'Times a model switched from one active version to another.',
+      labelNames: ['name'],
       registers: [prom],
     });
     const releases = new Counter({
       name: 'hotocr_model_releases_total',
       help: 'Versions whose sessions were released after draining.',
+      labelNames: ['name'],
       registers: [prom],
     });
     const legacy = new Counter({
@@ -65,16 +67,16 @@ export class Metrics {
     registry.on((event) => {
       switch (event.type) {
         case 'verified':
-          stageSeconds.observe({ stage: 'verify' }, event.verifyMs / 1000);
+          stageSeconds.observe({ name: event.name, stage: 'verify' }, event.verifyMs / 1000);
           if (event.legacy) legacy.inc({ outcome: 'accepted' });
           break;
         case 'ready':
-          stageSeconds.observe({ stage: 'load' }, event.loadMs / 1000);
-          stageSeconds.observe({ stage: 'warmup' }, event.warmupMs / 1000);
+          stageSeconds.observe({ name: event.name, stage: 'load' }, event.loadMs / 1000);
+          stageSeconds.observe({ name: event.name, stage: 'warmup' }, event.warmupMs / 1000);
           break;
         case 'activated':
-          stageSeconds.observe({ stage: 'switch' }, event.switchMs / 1000);
-          if (event.previous !== undefined) swaps.inc();
+          stageSeconds.observe({ name: event.name, stage: 'switch' }, event.switchMs / 1000);
+          if (event.previous !== undefined) swaps.inc({ name: event.name });
           break;
         case 'rejected':
           rejections.inc({ reason: event.code });
@@ -84,12 +86,20 @@ export class Metrics {
           rejections.inc({ reason: event.code });
           break;
         case 'released':
-          releases.inc();
+          releases.inc({ name: event.name });
           break;
       }
     });
 
     const versionsNow = () => registry.versions();
+    /** Admission per model, every loaded model included (0 when idle), so a sum is never empty. */
+    const perModel = () => {
+      const held = admission.perModel();
+      const idle = [...new Set(versionsNow().map((v) => v.name))].filter(
+        (n) => !held.some((m) => m.model === n),
+      );
+      return [...held, ...idle.map((model) => ({ model, queued: 0, running: 0 }))];
+    };
     new Gauge({
       name: 'hotocr_active_model_info',
       help: 'The active version of each model (value 1).',
@@ -101,27 +111,44 @@ export class Metrics {
           if (v.state === 'active') this.set({ name: v.name, version: v.version, sha256: v.sha256 }, 1);
       },
     });
-    new Gauge({
-      name: 'hotocr_model_inflight',
-      help: 'Requests running on each loaded version.',
-      labelNames: ['name', 'version'],
-      registers: [prom],
-      collect() {
-        this.reset();
-        for (const v of versionsNow())
-          if (v.state === 'active' || v.state === 'ready' || v.state === 'draining')
-            this.set({ name: v.name, version: v.version }, v.inflight);
-      },
-    });
+    /** A gauge with a value for each loaded version (loading and released ones have none). */
+    const perLoadedVersion = (name: string, help: string, value: (v: ModelVersion) => number | undefined) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['name', 'version'],
+        registers: [prom],
+        collect() {
+          this.reset();
+          for (const v of versionsNow()) {
+            if (v.state !== 'active' && v.state !== 'ready' && v.state !== 'draining') continue;
+            const n = value(v);
+            if (n !== undefined) this.set({ name: v.name, version: v.version }, n);
+          }
+        },
+      });
+    perLoadedVersion('hotocr_model_inflight', 'Requests running on each loaded version.', (v) => v.inflight);
+    perLoadedVersion(
+      'hotocr_model_memory_bytes',
+      'How much the process grew (resident set) while each loaded version loaded and warmed up; sessions shared with another version count with that one.',
+      (v) => v.memory?.loadBytes,
+    );
+    perLoadedVersion(
+      'hotocr_model_shared_sessions',
+      'Graph sessions each loaded version shares with another loaded version (opened once, counted with it).',
+      (v) => v.memory?.sharedSessions,
+    );
     new Gauge({
       name: 'hotocr_model_versions',
-      help: 'Versions the server knows, by state.',
-      labelNames: ['state'],
+      help: 'Versions the server knows, by model and state.',
+      labelNames: ['name', 'state'],
       registers: [prom],
       collect() {
         this.reset();
-        for (const state of ['loading', 'ready', 'active', 'draining', 'released', 'failed'])
-          this.set({ state }, versionsNow().filter((v) => v.state === state).length);
+        const all = versionsNow();
+        for (const name of new Set(all.map((v) => v.name)))
+          for (const state of ['loading', 'ready', 'active', 'draining', 'released', 'failed'])
+            this.set({ name, state }, all.filter((v) => v.name === name && v.state === state).length);
       },
     });
     new Gauge({
@@ -171,31 +198,38 @@ export class Metrics {
         this.set(versionsNow().filter((v) => v.state === 'active').length);
       },
     });
-    if (sources.registrySource) {
-      const status = sources.registrySource;
+    if (sources.registrySources) {
+      const statuses = sources.registrySources;
       new Gauge({
         name: 'hotocr_registry_up',
-        help: 'Whether the last look at the followed registry succeeded (1) or failed (0).',
+        help: 'Whether the last look at each followed repository succeeded (1) or failed (0).',
+        labelNames: ['name', 'repository'],
         registers: [prom],
         collect() {
-          this.set(status().lastError ? 0 : 1);
+          this.reset();
+          for (const s of statuses())
+            this.set({ name: s.model ?? '', repository: s.following }, s.lastError ? 0 : 1);
         },
       });
     }
     new Gauge({
       name: 'hotocr_ocr_queue_depth',
-      help: 'OCR requests waiting for an inference slot.',
+      help: 'OCR requests waiting for an inference slot, per model.',
+      labelNames: ['name'],
       registers: [prom],
       collect() {
-        this.set(admission.queued);
+        this.reset();
+        for (const m of perModel()) this.set({ name: m.model }, m.queued);
       },
     });
     new Gauge({
       name: 'hotocr_ocr_running',
-      help: 'OCR inferences running now.',
+      help: 'OCR inferences running now, per model.',
+      labelNames: ['name'],
       registers: [prom],
       collect() {
-        this.set(admission.running);
+        this.reset();
+        for (const m of perModel()) this.set({ name: m.model }, m.running);
       },
     });
 
@@ -259,14 +293,14 @@ export class Metrics {
     this.#requestSeconds = new Histogram({
       name: 'hotocr_ocr_request_seconds',
       help: 'OCR request time, from arrival to answer, by the version that answered.',
-      labelNames: ['version'],
+      labelNames: ['name', 'version'],
       buckets: [0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2.5, 5, 10, 30],
       registers: [prom],
     });
     this.#requests = new Counter({
       name: 'hotocr_ocr_requests_total',
       help: 'OCR requests by the version that answered ("none" when none did) and HTTP status.',
-      labelNames: ['version', 'status'],
+      labelNames: ['name', 'version', 'status'],
       registers: [prom],
     });
     this.#canaryRollbacks = new Counter({
@@ -283,10 +317,15 @@ export class Metrics {
   }
 
   /** Records one OCR request; `version` is `name/version`, or undefined when none answered. */
-  ocrRequest(version: string | undefined, status: number, seconds: number): void {
+  /**
+   * One OCR request answered: `name` is the model asked for ('' when it could not be told),
+   * `version` the `name/version` that answered (none when no version did).
+   */
+  ocrRequest(name: string, version: string | undefined, status: number, seconds: number): void {
     const v = version ?? 'none';
-    this.#requests.inc({ version: v, status: String(status) });
-    if (version !== undefined) this.#requestSeconds.observe({ version: v }, seconds);
+    const n = name || 'none';
+    this.#requests.inc({ name: n, version: v, status: String(status) });
+    if (version !== undefined) this.#requestSeconds.observe({ name: n, version: v }, seconds);
   }
 
   get contentType(): string {

@@ -10,6 +10,7 @@ import {
   errors,
   modelsSchema,
   nameParams,
+  removedSchema,
   routingSchema,
   routingUpdateSchema,
   versionParams,
@@ -45,8 +46,15 @@ export function describeVersion(v: ModelVersion) {
     ...(v.loader ? { loader: v.loader } : {}),
     ...(v.manifest.expires ? { expires: v.manifest.expires } : {}),
     inflight: v.inflight,
+    ...(v.memory ? { memory: v.memory } : {}),
     ...(v.failure ? { failure: v.failure } : {}),
   };
+}
+
+/** The process's memory now, beside the versions' (bytes). */
+export function processMemory() {
+  const m = process.memoryUsage();
+  return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers };
 }
 
 /** Every version grouped by model, newest first, and the keys and roots trusted, with when trusting each ends. */
@@ -59,6 +67,7 @@ export function describeModels(registry: Registry, trust?: TrustControl) {
       active: registry.active(name)?.version ?? null,
       versions: versions.map(describeVersion),
     })),
+    memory: processMemory(),
     ...(trust ? { trust: trust.current().entries() } : {}),
   };
 }
@@ -84,7 +93,7 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRouteOptio
         response: { 200: modelsSchema, ...errors },
       },
     },
-    async () => describeModels(registry, options.trust),
+    async () => ({ default: router.defaultName() ?? null, ...describeModels(registry, options.trust) }),
   );
 
   if (options.trust) {
@@ -245,16 +254,47 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRouteOptio
     },
   );
 
+  app.delete(
+    '/v1/models/:name',
+    {
+      onRequest: admin,
+      schema: {
+        summary:
+          'Retire a model: its versions drain and are released, and everything kept of it is forgotten, so the name can be used again',
+        tags: ['models'],
+        ...adminDoc,
+        params: nameParams,
+        response: { 200: removedSchema, ...errors },
+      },
+    },
+    async (request) => {
+      const { name } = request.params as { name: string };
+      return registry.removeModel(name);
+    },
+  );
+
   app.get(
     '/v1/routing',
     {
       schema: {
-        summary: 'How traffic is split between versions',
+        summary: 'How traffic of the default model is split between its versions',
         tags: ['routing'],
         response: { 200: routingSchema, ...errors },
       },
     },
     async () => router.view(),
+  );
+  app.get(
+    '/v1/models/:name/routing',
+    {
+      schema: {
+        summary: 'How traffic of a model is split between its versions',
+        tags: ['routing'],
+        params: nameParams,
+        response: { 200: routingSchema, ...errors },
+      },
+    },
+    async (request) => router.resolve((request.params as { name: string }).name).view(),
   );
 
   app.put(
@@ -262,7 +302,8 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRouteOptio
     {
       onRequest: admin,
       schema: {
-        summary: 'Split traffic between ready versions by weight, or end the split with {"split": {}}',
+        summary:
+          'Split traffic of the default model (or the one the body names) between ready versions by weight, or end the split with {"split": {}}',
         tags: ['routing'],
         ...adminDoc,
         body: routingUpdateSchema,
@@ -270,6 +311,31 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRouteOptio
       },
     },
     async (request) => router.update(request.body as RoutingUpdate),
+  );
+  app.put(
+    '/v1/models/:name/routing',
+    {
+      onRequest: admin,
+      schema: {
+        summary:
+          'Split traffic of a model between its ready versions by weight, or end the split with {"split": {}}',
+        tags: ['routing'],
+        ...adminDoc,
+        params: nameParams,
+        body: routingUpdateSchema,
+        response: { 200: routingSchema, ...errors },
+      },
+    },
+    async (request) => {
+      const { name } = request.params as { name: string };
+      const body = request.body as RoutingUpdate;
+      if (body.name !== undefined && body.name !== name)
+        throw new HotocrError(
+          'REQUEST_INVALID',
+          `The body names ${JSON.stringify(body.name)} and the path ${JSON.stringify(name)}; leave "name" out, or make them the same.`,
+        );
+      return router.update({ ...body, name });
+    },
   );
 }
 

@@ -1,12 +1,12 @@
 import multipart from '@fastify/multipart';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HotocrError } from '../errors.js';
 import { decodeImage } from '../ocr/index.js';
 import type { Admission } from './admission.js';
 import type { Metrics } from './metrics.js';
 import { multipartError, multipartFile } from './multipart-file.js';
 import type { Router } from './routing.js';
-import { errors, ocrResultSchema } from './schemas.js';
+import { errors, nameParams, ocrResultSchema } from './schemas.js';
 import type { TrafficStats } from './stats.js';
 
 export const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/webp', 'image/tiff'];
@@ -23,6 +23,8 @@ export interface OcrRouteOptions {
 }
 
 interface OcrRequestState {
+  /** The model the request goes to, told before its body is read. */
+  model: string;
   started: number;
   signal: AbortSignal;
   /** Answers 408 if the body is still incomplete at the deadline; cleared once the body is read. */
@@ -33,9 +35,11 @@ const state = new WeakMap<FastifyRequest, OcrRequestState>();
 const round = (n: number) => Math.round(n * 10) / 10;
 
 /**
- * POST /v1/ocr, in a scope of its own: it parses only image bodies and multipart. The
- * request is admitted (or refused with OVERLOADED) before its body is read; a client that
- * goes away stops its work at the next stage and never takes a lease if it was still waiting.
+ * POST /v1/ocr (the default model) and POST /v1/models/{name}/ocr, in a scope of their own:
+ * they parse only image bodies and multipart. The model is told and the request admitted
+ * against that model's places (or refused: MODEL_NOT_FOUND, MODEL_REQUIRED, NOT_READY,
+ * OVERLOADED) before its body is read; a client that goes away stops its work at the next
+ * stage and never takes a lease if it was still waiting.
  */
 export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions): Promise<void> {
   const { router, admission, metrics } = options;
@@ -46,7 +50,8 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
   });
 
   app.addHook('onRequest', async (request, reply) => {
-    const release = admission.admit();
+    const model = modelOf(request);
+    const release = admission.admit(model);
     const controller = new AbortController();
     // The deadline covers the body too: a client that sends it a byte at a time must not keep
     // its admitted place. Past the deadline with the body incomplete: 408, and the connection closes.
@@ -67,87 +72,124 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
       release();
       if (!reply.raw.writableFinished) controller.abort();
     });
-    state.set(request, { started: performance.now(), signal: controller.signal, bodyTimer });
+    state.set(request, { model, started: performance.now(), signal: controller.signal, bodyTimer });
   });
-  app.addHook('onResponse', async (_request, reply) => {
+  app.addHook('onResponse', async (request, reply) => {
     const header = reply.getHeader('x-model-version');
     const version = typeof header === 'string' ? header : undefined;
-    metrics.ocrRequest(version, reply.statusCode, reply.elapsedTime / 1000);
+    const model = state.get(request)?.model ?? '';
+    metrics.ocrRequest(model, version, reply.statusCode, reply.elapsedTime / 1000);
     if (version) options.stats.record(version, reply.elapsedTime, reply.statusCode >= 500);
   });
 
+  /**
+   * The model a request goes to: the one its path names, else the one its pin names, else
+   * the default model. Throws when there is none to go to.
+   */
+  function modelOf(request: FastifyRequest): string {
+    const named = (request.params as { name?: string } | undefined)?.name;
+    const pin = header(request, 'x-model-version');
+    const pinned = pin?.includes('/') ? pin.slice(0, pin.indexOf('/')) : undefined;
+    const model = router.resolve(named ?? pinned);
+    // Nothing to serve and no pin (which may name a staged version): refused before the body is read.
+    if (!pin && model.view().active === null)
+      throw new HotocrError('NOT_READY', `No version of ${model.name} is active yet; retry shortly.`);
+    return model.name;
+  }
+
+  async function read(request: FastifyRequest, reply: FastifyReply) {
+    const { model: name, started, signal, bodyTimer } = state.get(request)!;
+    const bytes = await imageOf(request, options.bodyLimit);
+    // The body is in: from here the deadline is the read's (503 TIMEOUT), not the body's.
+    clearTimeout(bodyTimer);
+    const deadline = started + options.requestTimeoutMs;
+    const work = admission.run(
+      async () => {
+        const waited = performance.now() - started;
+        const lease = router.lease({
+          userId: header(request, 'x-user-id'),
+          pin: header(request, 'x-model-version'),
+          model: name,
+        });
+        if (!lease) throw new HotocrError('NOT_READY', `No version of ${name} is active yet; retry shortly.`);
+        try {
+          const { model, version: served } = lease;
+          void reply.header('X-Model-Version', `${served.name}/${served.version}`);
+          const t0 = performance.now();
+          const image = await decodeImage(bytes);
+          const decode = performance.now() - t0;
+          const result = await model.read(image, { signal });
+          return { served, result, waited, decode };
+        } finally {
+          lease.release();
+        }
+      },
+      deadline,
+      signal,
+      name,
+    );
+    const { served, result, waited, decode } = await beforeDeadline(work, deadline);
+    return {
+      model: { name: served.name, version: served.version },
+      lines: result.lines.map((l) => ({
+        text: l.text,
+        score: Math.round(l.score * 1e4) / 1e4,
+        box: l.box,
+      })),
+      timings: {
+        queue: round(waited),
+        decode: round(decode),
+        det: round(result.timings.det),
+        cls: round(result.timings.cls),
+        rec: round(result.timings.rec),
+        inference: round(result.timings.inference),
+        total: round(performance.now() - started),
+      },
+    };
+  }
+
+  const headers = {
+    type: 'object',
+    properties: {
+      'x-user-id': { type: 'string', maxLength: 256 },
+      'x-model-version': { type: 'string', maxLength: 256 },
+    },
+  } as const;
+  const response = {
+    200: {
+      description: 'The lines, the version that read them (also in X-Model-Version) and timings',
+      ...ocrResultSchema,
+    },
+    ...errors,
+  };
+  const body =
+    'The body is the image (image/png, image/jpeg, image/webp, image/tiff) or a multipart/form-data file. X-User-Id keeps one user on one version during a split; X-Model-Version (name/version) pins a version of the model when its pinning is allowed.';
   app.post(
     '/v1/ocr',
     {
       schema: {
-        summary: 'Read the text in an image',
-        description:
-          'The body is the image (image/png, image/jpeg, image/webp, image/tiff) or a multipart/form-data file. X-User-Id keeps one user on one version during a split; X-Model-Version (name/version) pins a version when pinning is allowed.',
+        summary: 'Read the text in an image with the default model',
+        description: `${body} The default model is --default-model, else the only model with an active version (400 MODEL_REQUIRED when several are and none is the default).`,
         tags: ['ocr'],
-        headers: {
-          type: 'object',
-          properties: {
-            'x-user-id': { type: 'string', maxLength: 256 },
-            'x-model-version': { type: 'string', maxLength: 256 },
-          },
-        },
-        response: {
-          200: {
-            description: 'The lines, the version that read them (also in X-Model-Version) and timings',
-            ...ocrResultSchema,
-          },
-          ...errors,
-        },
+        headers,
+        response,
       },
     },
-    async (request, reply) => {
-      const { started, signal, bodyTimer } = state.get(request)!;
-      const bytes = await imageOf(request, options.bodyLimit);
-      // The body is in: from here the deadline is the read's (503 TIMEOUT), not the body's.
-      clearTimeout(bodyTimer);
-      const deadline = started + options.requestTimeoutMs;
-      const work = admission.run(
-        async () => {
-          const waited = performance.now() - started;
-          const lease = router.lease({
-            userId: header(request, 'x-user-id'),
-            pin: header(request, 'x-model-version'),
-          });
-          if (!lease) throw new HotocrError('NOT_READY', 'No model version is active yet; retry shortly.');
-          try {
-            const { model, version: served } = lease;
-            void reply.header('X-Model-Version', `${served.name}/${served.version}`);
-            const t0 = performance.now();
-            const image = await decodeImage(bytes);
-            const decode = performance.now() - t0;
-            const result = await model.read(image, { signal });
-            return { served, result, waited, decode };
-          } finally {
-            lease.release();
-          }
-        },
-        deadline,
-        signal,
-      );
-      const { served, result, waited, decode } = await beforeDeadline(work, deadline);
-      return {
-        model: { name: served.name, version: served.version },
-        lines: result.lines.map((l) => ({
-          text: l.text,
-          score: Math.round(l.score * 1e4) / 1e4,
-          box: l.box,
-        })),
-        timings: {
-          queue: round(waited),
-          decode: round(decode),
-          det: round(result.timings.det),
-          cls: round(result.timings.cls),
-          rec: round(result.timings.rec),
-          inference: round(result.timings.inference),
-          total: round(performance.now() - started),
-        },
-      };
+    read,
+  );
+  app.post(
+    '/v1/models/:name/ocr',
+    {
+      schema: {
+        summary: 'Read the text in an image with the model named',
+        description: `${body} 404 MODEL_NOT_FOUND for a name the server does not know, 503 NOT_READY for one with no active version.`,
+        tags: ['ocr'],
+        params: nameParams,
+        headers,
+        response,
+      },
     },
+    read,
   );
 }
 

@@ -51,6 +51,12 @@ export const versionSchema = {
     },
     expires: { type: 'string' },
     inflight: { type: 'integer', description: 'Requests running on it now' },
+    memory: {
+      type: 'object',
+      description:
+        'What loading it cost: loadBytes, how much the process grew from the start of its load to the end of its warm-up; sharedSessions, graph sessions it shares with another loaded version (counted with that one)',
+      properties: { loadBytes: { type: 'integer' }, sharedSessions: { type: 'integer' } },
+    },
     failure: {
       type: 'object',
       properties: { code: { type: 'string' }, message: { type: 'string' } },
@@ -62,6 +68,22 @@ export const modelsSchema = {
   type: 'object',
   required: ['models'],
   properties: {
+    default: {
+      type: ['string', 'null'],
+      description:
+        'The model POST /v1/ocr goes to: --default-model, else the only model with an active version',
+    },
+    memory: {
+      type: 'object',
+      description:
+        'The whole process now, in bytes: resident set, V8 heap used, external and ArrayBuffer memory',
+      properties: {
+        rss: { type: 'integer' },
+        heapUsed: { type: 'integer' },
+        external: { type: 'integer' },
+        arrayBuffers: { type: 'integer' },
+      },
+    },
     trust: {
       type: 'array',
       description: 'Every trusted key and pinned root, and each deny-list line, with when trusting it ends',
@@ -156,7 +178,7 @@ export const routingUpdateSchema = {
   required: ['split'],
   additionalProperties: false,
   properties: {
-    name: { type: 'string', description: 'The model (default: the active one)' },
+    name: { type: 'string', description: 'The model (default: the default model)' },
     split: {
       type: 'object',
       description: 'Version to percent, in range order; whole numbers adding up to 100; {} ends the split',
@@ -175,6 +197,15 @@ export const versionParams = {
   },
 } as const;
 
+export const removedSchema = {
+  type: 'object',
+  required: ['name', 'versions'],
+  properties: {
+    name: { type: 'string' },
+    versions: { type: 'array', items: { type: 'string' }, description: 'The versions released' },
+  },
+} as const;
+
 export const nameParams = {
   type: 'object',
   required: ['name'],
@@ -184,7 +215,11 @@ export const nameParams = {
 export const statusSchema = {
   type: 'object',
   required: ['status'],
-  properties: { status: { type: 'string' }, model: modelRef },
+  properties: {
+    status: { type: 'string' },
+    model: modelRef,
+    models: { type: 'array', description: 'Every model, with --ready-all-models', items: modelRef },
+  },
 } as const;
 
 const nullableNumber = { type: ['number', 'null'] } as const;

@@ -21,15 +21,24 @@ export interface ChainOptions {
   readonly denied?: (...fingerprints: string[]) => DeniedEntry | undefined;
   /** Called between steps; throws when the time allowed for the trust stage is spent. */
   readonly checkpoint?: () => void;
+  /** What the chain is called in messages (default `signer.pem`). */
+  readonly source?: string;
+  /**
+   * Accept a signer certificate marked CA:TRUE. Only for OpenSSF Model Signing, whose reference
+   * verifier accepts one (and whose reference certificates are made so); every other rule stays.
+   */
+  readonly signerMayBeCA?: boolean;
 }
+
+const SIGNER_PEM = 'signer.pem';
 
 function invalid(message: string, details: Record<string, unknown> = {}, cause?: unknown): never {
   throw new PackageRejectedError('CERT_CHAIN_INVALID', message, { details, cause });
 }
 
-/** "certificate 2 (CN=intermediate)": where in signer.pem, and who. */
-function which(cert: CertificateInfo, index: number): string {
-  return `certificate ${index + 1} of signer.pem (${cert.subject})`;
+/** "certificate 2 of signer.pem (CN=intermediate)": where in the chain, and who. */
+function which(cert: CertificateInfo, index: number, source: string): string {
+  return `certificate ${index + 1} of ${source} (${cert.subject})`;
 }
 
 function checkDates(cert: CertificateInfo, role: string, now: Date): void {
@@ -59,18 +68,28 @@ function checkDates(cert: CertificateInfo, role: string, now: Date): void {
  */
 export function checkSignerChain(pem: Buffer, options: ChainOptions): CertificateInfo[] {
   const blocks = parsePem(pem.toString('utf8')).filter((b) => b.type === 'CERTIFICATE');
-  if (blocks.length === 0) invalid('signer.pem holds no CERTIFICATE block.');
-  if (blocks.length > MAX_CHAIN_CERTIFICATES)
+  if (blocks.length === 0) invalid(`${options.source ?? SIGNER_PEM} holds no CERTIFICATE block.`);
+  return checkCertificateList(
+    blocks.map((b) => b.der),
+    options,
+  );
+}
+
+/** {@link checkSignerChain} on certificates given as DER, signer first (a bundle's x509CertificateChain). */
+export function checkCertificateList(ders: readonly Buffer[], options: ChainOptions): CertificateInfo[] {
+  const source = options.source ?? SIGNER_PEM;
+  if (ders.length === 0) invalid(`${source} holds no certificate.`);
+  if (ders.length > MAX_CHAIN_CERTIFICATES)
     invalid(
-      `signer.pem holds ${blocks.length} certificates; at most ${MAX_CHAIN_CERTIFICATES} are allowed (the signer, then its issuers in order, the root optional).`,
-      { certificates: blocks.length, limit: MAX_CHAIN_CERTIFICATES },
+      `${source} holds ${ders.length} certificates; at most ${MAX_CHAIN_CERTIFICATES} are allowed (the signer, then its issuers in order, the root optional).`,
+      { certificates: ders.length, limit: MAX_CHAIN_CERTIFICATES },
     );
-  const chain = blocks.map((b, i) => {
+  const chain = ders.map((der, i) => {
     try {
-      return parseCertificate(b.der);
+      return parseCertificate(der);
     } catch (cause) {
       return invalid(
-        `Certificate ${i + 1} of signer.pem cannot be parsed (${messageOf(cause)}).`,
+        `Certificate ${i + 1} of ${source} cannot be parsed (${messageOf(cause)}).`,
         { index: i + 1 },
         cause,
       );
@@ -89,19 +108,25 @@ export function checkSignerChain(pem: Buffer, options: ChainOptions): Certificat
             : undefined;
       if (same)
         invalid(
-          `${which(cert, i)} has the same ${same} as certificate ${j + 1}: signer.pem holds each certificate once, leaf first, each signed by the next (a loop or a duplicate is refused).`,
+          `${which(cert, i, source)} has the same ${same} as certificate ${j + 1}: ${source} holds each certificate once, leaf first, each signed by the next (a loop or a duplicate is refused).`,
           { index: i + 1, other: j + 1 },
         );
     }
-    checkCertificate(cert, which(cert, i), options);
+    checkCertificate(cert, which(cert, i, source), options);
   }
   for (let i = 0; i < chain.length; i++)
     checkDates(chain[i]!, i === 0 ? 'signer' : 'intermediate', options.now);
   for (let i = 0; i + 1 < chain.length; i++) {
-    checkLink(chain[i]!, chain[i + 1]!, which(chain[i]!, i), which(chain[i + 1]!, i + 1));
+    checkLink(
+      chain[i]!,
+      chain[i + 1]!,
+      which(chain[i]!, i, source),
+      which(chain[i + 1]!, i + 1, source),
+      source,
+    );
     options.checkpoint?.();
   }
-  applyPolicy(chain);
+  applyPolicy(chain, options);
   return chain;
 }
 
@@ -115,31 +140,54 @@ export function verifyChain(
   roots: readonly TrustedRoot[],
   options: ChainOptions,
 ): VerifiedChain {
+  noRoots(roots);
+  return verifyPath(checkSignerChain(pem, options), roots, options);
+}
+
+/** {@link verifyChain} on certificates given as DER, signer first (a bundle's x509CertificateChain). */
+export function verifyCertificateList(
+  ders: readonly Buffer[],
+  roots: readonly TrustedRoot[],
+  options: ChainOptions,
+): VerifiedChain {
+  noRoots(roots);
+  return verifyPath(checkCertificateList(ders, options), roots, options);
+}
+
+function noRoots(roots: readonly TrustedRoot[]): void {
   if (roots.length === 0) {
     throw new PackageRejectedError(
       'KEY_UNTRUSTED',
       'The package is signed with a certificate, but no root certificate is pinned in the trust store.',
     );
   }
-  const chain = checkSignerChain(pem, options);
+}
+
+/** The chain's last certificate is a pinned root (byte for byte) or is signed by one. */
+function verifyPath(
+  chain: CertificateInfo[],
+  roots: readonly TrustedRoot[],
+  options: ChainOptions,
+): VerifiedChain {
+  const source = options.source ?? SIGNER_PEM;
   const leaf = chain[0]!;
   const last = chain[chain.length - 1]!;
   let root = roots.find((r) => r.certificate.der.equals(last.der));
   let path: CertificateInfo[] = chain;
   if (root) {
     if (chain.length === 1)
-      invalid(`signer.pem holds the pinned root ${last.subject} alone; sign with an end-entity certificate.`);
+      invalid(`${source} holds the pinned root ${last.subject} alone; sign with an end-entity certificate.`);
   } else {
-    const named = roots.filter((r) => r.certificate.node.subject === last.node.issuer);
+    const named = roots.filter((r) => (r.certificate.node.subject ?? '') === (last.node.issuer ?? ''));
     if (named.length === 0)
       invalid(
-        `The signer certificate ${leaf.subject} does not chain to a pinned root: the last certificate of signer.pem (${last.subject}) was issued by ${last.node.issuer.replace(/\n/g, ', ')}, which is not pinned.`,
-        { subject: leaf.subject, issuer: last.node.issuer.replace(/\n/g, ', ') },
+        `The signer certificate ${leaf.subject} does not chain to a pinned root: the last certificate of ${source} (${last.subject}) was issued by ${(last.node.issuer ?? '').replace(/\n/g, ', ')}, which is not pinned.`,
+        { subject: leaf.subject, issuer: (last.node.issuer ?? '').replace(/\n/g, ', ') },
       );
     root = named.find((r) => signedBy(last, r.certificate));
     if (!root)
       invalid(
-        `The last certificate of signer.pem (${last.subject}) names the pinned root ${named[0]!.certificate.subject} (${named[0]!.source}) as its issuer, but that root's key did not sign it.`,
+        `The last certificate of ${source} (${last.subject}) names the pinned root ${named[0]!.certificate.subject} (${named[0]!.source}) as its issuer, but that root's key did not sign it.`,
         { subject: last.subject, root: named[0]!.source },
       );
     path = [...chain, root.certificate];
@@ -150,7 +198,7 @@ export function verifyChain(
       options,
     );
     checkDates(root.certificate, 'root', options.now);
-    applyPolicy(path);
+    applyPolicy(path, options);
   }
   options.checkpoint?.();
   return { leaf, path, root };
@@ -188,11 +236,17 @@ function signedBy(cert: CertificateInfo, issuer: CertificateInfo): boolean {
   }
 }
 
-function checkLink(cert: CertificateInfo, issuer: CertificateInfo, what: string, next: string): void {
-  if (cert.node.issuer !== issuer.node.subject)
+function checkLink(
+  cert: CertificateInfo,
+  issuer: CertificateInfo,
+  what: string,
+  next: string,
+  source: string,
+): void {
+  if ((cert.node.issuer ?? '') !== (issuer.node.subject ?? ''))
     invalid(
-      `${capitalise(what)} names ${cert.node.issuer.replace(/\n/g, ', ')} as its issuer, but the next, ${next}, is another: signer.pem lists the signer first, then each issuer in order.`,
-      { subject: cert.subject, issuer: cert.node.issuer.replace(/\n/g, ', ') },
+      `${capitalise(what)} names ${(cert.node.issuer ?? '').replace(/\n/g, ', ')} as its issuer, but the next, ${next}, is another: ${source} lists the signer first, then each issuer in order.`,
+      { subject: cert.subject, issuer: (cert.node.issuer ?? '').replace(/\n/g, ', ') },
     );
   if (!signedBy(cert, issuer))
     invalid(`${capitalise(what)} is not signed by the key of the next, ${next}.`, {
@@ -206,9 +260,9 @@ function checkLink(cert: CertificateInfo, issuer: CertificateInfo, what: string,
  * certificates, pathLenConstraint holds, the leaf is not a CA and may sign (digitalSignature,
  * and codeSigning where extKeyUsage is present).
  */
-function applyPolicy(path: readonly CertificateInfo[]): void {
+function applyPolicy(path: readonly CertificateInfo[], options: ChainOptions): void {
   const leaf = path[0]!;
-  if (leaf.isCA)
+  if (leaf.isCA && !options.signerMayBeCA)
     invalid(
       `The signer certificate ${leaf.subject} is a CA (CA:TRUE); sign packages with an end-entity certificate.`,
       { subject: leaf.subject },
@@ -238,7 +292,7 @@ function applyPolicy(path: readonly CertificateInfo[]): void {
       });
     }
     // Intermediate CAs between this issuer and the leaf (self-issued ones are not counted by RFC 5280).
-    const below = path.slice(1, i).filter((c) => c.node.subject !== c.node.issuer).length;
+    const below = path.slice(1, i).filter((c) => (c.node.subject ?? '') !== (c.node.issuer ?? '')).length;
     if (issuer.pathLen !== undefined && below > issuer.pathLen) {
       invalid(
         `${issuer.subject} allows ${issuer.pathLen} CA certificate(s) below it (pathLenConstraint) but the chain has ${below}.`,

@@ -167,7 +167,8 @@ export function parseCertificate(der: Buffer): CertificateInfo {
     der,
     node,
     pkijs: cert,
-    subject: node.subject.replace(/\n/g, ', '),
+    // Node gives no subject at all for an empty one (a certificate named by its alternative name alone).
+    subject: (node.subject ?? '').replace(/\n/g, ', '),
     fingerprint: node.fingerprint256.replace(/:/g, '').toLowerCase(),
     notBefore: new Date(node.validFrom),
     notAfter: new Date(node.validTo),

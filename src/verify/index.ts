@@ -2,6 +2,18 @@ export { checkSignerChain, MAX_CHAIN_CERTIFICATES } from './cert-chain.js';
 export { keyFingerprint, shortFingerprint } from './fingerprint.js';
 export { hashFile } from './hash-thread.js';
 export { algorithmOf, algorithmsOf, digestOf, type SignatureAlgorithm } from './key-kind.js';
+export { OMS_SIGNATURE_FILE } from './oms-bundle.js';
+export type { KeylessPolicy } from './oms-keyless.js';
+export type { OmsModelFile } from './oms-model.js';
+export type { OmsAlgorithm, OmsSigner } from './oms-signer.js';
+export { loadSigstoreTrustedRoot, type SigstoreTrustedRoot } from './oms-trusted-root.js';
+export {
+  type OmsForm,
+  type OmsVerifyOptions,
+  omsFormOf,
+  type VerifiedOmsModel,
+  verifyOmsModel,
+} from './oms-verify.js';
 export { parsePem } from './pem.js';
 export { isDerEcdsaSignature, verifySignature, verifyWithKey } from './signature.js';
 export {

@@ -227,6 +227,18 @@ describe('certificate chains', () => {
     assert.equal(pkg.signer.kind === 'certificate' && pkg.signer.root, 'CN=root');
   });
 
+  test('accepts a signer certificate with an empty subject, named by its alternative name alone', async () => {
+    const anonymous = await opensslIssue(work, 'anonymous', intermediate, {
+      ext: [...LEAF_EXT, 'subjectAltName=critical,email:signer@example.com'],
+      cn: '',
+      days: 30,
+    });
+    const pkg = await verifyPackage(await chainPackage(anonymous, [anonymous.cert, intermediate.cert]), {
+      trust: rootTrust,
+    });
+    assert.equal(pkg.signer.kind === 'certificate' && pkg.signer.subject, '');
+  });
+
   test('refuses a chain that ends at a foreign root', async () => {
     const foreign = await opensslRoot(work, 'foreign');
     const path = await chainPackage(leaf, [leaf.cert, intermediate.cert]);

@@ -248,7 +248,10 @@ async function wholeHash(
  * The trust stage's clock: `check()` refuses the package with VERIFY_TIMEOUT once the budget is
  * spent, and stops it when the signal fires. Called between certificates and between keys.
  */
-function trustDeadline(options: VerifyOptions): () => void {
+export function trustDeadline(
+  options: Pick<VerifyOptions, 'clock' | 'trustBudgetMs' | 'signal'>,
+  thing = 'package',
+): () => void {
   const clock = options.clock ?? (() => performance.now());
   const budget = options.trustBudgetMs ?? DEFAULT_TRUST_BUDGET_MS;
   const started = clock();
@@ -258,7 +261,7 @@ function trustDeadline(options: VerifyOptions): () => void {
     if (spent > budget)
       fail(
         'VERIFY_TIMEOUT',
-        `Checking the package's certificate chain and signature took over ${budget} ms (--verify-timeout-ms); it was refused rather than left to hold up every package behind it.`,
+        `Checking the ${thing}'s certificate chain and signature took over ${budget} ms (--verify-timeout-ms); it was refused rather than left to hold up every package behind it.`,
         { budgetMs: budget, spentMs: Math.round(spent) },
       );
   };
@@ -457,25 +460,30 @@ async function checkSignature(
 }
 
 /** Refuses a key or root whose `Not-After` in the trust store has passed (it was rotated out). */
-function checkStillTrusted(entry: { notAfter?: Date }, what: string, now: Date): void {
+export function checkStillTrusted(
+  entry: { notAfter?: Date },
+  what: string,
+  now: Date,
+  thing = 'package',
+): void {
   if (entry.notAfter && now.getTime() > entry.notAfter.getTime())
     fail(
       'KEY_UNTRUSTED',
-      `The package is signed by trusted ${what}, which the trust store trusts only until ${entry.notAfter.toISOString()}: re-sign it with the current key.`,
+      `The ${thing} is signed by trusted ${what}, which the trust store trusts only until ${entry.notAfter.toISOString()}: re-sign it with the current key.`,
       { notAfter: entry.notAfter.toISOString() },
     );
 }
 
 /** A trusted key that made a signature may still be rotated out (`Not-After`) or denied. */
-function checkKeyAllowed(trust: TrustStore, key: TrustedKey, now: Date): void {
+export function checkKeyAllowed(trust: TrustStore, key: TrustedKey, now: Date, thing = 'package'): void {
   const denied = trust.deniedAny(key.fingerprint);
   if (denied)
     fail(
       'KEY_UNTRUSTED',
-      `The package is signed by trusted key ${key.source}, which is on the deny list (${describeDenied(denied)}).`,
+      `The ${thing} is signed by trusted key ${key.source}, which is on the deny list (${describeDenied(denied)}).`,
       { key: key.fingerprint, deniedBy: `${denied.source}:${denied.line}` },
     );
-  checkStillTrusted(key, `key ${key.source}`, now);
+  checkStillTrusted(key, `key ${key.source}`, now, thing);
 }
 
 function findSigningKey(
@@ -551,11 +559,12 @@ function explainSignatureFailure(keys: readonly TrustedKey[], signature: Buffer)
   );
 }
 
-function checkManifest(
+/** Step 5: the manifest's schema, the files it names, `expires`, and the version policy. */
+export function checkManifest(
   archive: PackageArchive,
   bytes: Buffer | undefined,
   now: Date,
-  options: VerifyOptions,
+  options: Pick<VerifyOptions, 'highestActivated' | 'allowDowngrade'>,
 ): Manifest {
   if (!bytes) fail('CONFIG_INVALID', `The package has no ${MANIFEST_FILE}.`);
   const manifest = parseManifest(bytes);

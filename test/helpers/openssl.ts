@@ -42,7 +42,7 @@ export interface CertSpec {
   readonly keyType?: TestKeyType;
   /** Certify this existing private key (a path) instead of making a new one. */
   readonly key?: string;
-  /** The subject's common name (default: the certificate's file name). */
+  /** The subject's common name (default: the certificate's file name; '' for an empty subject). */
   readonly cn?: string;
   /** The digest the issuer signs with (openssl's -sha1, -sha384...; default its own). */
   readonly md?: string;
@@ -107,7 +107,8 @@ export async function opensslIssue(
     '-key',
     key,
     '-subj',
-    `/CN=${spec.cn ?? name}`,
+    // An empty name gives an empty subject, as Sigstore's short-lived certificates have.
+    spec.cn === '' ? '/' : `/CN=${spec.cn ?? name}`,
     '-out',
     csr,
     '-config',
