@@ -18,6 +18,7 @@ import { HotocrError, messageOf } from '../errors.js';
 import { OcrEngine, type OcrTimings } from '../ocr/engine.js';
 import type { RgbImage } from '../ocr/image.js';
 import type { OcrParams } from '../ocr/params.js';
+import type { Inset } from '../ocr/tensors.js';
 import type { OrtGraphSession, SessionOptions } from './ort-session.js';
 
 /** The built-in runtimes a thread can open graphs with. */
@@ -58,7 +59,7 @@ export type WorkerRequest =
     }
   | { type: 'serve'; id: number }
   | { type: 'locate'; id: number; engine: number; image: RgbImage }
-  | { type: 'recognize'; id: number; engine: number; crops: RgbImage[] }
+  | { type: 'recognize'; id: number; engine: number; crops: RgbImage[]; insets?: Inset[] }
   /**
    * Frees a version's engine, and its sessions that no other version here shares. `last`:
    * no version is left on the thread, which stays to load another when `keep` (the reply
@@ -266,8 +267,8 @@ async function handle(
       };
     }
     case 'locate': {
-      const { boxes, crops } = await engineOf(msg.engine).locate(msg.image, timings);
-      return { result: { boxes, crops }, timings, transfer: crops.map((c) => c.data.buffer as ArrayBuffer) };
+      const located = await engineOf(msg.engine).locate(msg.image, timings);
+      return { result: located, timings, transfer: located.crops.map((c) => c.data.buffer as ArrayBuffer) };
     }
     case 'serve':
       if (servingNice !== undefined) {
@@ -284,7 +285,7 @@ async function handle(
       }
       return { result: null, timings };
     case 'recognize':
-      return { result: await engineOf(msg.engine).recognizeBatch(msg.crops, timings), timings };
+      return { result: await engineOf(msg.engine).recognizeBatch(msg.crops, timings, msg.insets), timings };
     case 'release': {
       const version = loaded.get(msg.engine);
       loaded.delete(msg.engine);

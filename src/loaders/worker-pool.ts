@@ -11,12 +11,12 @@ import {
 } from '../errors.js';
 import {
   assembleLines,
+  type Located,
   type OcrParams,
   type OcrResult,
   type OcrTimings,
   paramsFromManifest,
   planRecognition,
-  type Quad,
   type RecognizedText,
   type RgbImage,
 } from '../ocr/index.js';
@@ -687,7 +687,8 @@ export class OcrWorkerPool {
     const located = await this.#leastBusy().send({ type: 'locate', engine: this.#engine, image: img }, [
       img.data.buffer as ArrayBuffer,
     ]);
-    const { boxes, crops } = located.result as { boxes: Quad[]; crops: RgbImage[] };
+    const found = located.result as Located;
+    const { crops } = found;
     checkAborted(options.signal);
     const timings: OcrTimings = { ...located.timings, rec: 0, total: 0 };
     const recStart = performance.now();
@@ -698,7 +699,12 @@ export class OcrWorkerPool {
         const thread = this.#leastBusy();
         const batchCrops = batch.map((i) => crops[i]!);
         const reply = await thread.send(
-          { type: 'recognize', engine: this.#engine, crops: batchCrops },
+          {
+            type: 'recognize',
+            engine: this.#engine,
+            crops: batchCrops,
+            insets: batch.map((i) => found.insets[i]!),
+          },
           batchCrops.map((c) => c.data.buffer as ArrayBuffer),
         );
         (reply.result as RecognizedText[]).forEach((r, k) => {
@@ -711,7 +717,7 @@ export class OcrWorkerPool {
     // Batches run in parallel: the time inside run() is the busiest thread's.
     timings.inference += Math.max(0, ...perThread.values());
     timings.total = performance.now() - start;
-    return { lines: assembleLines(boxes, texts, this.#params.rec.dropScore), timings };
+    return { lines: assembleLines(found, texts, this.#params), timings };
   }
 
   /**
