@@ -3,6 +3,7 @@ import swagger from '@fastify/swagger';
 import type { FastifyBaseLogger } from 'fastify';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { serveDefaults } from '../config.js';
+import type { InferenceThreads } from '../loaders/index.js';
 import type { ModelVersion, Registry } from '../registry/index.js';
 import { VERSION } from '../version.js';
 import { Admission, RETRY_AFTER_SECONDS } from './admission.js';
@@ -58,6 +59,8 @@ export interface AppOptions {
   readonly canary?: Partial<CanaryGuardOptions> & { checkEveryMs?: number };
   /** Event-stream limits (defaults: 1000 clients, 1 MiB unsent each, 30 s heartbeat). */
   readonly events?: { maxClients?: number; maxBufferedBytes?: number; heartbeatMs?: number };
+  /** The process's inference threads, for the metrics. */
+  readonly threads?: InferenceThreads;
 }
 
 export interface HotocrApp {
@@ -108,6 +111,7 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
     ...(options.fleet?.sources?.length
       ? { registrySources: () => options.fleet!.sources!.map((s) => s.status) }
       : {}),
+    ...(options.threads ? { threads: options.threads } : {}),
   });
   const stats = new TrafficStats();
   const { canary } = options;
