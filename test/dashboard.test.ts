@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { type Browser, chromium, type Page } from 'playwright-core';
+import { type RunningServer, startServer } from '../src/app/index.js';
 import { readServeConfig } from '../src/config.js';
 import { bundledManifest, keyFileSigner, pack, writeBundledSource } from '../src/pack/index.js';
-import { type RunningServer, startServer } from '../src/server/index.js';
 import { renderText } from './helpers/images.js';
 import { tempDir } from './helpers/tmp.js';
 

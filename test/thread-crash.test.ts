@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import pino from 'pino';
+import { startServer } from '../src/app/index.js';
 import { readServeConfig } from '../src/config.js';
 import type { HotocrError } from '../src/errors.js';
 import {
@@ -11,7 +12,6 @@ import {
   type OcrWorkerPool,
   type PoolOptions,
 } from '../src/loaders/index.js';
-import { startServer } from '../src/server/index.js';
 import { readsAs, verifiedBundled, withDigests } from './helpers/bundled.js';
 import { renderText } from './helpers/images.js';
 import { crashOnNextMessage } from './helpers/threads.js';

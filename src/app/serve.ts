@@ -8,14 +8,13 @@ import { formatReference, OciClient, type OciReference, parseReference } from '.
 import { ensureBundledPackage } from '../pack/index.js';
 import { MODEL_NAME } from '../package/manifest.js';
 import { Registry, StateStore, warmUp } from '../registry/index.js';
+import type { Router } from '../routing/index.js';
+import { clearUploads, createApp, type TrustReload } from '../server/index.js';
 import { FolderSource } from '../sources/index.js';
 import { RegistrySource } from '../sources/registry-source.js';
 import { entryDigests, hashFile, TrustStore, verifyPackage } from '../verify/index.js';
-import { createApp } from './app.js';
 import { ExpiryWatch, expiring } from './expiry.js';
-import type { Router } from './routing.js';
-import { type TrustReload, TrustWatch } from './trust.js';
-import { clearUploads } from './uploads.js';
+import { TrustWatch } from './trust-watch.js';
 
 export interface RunningServer {
   readonly app: FastifyInstance;
