@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { resolve4 } from 'node:dns/promises';
 import type { FastifyInstance } from 'fastify';
 import semver from 'semver';
-import { messageOf } from '../errors.js';
+import { z } from 'zod';
+import { type ErrorCode, isErrorCode, messageOf } from '../errors.js';
 import { readLimited } from '../oci/index.js';
 import type { Registry } from '../registry/index.js';
 import type { RegistrySourceStatus } from '../sources/registry-source.js';
@@ -50,34 +51,60 @@ const FANOUT_RETRY_MS = 1000;
  * is asked of the registry and verified, never taken from here.
  */
 export function announcesPush(body: unknown, follows: (repository: string) => boolean): boolean {
-  const events = (body as { events?: unknown } | null)?.events;
-  if (!Array.isArray(events)) return false;
-  return events.some((event: unknown) => {
-    const e = event as {
-      action?: unknown;
-      target?: { repository?: unknown; mediaType?: unknown; tag?: unknown };
-    };
-    if (e?.action !== 'push' || typeof e.target?.repository !== 'string') return false;
-    const manifest = typeof e.target.mediaType === 'string' && /manifest/i.test(e.target.mediaType);
-    return (manifest || typeof e.target.tag === 'string') && follows(e.target.repository);
+  const envelope = PushEnvelope.safeParse(body);
+  if (!envelope.success) return false;
+  return envelope.data.events.some((event) => {
+    const push = PushEvent.safeParse(event);
+    if (!push.success) return false;
+    const { repository, mediaType, tag } = push.data.target;
+    const manifest = typeof mediaType === 'string' && /manifest/i.test(mediaType);
+    return (manifest || typeof tag === 'string') && follows(repository);
   });
 }
 
+/** A registry's notification: events of any kind, of which pushes are looked at. */
+const PushEnvelope = z.object({ events: z.array(z.unknown()) });
+const PushEvent = z.object({
+  action: z.literal('push'),
+  target: z.object({ repository: z.string(), mediaType: z.unknown(), tag: z.unknown() }),
+});
+
+const errorCode = z.custom<ErrorCode>(isErrorCode);
+/** A registry source's status as a peer reports it. */
+const SourceStatus = z.object({
+  following: z.string(),
+  model: z.string().optional(),
+  digest: z.string().optional(),
+  lastCheck: z.string().optional(),
+  lastError: z.object({ code: errorCode, message: z.string(), at: z.string() }).optional(),
+  lastRefused: z.object({ digest: z.string(), code: errorCode, message: z.string() }).optional(),
+});
+/** A peer's summary: its models' entries that are not a version and a digest are left out. */
+const PeerSummary = z.object({
+  id: z.string(),
+  ready: z.boolean(),
+  models: z.record(z.string(), z.unknown()),
+  registry: SourceStatus.optional().catch(undefined),
+  registries: z.array(SourceStatus).optional().catch(undefined),
+});
+const ModelEntry = z.object({ version: z.string(), sha256: z.string() });
+
 /** A peer's summary, keeping only the fields a summary has, of the types it has them. */
 function peerSummary(value: unknown): ReplicaSummary | undefined {
-  const v = value as Partial<ReplicaSummary> | null;
-  if (typeof v?.id !== 'string' || typeof v.ready !== 'boolean' || typeof v.models !== 'object' || !v.models)
-    return undefined;
+  const parsed = PeerSummary.safeParse(value);
+  if (!parsed.success) return undefined;
+  const v = parsed.data;
   const models: Record<string, { version: string; sha256: string }> = {};
-  for (const [name, m] of Object.entries(v.models))
-    if (typeof m?.version === 'string' && typeof m.sha256 === 'string')
-      models[name] = { version: m.version, sha256: m.sha256 };
+  for (const [name, m] of Object.entries(v.models)) {
+    const entry = ModelEntry.safeParse(m);
+    if (entry.success) models[name] = entry.data;
+  }
   return {
     id: v.id,
     ready: v.ready,
     models,
     ...(v.registry ? { registry: v.registry } : {}),
-    ...(Array.isArray(v.registries) ? { registries: v.registries } : {}),
+    ...(v.registries ? { registries: v.registries } : {}),
   };
 }
 
