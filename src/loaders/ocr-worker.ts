@@ -19,6 +19,7 @@ import { OcrEngine, type OcrTimings } from '../ocr/engine.js';
 import { serializeError } from '../thread-errors.js';
 import type { GraphRole, Kind, Results, WorkerReply, WorkerRequest } from './inference-protocol.js';
 import type { OrtGraphSession } from './ort-session.js';
+import { bufferOf } from './transfer.js';
 
 const port = parentPort!;
 
@@ -54,7 +55,7 @@ function readShared(path: string): Uint8Array {
  */
 function free(bytes: Uint8Array): void {
   const { port1, port2 } = new MessageChannel();
-  port1.postMessage(null, [bytes.buffer as ArrayBuffer]);
+  port1.postMessage(null, [bufferOf(bytes)]);
   port1.close();
   port2.close();
 }
@@ -231,7 +232,7 @@ class InferenceWorker {
           type: 'load',
           result: { optimized: saved, unsaved, shared: sharedHere },
           timings,
-          transfer: Object.values(unsaved).map((b) => b.buffer as ArrayBuffer),
+          transfer: Object.values(unsaved).map((b) => bufferOf(b)),
         };
       }
       case 'locate': {
@@ -240,7 +241,7 @@ class InferenceWorker {
           type: 'locate',
           result: located,
           timings,
-          transfer: located.crops.map((c) => c.data.buffer as ArrayBuffer),
+          transfer: located.crops.map((c) => bufferOf(c.data)),
         };
       }
       case 'serve':
