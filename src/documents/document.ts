@@ -66,6 +66,16 @@ export async function openDocument(bytes: Uint8Array, options: DocumentOptions =
   return openImages(bytes, options.pages, limits);
 }
 
+/** Pages of an image (several for a multi-page TIFF); 1 when its header cannot be read. */
+export async function imagePageCount(bytes: Uint8Array): Promise<number> {
+  return sharp(bytes, { limitInputPixels: false })
+    .metadata()
+    .then(
+      (meta) => meta.pages ?? 1,
+      () => 1,
+    );
+}
+
 type Limits = { dpi: number; maxPages: number; maxPagePixels: number };
 
 function checkCount(pages: readonly number[], limits: Limits): void {

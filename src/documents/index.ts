@@ -3,6 +3,7 @@ export {
   DEFAULT_MAX_PAGE_PIXELS,
   DEFAULT_MAX_PAGES,
   type DocumentOptions,
+  imagePageCount,
   MAX_DPI,
   MIN_DPI,
   type OpenDocument,

@@ -5,6 +5,7 @@ import {
   DEFAULT_DPI,
   DEFAULT_MAX_PAGE_PIXELS,
   DEFAULT_MAX_PAGES,
+  imagePageCount,
   MAX_DPI,
   MIN_DPI,
   type OpenDocument,
@@ -388,18 +389,17 @@ async function documentOf(
       'The body is sent as application/pdf but is not a PDF (no %PDF- header).',
     );
   const selected = query.pages !== undefined;
-  if (kind !== 'pdf' && kind !== 'tiff' && !wantsPdf && !selected) return undefined;
-  const document = await openDocument(bytes, {
+  if (kind !== 'pdf' && !wantsPdf && !selected) {
+    // A TIFF of one page, or one whose header cannot be read, is an image as before.
+    if (kind !== 'tiff') return undefined;
+    if ((await imagePageCount(bytes)) <= 1) return undefined;
+  }
+  return openDocument(bytes, {
     dpi: query.dpi ?? limits.dpi,
     maxPages: limits.maxPages,
     maxPagePixels: limits.maxPagePixels,
     ...(selected ? { pages: parsePageSelection(query.pages!) } : {}),
   });
-  if (kind === 'tiff' && document.pageCount === 1 && !wantsPdf && !selected) {
-    document.close();
-    return undefined;
-  }
-  return document;
 }
 
 /** Whether the Accept header names `type` (a client that wants JSON leaves it out). */
