@@ -1,9 +1,10 @@
 // test-needs: model, documents
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import { PDFDocument, StandardFonts } from 'pdf-lib';
 import pino from 'pino';
 import sharp from 'sharp';
@@ -282,5 +283,50 @@ describe('TIFFs in', () => {
     const text = pdftotext(out);
     assert.match(text, /TIFFTWO9753/);
     assert.doesNotMatch(text, /1357/);
+  });
+});
+
+describe('hotocr ocr', () => {
+  const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
+  const hotocr = async (...args: string[]) => {
+    try {
+      const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], {
+        env: { ...process.env, HOTOCR_HOME: join(work, 'cli-home') },
+      });
+      return { code: 0, stdout, stderr };
+    } catch (error) {
+      return error as { code: number; stdout: string; stderr: string };
+    }
+  };
+
+  test('reads a PDF page by page, one JSON object per page, and writes it searchable', async () => {
+    const input = join(work, 'cli.pdf');
+    const out = join(work, 'cli-searchable.pdf');
+    await writeFile(input, twoPages);
+    const r = await hotocr('ocr', input, '--json', '--searchable-pdf', out);
+    assert.equal(r.code, 0, r.stderr);
+    const pages = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as DocumentBody['pages'][number] & { file: string; model: unknown });
+    assert.deepEqual(
+      pages.map((p) => [p.file, p.page, p.width, p.height]),
+      [
+        [input, 1, 1275, 1650],
+        [input, 2, 1275, 1650],
+      ],
+    );
+    assert.match(textOf(pages[0]!), /FIRSTPAGE1234/);
+    assert.match(textOf(pages[1]!), /SECONDPAGE5678/);
+    assert.match(pdftotext(out), /SECONDPAGE5678/);
+
+    const some = await hotocr('ocr', input, '--pages', '2', '--dpi', '100');
+    assert.equal(some.code, 0, some.stderr);
+    assert.match(some.stdout, /^.*cli\.pdf page 2: \d+ lines \(850x1100, /);
+    assert.doesNotMatch(some.stdout, /page 1:/);
+
+    const limited = await hotocr('ocr', input, '--max-pages', '1');
+    assert.equal(limited.code, 1);
+    assert.match(limited.stderr, /cli\.pdf: DOCUMENT_TOO_LARGE: /);
   });
 });
