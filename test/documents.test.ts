@@ -113,6 +113,17 @@ describe('PDFs in', () => {
     assert.equal(tooFine.status, 400);
   });
 
+  test('?pageImages=true adds each page as read, a JPEG of the size its boxes are in', async () => {
+    const res = await ocr(twoPages, 'application/pdf', '?pages=1&pageImages=true');
+    assert.equal(res.status, 200);
+    const [page] = ((await res.json()) as DocumentBody & { pages: { image?: string }[] }).pages;
+    const jpeg = Buffer.from(page!.image!.replace(/^data:image\/jpeg;base64,/, ''), 'base64');
+    const meta = await sharp(jpeg).metadata();
+    assert.deepEqual([meta.format, meta.width, meta.height], ['jpeg', page!.width, page!.height]);
+    const plain = await ocr(twoPages, 'application/pdf', '?pages=1');
+    assert.equal(((await plain.json()) as { pages: { image?: string }[] }).pages[0]!.image, undefined);
+  });
+
   test('a PDF sent as a multipart file is read as one', async () => {
     const form = new FormData();
     form.append('file', new Blob([twoPages], { type: 'application/pdf' }), 'doc.pdf');
@@ -187,6 +198,38 @@ describe('bad documents and limits', () => {
     const body = (await res.json()) as { error: { code: string; message: string } };
     assert.equal(body.error.code, 'PAGE_TOO_LARGE');
     assert.match(body.error.message, /^Page 2 /);
+  });
+
+  test('a page that cannot be rendered refuses the document, naming the page; the others can be selected', async () => {
+    // Written by hand: page 2 of the page tree is not a page at all.
+    const objects = [
+      '<< /Type /Catalog /Pages 2 0 R >>',
+      '<< /Type /Pages /Kids [3 0 R 4 0 R] /Count 2 >>',
+      '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>',
+      '42',
+    ];
+    let text = '%PDF-1.4\n';
+    const offsets = objects.map((object, i) => {
+      const at = text.length;
+      text += `${i + 1} 0 obj\n${object}\nendobj\n`;
+      return at;
+    });
+    const xref = text.length;
+    text += `xref\n0 ${objects.length + 1}\n0000000000 65535 f \n`;
+    for (const at of offsets) text += `${String(at).padStart(10, '0')} 00000 n \n`;
+    text += `trailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
+    const broken = Buffer.from(text, 'latin1');
+    const res = await ocr(broken, 'application/pdf');
+    assert.equal(res.status, 422);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'PAGE_RENDER_FAILED');
+    assert.match(body.error.message, /^Page 2 /);
+    const first = await ocr(broken, 'application/pdf', '?pages=1');
+    assert.equal(first.status, 200);
+    assert.deepEqual(
+      ((await first.json()) as DocumentBody).pages.map((p) => p.page),
+      [1],
+    );
   });
 
   test('an encrypted PDF is 422 DOCUMENT_ENCRYPTED', async () => {

@@ -10,6 +10,8 @@ export interface PageRead {
   readonly result: OcrResult;
   /** Milliseconds spent rendering (or decoding) the page. */
   readonly render: number;
+  /** The page's pixels: dropped after `onPage` returns unless it keeps them. */
+  readonly image: RgbImage;
 }
 
 export interface ReadDocumentOptions {
@@ -56,7 +58,7 @@ export async function readDocument(
         next.catch(() => {});
       }
       const result = await reading;
-      await onPage({ page, width: image.width, height: image.height, result, render: ms });
+      await onPage({ page, width: image.width, height: image.height, result, render: ms, image });
     }
   } finally {
     await next?.catch(() => {});

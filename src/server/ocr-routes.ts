@@ -6,6 +6,7 @@ import {
   DEFAULT_MAX_PAGE_PIXELS,
   DEFAULT_MAX_PAGES,
   imagePageCount,
+  jpegDataUrl,
   MAX_DPI,
   MIN_DPI,
   type OpenDocument,
@@ -138,11 +139,16 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
     // The body is in: from here the deadline is the read's (503 TIMEOUT), not the body's.
     clearTimeout(bodyTimer);
     const deadline = started + options.requestTimeoutMs;
-    const query = request.query as { pages?: string; dpi?: number };
+    const query = request.query as { pages?: string; dpi?: number; pageImages?: boolean };
     const wantsPdf = accepts(request, 'application/pdf');
     const opened = performance.now();
     const document = await documentOf(bytes, type, query, wantsPdf, documentLimits);
-    if (document) return readPages(request, reply, document, wantsPdf, performance.now() - opened);
+    if (document)
+      return readPages(request, reply, document, {
+        wantsPdf,
+        pageImages: query.pageImages === true,
+        opening: performance.now() - opened,
+      });
     const work = admission.run(
       async () => {
         const waited = performance.now() - started;
@@ -193,8 +199,7 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
     request: FastifyRequest,
     reply: FastifyReply,
     document: OpenDocument,
-    wantsPdf: boolean,
-    opening: number,
+    { wantsPdf, pageImages, opening }: { wantsPdf: boolean; pageImages: boolean; opening: number },
   ) {
     const { model: name, started, signal } = state.get(request)!;
     const deadline = started + options.requestTimeoutMs;
@@ -210,12 +215,13 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
         try {
           const { model, version: served } = lease;
           void reply.header('X-Model-Version', `${served.name}/${served.version}`);
-          const pages: PageRead[] = [];
+          // Each page's pixels are dropped once it is read; only its JPEG is kept, when asked for.
+          const pages: (Omit<PageRead, 'image'> & { jpeg?: string })[] = [];
           await readDocument(
             document,
             (image) => model.read(image, { signal }),
-            (page) => {
-              pages.push(page);
+            async ({ image, ...page }) => {
+              pages.push(pageImages && !wantsPdf ? { ...page, jpeg: await jpegDataUrl(image) } : page);
             },
             { signal, deadline },
           );
@@ -254,6 +260,7 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
         width: p.width,
         height: p.height,
         lines: linesOf(p.result.lines),
+        ...(p.jpeg ? { image: p.jpeg } : {}),
         timings: {
           render: round(p.render),
           det: round(p.result.timings.det),
@@ -303,6 +310,11 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
         minimum: MIN_DPI,
         maximum: MAX_DPI,
         description: `Resolution PDF pages are rendered at (default ${documentLimits.dpi})`,
+      },
+      pageImages: {
+        type: 'boolean',
+        description:
+          'With a document: each page as read, a JPEG data: URL in the answer (for showing the boxes)',
       },
     },
   } as const;

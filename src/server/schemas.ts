@@ -164,6 +164,7 @@ export const documentResultSchema = {
           width: { type: 'integer', description: 'Of the rendered page, in pixels: the boxes are in these' },
           height: { type: 'integer' },
           lines: ocrLines,
+          image: { type: 'string', description: 'With ?pageImages=true: the page as read, a JPEG data: URL' },
           timings: { type: 'object', description: 'Milliseconds', properties: timingProperties },
         },
       },
