@@ -2,9 +2,11 @@
  * What reading a document costs against reading its pages as single images: one server
  * (`hotocr serve`, its own process), a 20-page PDF of printed text (pdf-lib, Helvetica) read
  * as one request, and the same pages rendered once at the same resolution and sent as PNGs,
- * one request after another and two at a time. Per way, pages per second (median over
- * --rounds) and the server's peak resident set while it reads (sampled every 20 ms), against
- * its resident set just before.
+ * one request after another and two at a time; and a 2-page document, to see whether memory
+ * grows with the page count. Each way on a fresh server, warmed up first (an image and a page
+ * of a PDF read); per way, pages per second and the growth of the server's resident set from
+ * the warmed-up idle server to its peak while reading (sampled every 20 ms), medians over
+ * --rounds.
  *
  *   npm run build && node dist/bench/documents.js [--rounds 3] [--pages 20] [--dpi 150]
  */
@@ -106,54 +108,70 @@ try {
   opened.close();
   const tokenFile = join(dir, 'token');
   await writeFile(tokenFile, 'bench-admin-token-0123456789abcdef\n');
-  const server = await startServer({
-    home: join(dir, 'home'),
-    tokenFile,
-    args: ['--request-timeout-ms', '600000', '--max-pages', String(pages)],
-  });
-  const pid = server.child.pid!;
-  try {
-    // Warm: the first pages of a fresh server, and PDFium's first load, are not the figure.
-    await post(server.url, pngs[0]!, 'image/png');
-    await post(server.url, pdf, 'application/pdf', '?pages=1');
-    const ways = {
-      [`document (${pages} pages, one request)`]: async () => {
-        const body = (await post(server.url, pdf, 'application/pdf', `?dpi=${dpi}`)) as { pages: unknown[] };
+  const short = await documentOf(2);
+  const ways: Record<string, { pages: number; run: (url: string) => Promise<void> }> = {
+    [`document (${pages} pages, one request)`]: {
+      pages,
+      run: async (url) => {
+        const body = (await post(url, pdf, 'application/pdf', `?dpi=${dpi}`)) as { pages: unknown[] };
         if (body.pages.length !== pages) throw new Error(`read ${body.pages.length} pages`);
       },
-      'single images, one at a time': async () => {
-        for (const png of pngs) await post(server.url, png, 'image/png');
+    },
+    'single images, one at a time': {
+      pages,
+      run: async (url) => {
+        for (const png of pngs) await post(url, png, 'image/png');
       },
-      'single images, two at a time': async () => {
+    },
+    'single images, two at a time': {
+      pages,
+      run: async (url) => {
         let next = 0;
         const lane = async () => {
-          while (next < pngs.length) await post(server.url, pngs[next++]!, 'image/png');
+          while (next < pngs.length) await post(url, pngs[next++]!, 'image/png');
         };
         await Promise.all([lane(), lane()]);
       },
-    };
-    const results = new Map(
-      Object.keys(ways).map((k) => [k, [] as { ms: number; before: number; peak: number }[]]),
-    );
-    for (let r = 0; r < rounds; r++)
-      for (const [name, work] of Object.entries(ways)) results.get(name)!.push(await measured(pid, work));
-    const mib = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
-    console.log(`bench/documents: ${pages} Letter pages at ${dpi} dpi, ${rounds} rounds; ${await machine()}`);
-    console.log('| way | pages/s | peak resident set | above the start of the run |');
-    console.log('| --- | ---: | ---: | ---: |');
-    const rate = (name: string) => pages / (median(results.get(name)!.map((m) => m.ms)) / 1000);
-    for (const [name, runs] of results) {
-      console.log(
-        `| ${name} | ${rate(name).toFixed(2)} | ${mib(median(runs.map((m) => m.peak)))} | ${mib(median(runs.map((m) => m.peak - m.before)))} |`,
-      );
+    },
+    'document (2 pages, one request)': {
+      pages: 2,
+      run: async (url) => {
+        await post(url, short, 'application/pdf', `?dpi=${dpi}`);
+      },
+    },
+  };
+  const results = new Map(
+    Object.keys(ways).map((k) => [k, [] as { ms: number; before: number; peak: number }[]]),
+  );
+  for (let r = 0; r < rounds; r++)
+    for (const [name, way] of Object.entries(ways)) {
+      const server = await startServer({
+        home: join(dir, `home-${r}-${Object.keys(ways).indexOf(name)}`),
+        tokenFile,
+        args: ['--request-timeout-ms', '600000', '--max-pages', String(pages)],
+      });
+      try {
+        // Warm: a fresh server's first pages, and PDFium's first load, are not the figure.
+        await post(server.url, pngs[0]!, 'image/png');
+        await post(server.url, short, 'application/pdf', '?pages=1');
+        results.get(name)!.push(await measured(server.child.pid!, () => way.run(server.url)));
+      } finally {
+        await server.stop();
+      }
     }
-    const [doc, one, two] = Object.keys(ways) as [string, string, string];
+  const mib = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
+  console.log(`bench/documents: ${pages} Letter pages at ${dpi} dpi, ${rounds} rounds; ${await machine()}`);
+  console.log('| way | pages/s | peak resident set | grown from idle to peak |');
+  console.log('| --- | ---: | ---: | ---: |');
+  const rate = (name: string) => ways[name]!.pages / (median(results.get(name)!.map((m) => m.ms)) / 1000);
+  for (const [name, runs] of results)
     console.log(
-      `document / one at a time: ${(rate(doc) / rate(one)).toFixed(2)}x; document / two at a time: ${(rate(doc) / rate(two)).toFixed(2)}x`,
+      `| ${name} | ${rate(name).toFixed(2)} | ${mib(median(runs.map((m) => m.peak)))} | ${mib(median(runs.map((m) => m.peak - m.before)))} |`,
     );
-  } finally {
-    await server.stop();
-  }
+  const [doc, one, two] = Object.keys(ways) as [string, string, string];
+  console.log(
+    `document / one at a time: ${(rate(doc) / rate(one)).toFixed(2)}x; document / two at a time: ${(rate(doc) / rate(two)).toFixed(2)}x`,
+  );
 } finally {
   await rm(dir, { recursive: true, force: true });
 }
