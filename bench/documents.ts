@@ -6,7 +6,7 @@
  * grows with the page count. Each way on a fresh server, warmed up first (an image and a page
  * of a PDF read); per way, pages per second and the growth of the server's resident set from
  * the warmed-up idle server to its peak while reading (sampled every 20 ms), medians over
- * --rounds.
+ * --rounds. Also PDFium's rendering time alone, per page, in the bench's own process.
  *
  *   npm run build && node dist/bench/documents.js [--rounds 3] [--pages 20] [--dpi 150]
  */
@@ -97,8 +97,11 @@ try {
   // The same pixels the server reads: rendered once here, at the same resolution.
   const opened = await openDocument(pdf, { dpi, maxPages: pages });
   const pngs: Buffer[] = [];
+  const renders: number[] = [];
   for (const page of opened.pages) {
+    const t = performance.now();
     const image = await opened.render(page);
+    renders.push(performance.now() - t);
     pngs.push(
       await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
         .png({ compressionLevel: 1 })
@@ -168,6 +171,9 @@ try {
     console.log(
       `| ${name} | ${rate(name).toFixed(2)} | ${mib(median(runs.map((m) => m.peak)))} | ${mib(median(runs.map((m) => m.peak - m.before)))} |`,
     );
+  console.log(
+    `PDFium rendering alone, in this process: ${median(renders).toFixed(1)} ms a page (median of ${renders.length})`,
+  );
   const [doc, one, two] = Object.keys(ways) as [string, string, string];
   console.log(
     `document / one at a time: ${(rate(doc) / rate(one)).toFixed(2)}x; document / two at a time: ${(rate(doc) / rate(two)).toFixed(2)}x`,
