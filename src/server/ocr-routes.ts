@@ -5,11 +5,11 @@ import {
   DEFAULT_DPI,
   DEFAULT_MAX_PAGE_PIXELS,
   DEFAULT_MAX_PAGES,
+  type DocumentOptions,
   imagePageCount,
   jpegDataUrl,
   MAX_DPI,
   MIN_DPI,
-  type OpenDocument,
   openDocument,
   type PageRead,
   parsePageSelection,
@@ -149,7 +149,7 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
     const opened = performance.now();
     const document = await documentOf(bytes, type, query, wantsPdf, documentLimits);
     if (document)
-      return readPages(request, reply, document, {
+      return readPages(request, reply, bytes, document, {
         wantsPdf,
         pageImages: query.pageImages === true,
         opening: performance.now() - opened,
@@ -203,12 +203,13 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
   async function readPages(
     request: FastifyRequest,
     reply: FastifyReply,
-    document: OpenDocument,
+    bytes: Buffer,
+    checked: CheckedDocument,
     { wantsPdf, pageImages, opening }: { wantsPdf: boolean; pageImages: boolean; opening: number },
   ) {
     const requestState = state.get(request)!;
     const { model: name, started, signal } = requestState;
-    requestState.pages = Math.max(1, document.pages.length);
+    requestState.pages = Math.max(1, checked.pages);
     const deadline = started + options.requestTimeoutMs;
     const work = admission.run(
       async () => {
@@ -219,6 +220,11 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
           model: name,
         });
         if (!lease) throw new HotocrError('NOT_READY', `No version of ${name} is active yet; retry shortly.`);
+        // Opened again now that it runs: waiting, it held no copy of itself in PDFium's memory.
+        const document = await openDocument(bytes, checked.options).catch((error: unknown) => {
+          lease.release();
+          throw error;
+        });
         try {
           const { model, version: served } = lease;
           void reply.header('X-Model-Version', `${served.name}/${served.version}`);
@@ -238,8 +244,9 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
                 pages.map((p) => ({ page: p.page, width: p.width, height: p.height, lines: p.result.lines })),
               )
             : undefined;
-          return { served, pages, waited, pdf };
+          return { served, pages, waited, pdf, pageCount: document.pageCount, dpi: document.dpi };
         } finally {
+          document.close();
           lease.release();
         }
       },
@@ -247,9 +254,7 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
       signal,
       name,
     );
-    // Closed once the work is over, whether it ran, failed, or never got a slot.
-    void work.finally(() => document.close()).catch(() => {});
-    const { served, pages, waited, pdf } = await beforeDeadline(work, deadline);
+    const { served, pages, waited, pdf, pageCount, dpi } = await beforeDeadline(work, deadline);
     if (pdf) {
       return reply
         .type('application/pdf')
@@ -260,8 +265,8 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
       round(pages.reduce((total, p) => total + p.result.timings[key], 0));
     return {
       model: { name: served.name, version: served.version },
-      pageCount: document.pageCount,
-      dpi: document.dpi,
+      pageCount,
+      dpi,
       pages: pages.map((p) => ({
         page: p.page,
         width: p.width,
@@ -388,9 +393,16 @@ async function bodyOf(request: FastifyRequest, limit: number): Promise<{ bytes: 
   );
 }
 
+/** A document checked against the limits, and how to open it again to read it. */
+interface CheckedDocument {
+  readonly options: DocumentOptions;
+  /** Pages to read. */
+  readonly pages: number;
+}
+
 /**
- * The document a body holds, opened and checked against the limits; undefined for a single
- * image, which keeps the single-image answer. A body is a document when it is a PDF (sent as
+ * The document a body holds, opened and checked against the limits, then closed; undefined
+ * for a single image, which keeps the single-image answer. A body is a document when it is a PDF (sent as
  * one or found to be one), a TIFF of several pages, or anything whose answer is to be a PDF
  * or whose pages are selected.
  */
@@ -400,7 +412,7 @@ async function documentOf(
   query: { pages?: string; dpi?: number },
   wantsPdf: boolean,
   limits: { maxPages: number; maxPagePixels: number; dpi: number },
-): Promise<OpenDocument | undefined> {
+): Promise<CheckedDocument | undefined> {
   const kind = bodyKind(bytes);
   if (type === 'application/pdf' && kind !== 'pdf')
     throw new DocumentError(
@@ -413,12 +425,17 @@ async function documentOf(
     if (kind !== 'tiff') return undefined;
     if ((await imagePageCount(bytes)) <= 1) return undefined;
   }
-  return openDocument(bytes, {
+  const options: DocumentOptions = {
     dpi: query.dpi ?? limits.dpi,
     maxPages: limits.maxPages,
     maxPagePixels: limits.maxPagePixels,
     ...(selected ? { pages: parsePageSelection(query.pages!) } : {}),
-  });
+  };
+  // Checked now, so that a refusal costs no wait for a slot; closed at once, so that a
+  // document waiting in the queue holds no copy of itself in PDFium's memory.
+  const checked = await openDocument(bytes, options);
+  checked.close();
+  return { options, pages: checked.pages.length };
 }
 
 /** Whether the Accept header names `type` (a client that wants JSON leaves it out). */
