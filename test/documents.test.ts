@@ -9,6 +9,7 @@ import { PDFDocument, StandardFonts } from 'pdf-lib';
 import pino from 'pino';
 import sharp from 'sharp';
 import { readServeConfig } from '../src/config.js';
+import { keyFileSigner, pack, writeBundledSource } from '../src/pack/index.js';
 import { type RunningServer, startServer } from '../src/server/index.js';
 import { renderText } from './helpers/images.js';
 import { tempDir } from './helpers/tmp.js';
@@ -291,6 +292,60 @@ describe('bad documents and limits', () => {
       freedIn < perPage * 3,
       `freed in ${freedIn.toFixed(0)} ms; a page takes ${perPage.toFixed(0)} ms`,
     );
+  });
+});
+
+describe('one version per document', () => {
+  test('a version activated while a document is read does not read its remaining pages', async () => {
+    const before = server.registry.active()!;
+    const doc = await pdfOf(Array.from({ length: 20 }, (_, i) => [`SWAP PAGE ${i + 1}`]));
+    const reading = ocr(doc, 'application/pdf');
+    await until(() => before.inflight === 1, 'the document is being read');
+    const src = await writeBundledSource(join(work, 'src-9.0.0'), '9.0.0');
+    const next = join(work, 'ppocr-9.0.0.zip');
+    await pack(src, { signer: await keyFileSigner(join(work, 'home', 'dev-key', 'signing.key')), out: next });
+    await server.registry.offer(next, { source: 'upload' });
+    assert.equal(server.registry.active()!.version, '9.0.0');
+    // The old version drains: it is still held by the document.
+    assert.equal(before.inflight, 1);
+    const res = await reading;
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as DocumentBody;
+    assert.equal(body.model.version, before.version);
+    assert.equal(res.headers.get('x-model-version'), `ppocr/${before.version}`);
+    assert.equal(body.pages.length, 20);
+    assert.match(textOf(body.pages[19]!), /SWAPPAGE20/);
+    assert.equal(before.inflight, 0);
+    // The next document goes to the new version.
+    const after = await ocr(await pdfOf([['NEW VERSION 1']]), 'application/pdf');
+    assert.equal(((await after.json()) as DocumentBody).model.version, '9.0.0');
+  });
+
+  test('the request timeout covers every page: past it, 503 TIMEOUT and the lease is freed', async () => {
+    const quick = await startServer(
+      readServeConfig(
+        { port: '0', host: '127.0.0.1', data: join(work, 'home-quick'), requestTimeoutMs: '1500' },
+        {},
+      ),
+      pino({ level: 'silent' }),
+    );
+    try {
+      const long = await pdfOf(
+        Array.from({ length: 40 }, (_, i) => [`TIMED PAGE ${i + 1}`, 'MORE TEXT HERE']),
+      );
+      const res = await fetch(`${quick.url}/v1/ocr`, {
+        method: 'POST',
+        body: long,
+        headers: { 'content-type': 'application/pdf' },
+      });
+      assert.equal(res.status, 503);
+      assert.equal(await codeOf(res), 'TIMEOUT');
+      const version = quick.registry.active()!;
+      // The page being read finishes; no further one is started.
+      await until(() => version.inflight === 0, 'the timed-out document released its lease', 10_000);
+    } finally {
+      await quick.close();
+    }
   });
 });
 
