@@ -125,7 +125,7 @@ describe('PDFs in', () => {
     assert.equal(((await plain.json()) as { pages: { image?: string }[] }).pages[0]!.image, undefined);
   });
 
-  test('a PDF sent as a multipart file is read as one', async () => {
+  test('a PDF is read sent as a multipart file, and on the route that names its model', async () => {
     const form = new FormData();
     form.append('file', new Blob([twoPages], { type: 'application/pdf' }), 'doc.pdf');
     const res = await fetch(`${server.url}/v1/ocr?pages=1`, { method: 'POST', body: form });
@@ -136,6 +136,14 @@ describe('PDFs in', () => {
       [1],
     );
     assert.match(textOf(body.pages[0]!), /FIRSTPAGE1234/);
+    // The route that names its model takes documents alike.
+    const named = await fetch(`${server.url}/v1/models/ppocr/ocr?pages=2`, {
+      method: 'POST',
+      body: twoPages,
+      headers: { 'content-type': 'application/pdf' },
+    });
+    assert.equal(named.status, 200);
+    assert.match(textOf(((await named.json()) as DocumentBody).pages[0]!), /SECONDPAGE5678/);
   });
 
   test('with Accept: application/pdf the answer is the PDF with a text layer pdftotext reads', async () => {
