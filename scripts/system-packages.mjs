@@ -29,6 +29,10 @@ export const NEEDS = {
     what: "a PKCS#11 token (SoftHSM, OpenSC's pkcs11-tool) and a compiler for the PKCS#11 binding",
     packages: ['softhsm2', 'opensc', 'g++', 'make', 'python3'],
   },
+  documents: {
+    what: "poppler's pdftotext and pdfinfo, to read back searchable PDFs; qpdf, to encrypt a PDF",
+    packages: ['poppler-utils', 'qpdf'],
+  },
   browser: { what: 'Chromium, driven by playwright-core for the dashboard', packages: ['chromium'] },
   registry: {
     what: 'CNCF Distribution, the OCI registry the fleet tests push to',

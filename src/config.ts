@@ -367,6 +367,27 @@ export const SERVE_SETTINGS = {
     fallback: '30000',
     parse: integer(100, 3_600_000),
   }),
+  maxPages: value({
+    flag: '--max-pages <n>',
+    env: 'HOTOCR_MAX_PAGES',
+    help: 'most pages of a document (PDF, multi-page TIFF) read per request; more is refused with 413 DOCUMENT_TOO_LARGE before any is rendered',
+    fallback: '50',
+    parse: integer(1, 10_000),
+  }),
+  maxPagePixels: value({
+    flag: '--max-page-pixels <n>',
+    env: 'HOTOCR_MAX_PAGE_PIXELS',
+    help: 'most pixels of one rendered document page; a larger page is refused with 413 PAGE_TOO_LARGE before rendering',
+    fallback: '36000000',
+    parse: integer(10_000, 400_000_000),
+  }),
+  documentDpi: value({
+    flag: '--document-dpi <dpi>',
+    env: 'HOTOCR_DOCUMENT_DPI',
+    help: 'resolution PDF pages are rendered at when a request does not say (?dpi=)',
+    fallback: '150',
+    parse: integer(36, 600),
+  }),
   headersTimeoutMs: value({
     flag: '--headers-timeout-ms <ms>',
     env: 'HOTOCR_HEADERS_TIMEOUT_MS',

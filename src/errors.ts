@@ -57,6 +57,13 @@ export const ERROR_CODES = [
   'IMAGE_TOO_LARGE',
   'IMAGE_TOO_SMALL',
   'INFERENCE_FAILED',
+  // Documents: PDFs and multi-page TIFFs.
+  'DOCUMENT_INVALID',
+  'DOCUMENT_ENCRYPTED',
+  'DOCUMENT_TOO_LARGE',
+  'PAGE_TOO_LARGE',
+  'PAGE_RENDER_FAILED',
+  'PAGES_INVALID',
   // Requests.
   'BODY_MISSING',
   'BODY_TOO_LARGE',
@@ -191,6 +198,23 @@ export class TrustStoreError extends HotocrError {
 export class ImageError extends HotocrError {
   constructor(
     code: 'IMAGE_INVALID' | 'IMAGE_UNSUPPORTED' | 'IMAGE_TOO_LARGE' | 'IMAGE_TOO_SMALL',
+    message: string,
+    options: ErrorOptions = {},
+  ) {
+    super(code, message, options);
+  }
+}
+
+/** A document (PDF or multi-page TIFF) that cannot be read: not one, encrypted, over a limit, a page that fails. */
+export class DocumentError extends HotocrError {
+  constructor(
+    code:
+      | 'DOCUMENT_INVALID'
+      | 'DOCUMENT_ENCRYPTED'
+      | 'DOCUMENT_TOO_LARGE'
+      | 'PAGE_TOO_LARGE'
+      | 'PAGE_RENDER_FAILED'
+      | 'PAGES_INVALID',
     message: string,
     options: ErrorOptions = {},
   ) {

@@ -4,6 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { PDFDocument, StandardFonts } from 'pdf-lib';
 import pino from 'pino';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { type RunningServer, startServer } from '../src/app/index.js';
@@ -99,6 +100,34 @@ describe('the dashboard', () => {
     await page.locator('#lines li button').nth(1).click();
     assert.equal(await page.locator('#figure polygon.selected').getAttribute('data-line'), '1');
     await shot('try-it');
+  });
+
+  test('reads a PDF: each page as the server rendered it, with its boxes, and its lines under its number', async () => {
+    const doc = await PDFDocument.create();
+    const font = await doc.embedFont(StandardFonts.HelveticaBold);
+    for (const text of ['DASHBOARD PDF 11', 'SECOND SHEET 22'])
+      doc.addPage([612, 792]).drawText(text, { x: 60, y: 672, size: 40, font });
+    await page.setInputFiles('#file', {
+      name: 'doc.pdf',
+      mimeType: 'application/pdf',
+      buffer: Buffer.from(await doc.save()),
+    });
+    await page.locator('#figure figure').nth(1).waitFor({ timeout: 30_000 });
+    assert.deepEqual(await page.locator('#figure figcaption').allTextContents(), ['page 1', 'page 2']);
+    assert.deepEqual(await page.locator('#lines li.page-heading').allTextContents(), ['page 1', 'page 2']);
+    const texts = (await page.locator('#lines li button').allTextContents()).map((t) => t.replace(/ /g, ''));
+    assert.deepEqual(texts, ['DASHBOARDPDF11', 'SECONDSHEET22']);
+    // The page images are the server's rendering, loaded: boxes sit over pictures, not broken links.
+    assert.equal(await page.locator('#figure img').count(), 2);
+    assert.equal(await page.evaluate("document.querySelector('#figure img').naturalWidth"), 1275);
+    assert.equal(await page.locator('#figure svg polygon').count(), 2);
+    assert.match(
+      (await page.locator('#answer').textContent()) ?? '',
+      /2 lines on 2 of 2 pages, read by ppocr/,
+    );
+    await page.locator('#lines li button').nth(1).click();
+    assert.equal(await page.locator('#figure polygon.selected').getAttribute('data-line'), '1.0');
+    await shot('try-it-pdf');
   });
 
   test('admin buttons wait for a token, refuse a wrong one, and act with the right one', async () => {

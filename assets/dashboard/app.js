@@ -490,7 +490,7 @@ function renderChartsOf(card, name) {
 }
 const PALETTE = ['#1f6feb', '#c2410c', '#15803d', '#7e22ce', '#b91c1c'];
 
-// Try it: send an image, draw the boxes over it, list the lines.
+// Try it: send an image or a document, draw the boxes over each page, list the lines.
 async function tryImage(file) {
   const answer = $('answer');
   answer.textContent = `Reading ${file.name}…`;
@@ -498,47 +498,67 @@ async function tryImage(file) {
   form.append('image', file, file.name);
   const model = $('try-model').value;
   const path = model ? `/v1/models/${encodeURIComponent(model)}/ocr` : '/v1/ocr';
-  const res = await fetch(path, { method: 'POST', body: form });
+  // A document's pages come back as the server rendered them: the browser draws neither PDF nor TIFF.
+  const res = await fetch(`${path}?pageImages=true`, { method: 'POST', body: form });
   const body = await res.json().catch(() => ({}));
   if (!res.ok) {
     answer.textContent = `Refused: ${body.error?.code ?? res.status}: ${body.error?.message ?? ''}`;
     $('result').hidden = true;
     return;
   }
-  const url = URL.createObjectURL(file);
-  const img = h('img', { src: url, alt: file.name });
-  await new Promise((resolve) => {
-    img.onload = resolve;
-    img.onerror = resolve;
-  });
-  const svgNs = 'http://www.w3.org/2000/svg';
-  const svg = document.createElementNS(svgNs, 'svg');
-  svg.setAttribute('viewBox', `0 0 ${img.naturalWidth} ${img.naturalHeight}`);
-  svg.setAttribute('preserveAspectRatio', 'none');
-  const select = (i) => {
+  const pages = body.pages
+    ? body.pages.map((p) => ({ ...p, src: p.image, label: `page ${p.page}` }))
+    : [{ src: URL.createObjectURL(file), lines: body.lines, label: '' }];
+  const select = (key) => {
     for (const el of document.querySelectorAll('[data-line]'))
-      el.classList.toggle('selected', el.dataset.line === String(i));
+      el.classList.toggle('selected', el.dataset.line === key);
   };
-  body.lines.forEach((line, i) => {
-    const poly = document.createElementNS(svgNs, 'polygon');
-    poly.setAttribute('points', line.box.map(([x, y]) => `${x},${y}`).join(' '));
-    poly.dataset.line = String(i);
-    poly.addEventListener('click', () => select(i));
-    svg.append(poly);
-  });
-  $('figure').replaceChildren(h('div', { class: 'overlay' }, img, svg));
-  $('lines').replaceChildren(
-    ...body.lines.map((line, i) =>
-      h(
-        'li',
-        { 'data-line': i },
-        h('button', { type: 'button', onclick: () => select(i) }, line.text || '(empty)'),
-        h('span', { class: 'muted' }, ` ${(line.score * 100).toFixed(1)}%`),
+  const figures = [];
+  const items = [];
+  for (const [n, page] of pages.entries()) {
+    const img = h('img', { src: page.src, alt: page.label ? `${file.name}, ${page.label}` : file.name });
+    await new Promise((resolve) => {
+      img.onload = resolve;
+      img.onerror = resolve;
+    });
+    const svgNs = 'http://www.w3.org/2000/svg';
+    const svg = document.createElementNS(svgNs, 'svg');
+    svg.setAttribute('viewBox', `0 0 ${page.width ?? img.naturalWidth} ${page.height ?? img.naturalHeight}`);
+    svg.setAttribute('preserveAspectRatio', 'none');
+    // Lines are keyed by their index, and by page too in a document.
+    const keyOf = (i) => (body.pages ? `${n}.${i}` : String(i));
+    page.lines.forEach((line, i) => {
+      const key = keyOf(i);
+      const poly = document.createElementNS(svgNs, 'polygon');
+      poly.setAttribute('points', line.box.map(([x, y]) => `${x},${y}`).join(' '));
+      poly.dataset.line = key;
+      poly.addEventListener('click', () => select(key));
+      svg.append(poly);
+    });
+    figures.push(
+      page.label
+        ? h('figure', {}, h('figcaption', {}, page.label), h('div', { class: 'overlay' }, img, svg))
+        : h('div', { class: 'overlay' }, img, svg),
+    );
+    if (page.label) items.push(h('li', { class: 'page-heading' }, h('strong', {}, page.label)));
+    items.push(
+      ...page.lines.map((line, i) =>
+        h(
+          'li',
+          // Numbered within the page: the page headings are items of the list too.
+          { 'data-line': keyOf(i), value: i + 1 },
+          h('button', { type: 'button', onclick: () => select(keyOf(i)) }, line.text || '(empty)'),
+          h('span', { class: 'muted' }, ` ${(line.score * 100).toFixed(1)}%`),
+        ),
       ),
-    ),
-  );
+    );
+  }
+  $('figure').replaceChildren(...figures);
+  $('lines').replaceChildren(...items);
   const t = body.timings;
-  answer.textContent = `${body.lines.length} lines, read by ${body.model.name} ${body.model.version} in ${t.total} ms (queue ${t.queue}, decode ${t.decode}, detection ${t.det}, recognition ${t.rec}).`;
+  const count = pages.reduce((n, p) => n + p.lines.length, 0);
+  const what = body.pages ? `${count} lines on ${pages.length} of ${body.pageCount} pages` : `${count} lines`;
+  answer.textContent = `${what}, read by ${body.model.name} ${body.model.version} in ${t.total} ms (queue ${t.queue}, decode ${t.decode}${t.render !== undefined ? `, rendering ${t.render}` : ''}, detection ${t.det}, recognition ${t.rec}).`;
   $('result').hidden = false;
 }
 

@@ -241,6 +241,7 @@ export async function startServer(
       maxInflight: config.maxInflight,
       maxQueue: config.maxQueue,
       requestTimeoutMs: config.requestTimeoutMs,
+      documents: { maxPages: config.maxPages, maxPagePixels: config.maxPagePixels, dpi: config.documentDpi },
       headersTimeoutMs: config.headersTimeoutMs,
       allowPinning: config.allowPinning,
       ...(config.defaultModel ? { defaultModel: config.defaultModel } : {}),

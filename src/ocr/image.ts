@@ -13,6 +13,8 @@ export interface DecodeLimits {
   readonly maxPixels?: number;
   /** Smallest accepted width and height (default 8). */
   readonly minSide?: number;
+  /** The page of a multi-page TIFF to decode, from 0 (default the first). */
+  readonly page?: number;
 }
 
 const FORMATS = new Set(['png', 'jpeg', 'webp', 'tiff']);
@@ -27,10 +29,11 @@ export const DEFAULT_MAX_PIXELS = 36_000_000;
 export async function decodeImage(bytes: Uint8Array, limits: DecodeLimits = {}): Promise<RgbImage> {
   const maxPixels = limits.maxPixels ?? DEFAULT_MAX_PIXELS;
   const minSide = limits.minSide ?? 8;
+  const page = limits.page ?? 0;
   if (bytes.length === 0) throw new ImageError('IMAGE_INVALID', 'The image is empty (0 bytes).');
   let meta: Metadata;
   try {
-    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+    meta = await sharp(bytes, { limitInputPixels: false, page }).metadata();
   } catch (cause) {
     throw new ImageError(
       'IMAGE_INVALID',
@@ -68,7 +71,7 @@ export async function decodeImage(bytes: Uint8Array, limits: DecodeLimits = {}):
     );
   }
   try {
-    const image = sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error' })
+    const image = sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error', page })
       .rotate()
       .toColourspace('srgb');
     if (meta.hasAlpha) {

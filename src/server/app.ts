@@ -16,7 +16,7 @@ import { eventStream, type StreamEvent } from './events-stream.js';
 import { type FleetOptions, fleetRoutes } from './fleet.js';
 import { Metrics } from './metrics.js';
 import { describeModels, modelRoutes, PACKAGE_TYPES } from './model-routes.js';
-import { IMAGE_TYPES, ocrRoutes } from './ocr-routes.js';
+import { type DocumentLimits, OCR_BODY_TYPES, ocrRoutes } from './ocr-routes.js';
 import { probeRoutes } from './probe-routes.js';
 import { profilingRoutes } from './profiling-routes.js';
 import type { TrustControl } from './trust.js';
@@ -36,6 +36,8 @@ export interface AppOptions {
   readonly maxQueue?: number;
   /** From arrival to answer, waiting included (default 30 s). */
   readonly requestTimeoutMs?: number;
+  /** Documents: pages per request (default 50), pixels per rendered page, rendering resolution. */
+  readonly documents?: DocumentLimits;
   /**
    * Longest a client may take to send its request headers before the connection is closed
    * (default 15 s): slow-header clients (slowloris) cannot hold connections open for long.
@@ -172,6 +174,11 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
     stats,
     bodyLimit: common.bodyLimit,
     requestTimeoutMs: options.requestTimeoutMs ?? defaults.requestTimeoutMs,
+    documents: {
+      maxPages: options.documents?.maxPages ?? defaults.maxPages,
+      maxPagePixels: options.documents?.maxPagePixels ?? defaults.maxPagePixels,
+      dpi: options.documents?.dpi ?? defaults.documentDpi,
+    },
   });
   await app.register(fleetRoutes, { registry, ...options.fleet });
   await app.register(modelRoutes, {
@@ -242,8 +249,8 @@ function withBinaryBodies(doc: OpenApi): OpenApi {
     },
   };
   const bodies: Record<string, string[]> = {
-    '/v1/ocr': IMAGE_TYPES,
-    '/v1/models/{name}/ocr': IMAGE_TYPES,
+    '/v1/ocr': OCR_BODY_TYPES,
+    '/v1/models/{name}/ocr': OCR_BODY_TYPES,
     '/v1/models': PACKAGE_TYPES,
   };
   for (const [path, types] of Object.entries(bodies)) {

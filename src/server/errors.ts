@@ -20,6 +20,12 @@ export const STATUS: Record<ErrorCode, number> = {
   IMAGE_UNSUPPORTED: 415,
   IMAGE_TOO_LARGE: 413,
   INFERENCE_FAILED: 500,
+  DOCUMENT_INVALID: 400,
+  DOCUMENT_ENCRYPTED: 422,
+  DOCUMENT_TOO_LARGE: 413,
+  PAGE_TOO_LARGE: 413,
+  PAGE_RENDER_FAILED: 422,
+  PAGES_INVALID: 400,
   BODY_MISSING: 400,
   BODY_TOO_LARGE: 413,
   // The client went away; nobody reads this answer (nginx's code for it).
@@ -90,7 +96,7 @@ const FASTIFY: Record<string, { code: ErrorCode; message: string }> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: {
     code: 'UNSUPPORTED_MEDIA_TYPE',
     message:
-      'This Content-Type is not accepted here: images go to POST /v1/ocr as image/png, image/jpeg, image/webp, image/tiff or multipart; packages to POST /v1/models as application/zip or multipart; other bodies are JSON.',
+      'This Content-Type is not accepted here: images and PDFs go to POST /v1/ocr as image/png, image/jpeg, image/webp, image/tiff, application/pdf or multipart; packages to POST /v1/models as application/zip or multipart; other bodies are JSON.',
   },
   FST_INVALID_MULTIPART_CONTENT_TYPE: {
     code: 'UNSUPPORTED_MEDIA_TYPE',

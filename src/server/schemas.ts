@@ -126,28 +126,75 @@ export const modelsSchema = {
   },
 } as const;
 
+const ocrLines = {
+  type: 'array',
+  description: 'In reading order',
+  items: {
+    type: 'object',
+    required: ['text', 'score', 'box'],
+    properties: {
+      text: { type: 'string' },
+      score: { type: 'number' },
+      box: {
+        type: 'array',
+        description: 'Four corners [x, y], clockwise from the top left, in image pixels',
+        items: { type: 'array', items: { type: 'number' } },
+      },
+    },
+  },
+} as const;
+
+const timingProperties = {
+  queue: { type: 'number' },
+  decode: { type: 'number' },
+  render: { type: 'number' },
+  det: { type: 'number' },
+  cls: { type: 'number' },
+  rec: { type: 'number' },
+  inference: { type: 'number' },
+  total: { type: 'number' },
+} as const;
+
+/** The answer for a document (PDF or multi-page TIFF): the lines of each page read, in page order. */
+export const documentResultSchema = {
+  type: 'object',
+  required: ['model', 'pages', 'timings'],
+  properties: {
+    model: modelRef,
+    pageCount: { type: 'integer', description: 'Pages in the document (all of them, read or not)' },
+    dpi: {
+      type: 'number',
+      description: 'Resolution the PDF pages were rendered at (an image its own, else 72)',
+    },
+    pages: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['page', 'width', 'height', 'lines'],
+        properties: {
+          page: { type: 'integer', description: 'From 1' },
+          width: { type: 'integer', description: 'Of the rendered page, in pixels: the boxes are in these' },
+          height: { type: 'integer' },
+          lines: ocrLines,
+          image: { type: 'string', description: 'With ?pageImages=true: the page as read, a JPEG data: URL' },
+          timings: { type: 'object', description: 'Milliseconds', properties: timingProperties },
+        },
+      },
+    },
+    timings: {
+      type: 'object',
+      description: 'Milliseconds, all pages together; decode is opening and checking the document',
+      properties: timingProperties,
+    },
+  },
+} as const;
+
 export const ocrResultSchema = {
   type: 'object',
   required: ['model', 'lines', 'timings'],
   properties: {
     model: modelRef,
-    lines: {
-      type: 'array',
-      description: 'In reading order',
-      items: {
-        type: 'object',
-        required: ['text', 'score', 'box'],
-        properties: {
-          text: { type: 'string' },
-          score: { type: 'number' },
-          box: {
-            type: 'array',
-            description: 'Four corners [x, y], clockwise from the top left, in image pixels',
-            items: { type: 'array', items: { type: 'number' } },
-          },
-        },
-      },
-    },
+    lines: ocrLines,
     timings: {
       type: 'object',
       description: 'Milliseconds',

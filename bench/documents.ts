@@ -1,0 +1,183 @@
+/**
+ * What reading a document costs against reading its pages as single images: one server
+ * (`hotocr serve`, its own process), a 20-page PDF of printed text (pdf-lib, Helvetica) read
+ * as one request, and the same pages rendered once at the same resolution and sent as PNGs,
+ * one request after another and two at a time; and a 2-page document, to see whether memory
+ * grows with the page count. Each way on a fresh server, warmed up first (an image and a page
+ * of a PDF read); per way, pages per second and the growth of the server's resident set from
+ * the warmed-up idle server to its peak while reading (sampled every 20 ms), medians over
+ * --rounds. Also PDFium's rendering time alone, per page, in the bench's own process.
+ *
+ *   npm run build && node dist/bench/documents.js [--rounds 3] [--pages 20] [--dpi 150]
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PDFDocument, StandardFonts } from 'pdf-lib';
+import sharp from 'sharp';
+import { openDocument } from '../src/documents/index.js';
+import { benchOptions } from './lib/options.js';
+import { startServer } from './lib/server.js';
+import { machine, median } from './lib/stats.js';
+
+const { rounds, pages, dpi } = benchOptions(
+  'node dist/bench/documents.js',
+  'Pages per second and peak memory: a PDF read as one document against its pages sent as single images.',
+  {
+    rounds: { type: 'number', default: 3, min: 1, help: 'rounds, each way once per round' },
+    pages: { type: 'number', default: 20, min: 2, help: 'pages of the document' },
+    dpi: { type: 'number', default: 150, min: 36, help: 'resolution the pages are rendered at' },
+  },
+);
+
+const LINES = [
+  'Invoice number 2026-0042 is due on Friday',
+  'The quick brown fox jumps over the lazy dog',
+  'Please keep this receipt for your records',
+  'Total amount: 1,249.99 USD',
+  'Meeting moved to Room 301 at 3 PM',
+  'Order shipped on 25 November 2026',
+  'Serial No. A7X-99812-B',
+  'Tel: +86 10 6253 1234',
+];
+
+/** A PDF of Letter pages, each with a heading and ten lines of 14 pt text, as a letter has. */
+async function documentOf(count: number): Promise<Buffer> {
+  const doc = await PDFDocument.create();
+  const font = await doc.embedFont(StandardFonts.Helvetica);
+  for (let p = 0; p < count; p++) {
+    const page = doc.addPage([612, 792]);
+    page.drawText(`Page ${p + 1} of ${count}`, { x: 72, y: 720, size: 20, font });
+    for (let i = 0; i < 10; i++)
+      page.drawText(LINES[(p + i) % LINES.length]!, { x: 72, y: 670 - i * 28, size: 14, font });
+  }
+  return Buffer.from(await doc.save());
+}
+
+async function rss(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0) * 1024;
+}
+
+/** Runs `work` while sampling the process's resident set; its time and the peak seen. */
+async function measured(
+  pid: number,
+  work: () => Promise<void>,
+): Promise<{ ms: number; before: number; peak: number }> {
+  const before = await rss(pid);
+  let peak = before;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      peak = Math.max(peak, await rss(pid));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  const t = performance.now();
+  await work();
+  const ms = performance.now() - t;
+  sampling = false;
+  await sampler;
+  return { ms, before, peak: Math.max(peak, await rss(pid)) };
+}
+
+async function post(url: string, body: Buffer, type: string, query = ''): Promise<unknown> {
+  const res = await fetch(`${url}/v1/ocr${query}`, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': type },
+  });
+  if (res.status !== 200) throw new Error(`${res.status}: ${await res.text()}`);
+  return res.json();
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'hotocr-bench-documents-'));
+try {
+  const pdf = await documentOf(pages);
+  // The same pixels the server reads: rendered once here, at the same resolution.
+  const opened = await openDocument(pdf, { dpi, maxPages: pages });
+  const pngs: Buffer[] = [];
+  const renders: number[] = [];
+  for (const page of opened.pages) {
+    const t = performance.now();
+    const image = await opened.render(page);
+    renders.push(performance.now() - t);
+    pngs.push(
+      await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
+        .png({ compressionLevel: 1 })
+        .toBuffer(),
+    );
+  }
+  opened.close();
+  const tokenFile = join(dir, 'token');
+  await writeFile(tokenFile, 'bench-admin-token-0123456789abcdef\n');
+  const short = await documentOf(2);
+  const ways: Record<string, { pages: number; run: (url: string) => Promise<void> }> = {
+    [`document (${pages} pages, one request)`]: {
+      pages,
+      run: async (url) => {
+        const body = (await post(url, pdf, 'application/pdf', `?dpi=${dpi}`)) as { pages: unknown[] };
+        if (body.pages.length !== pages) throw new Error(`read ${body.pages.length} pages`);
+      },
+    },
+    'single images, one at a time': {
+      pages,
+      run: async (url) => {
+        for (const png of pngs) await post(url, png, 'image/png');
+      },
+    },
+    'single images, two at a time': {
+      pages,
+      run: async (url) => {
+        let next = 0;
+        const lane = async () => {
+          while (next < pngs.length) await post(url, pngs[next++]!, 'image/png');
+        };
+        await Promise.all([lane(), lane()]);
+      },
+    },
+    'document (2 pages, one request)': {
+      pages: 2,
+      run: async (url) => {
+        await post(url, short, 'application/pdf', `?dpi=${dpi}`);
+      },
+    },
+  };
+  const results = new Map(
+    Object.keys(ways).map((k) => [k, [] as { ms: number; before: number; peak: number }[]]),
+  );
+  for (let r = 0; r < rounds; r++)
+    for (const [name, way] of Object.entries(ways)) {
+      const server = await startServer({
+        home: join(dir, `home-${r}-${Object.keys(ways).indexOf(name)}`),
+        tokenFile,
+        args: ['--request-timeout-ms', '600000', '--max-pages', String(pages)],
+      });
+      try {
+        // Warm: a fresh server's first pages, and PDFium's first load, are not the figure.
+        await post(server.url, pngs[0]!, 'image/png');
+        await post(server.url, short, 'application/pdf', '?pages=1');
+        results.get(name)!.push(await measured(server.child.pid!, () => way.run(server.url)));
+      } finally {
+        await server.stop();
+      }
+    }
+  const mib = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
+  console.log(`bench/documents: ${pages} Letter pages at ${dpi} dpi, ${rounds} rounds; ${await machine()}`);
+  console.log('| way | pages/s | peak resident set | grown from idle to peak |');
+  console.log('| --- | ---: | ---: | ---: |');
+  const rate = (name: string) => ways[name]!.pages / (median(results.get(name)!.map((m) => m.ms)) / 1000);
+  for (const [name, runs] of results)
+    console.log(
+      `| ${name} | ${rate(name).toFixed(2)} | ${mib(median(runs.map((m) => m.peak)))} | ${mib(median(runs.map((m) => m.peak - m.before)))} |`,
+    );
+  console.log(
+    `PDFium rendering alone, in this process: ${median(renders).toFixed(1)} ms a page (median of ${renders.length})`,
+  );
+  const [doc, one, two] = Object.keys(ways) as [string, string, string];
+  console.log(
+    `document / one at a time: ${(rate(doc) / rate(one)).toFixed(2)}x; document / two at a time: ${(rate(doc) / rate(two)).toFixed(2)}x`,
+  );
+} finally {
+  await rm(dir, { recursive: true, force: true });
+}
