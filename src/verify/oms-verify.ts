@@ -14,7 +14,14 @@ import {
 } from '../package/index.js';
 import { MAX_BUNDLE_BYTES, OMS_SIGNATURE_FILE, parseOmsBundle } from './oms-bundle.js';
 import { type KeylessPolicy, verifyKeyless } from './oms-keyless.js';
-import { coverArchive, coverDirectory, coverFile, ignoreRule, type OmsCoverage } from './oms-model.js';
+import {
+  coverArchive,
+  coverDirectory,
+  coverFile,
+  ignoreRule,
+  type OmsCoverage,
+  refuseFolders,
+} from './oms-model.js';
 import { type OmsSigner, verifyCertificateSigned, verifyKeySigned } from './oms-signer.js';
 import { normalizeModelPath, type OmsStatement, parseOmsStatement } from './oms-statement.js';
 import { loadSigstoreTrustedRoot, type SigstoreTrustedRoot } from './oms-trusted-root.js';
@@ -126,6 +133,7 @@ async function verifyForm(path: string, form: OmsForm, options: OmsVerifyOptions
       const operator = operatorPaths(options.ignorePaths ?? [], undefined);
       const bundle = await archive.readSmall(OMS_SIGNATURE_FILE);
       const { signer, statement } = await trustStage(bundle, options);
+      refuseFolders(statement);
       const ignore = ignoreRule({ gitPaths: false, operator, signed: statement.ignorePaths });
       const coverage = await coverArchive(archive, statement, ignore, options);
       const covered = coverage.files.some((f) => f.name === MANIFEST_FILE);
