@@ -283,6 +283,12 @@ export const SERVE_SETTINGS = {
     fallback: '0',
     parse: integer(0, 16),
   }),
+  maxModels: value({
+    flag: '--max-models <n>',
+    env: 'HOTOCR_MAX_MODELS',
+    help: 'model names served at once; a package of one more is refused with MODEL_LIMIT (retiring a model frees its place); unset: no limit',
+    parse: integer(1, 10_000),
+  }),
   loadNice: value({
     flag: '--load-nice <n>',
     env: 'HOTOCR_LOAD_NICE',
@@ -404,11 +410,10 @@ export const SERVE_SETTINGS = {
     env: 'HOTOCR_LOADERS',
     help: 'a loader plugin (ES module path or package name), asked before the built-in loaders; repeat for more',
   }),
-  registry: value({
-    flag: '--registry <reference>',
+  registry: list({
+    flag: '--registry <[name=]reference>',
     env: 'HOTOCR_REGISTRY',
-    help: 'follow an OCI repository (REGISTRY/REPOSITORY for its highest semver tag, or REGISTRY/REPOSITORY:TAG for one tag); what it pulls is verified like a dropped file',
-    parse: text,
+    help: "follow an OCI repository for one model (REGISTRY/REPOSITORY for its highest semver tag, or REGISTRY/REPOSITORY:TAG for one tag), named NAME= or by the repository's last path segment; a package of another name is refused; repeat for more models",
   }),
   registryPollMs: value({
     flag: '--registry-poll-ms <ms>',
@@ -494,7 +499,13 @@ export function readServeConfig(flags: ServeFlags, env: Env = process.env): Serv
   ) as ServeConfig;
   if (config.model.length > 0 && !config.trust)
     invalid('--model needs --trust (HOTOCR_TRUST): the keys or roots that may sign it.');
-  if (config.trust && config.model.length === 0 && !config.models && !config.adminToken && !config.registry)
+  if (
+    config.trust &&
+    config.model.length === 0 &&
+    !config.models &&
+    !config.adminToken &&
+    config.registry.length === 0
+  )
     invalid(
       '--trust without --model needs a way to receive packages: --models DIR (a watched folder), --registry REGISTRY/REPOSITORY, or --admin-token-file (uploads).',
     );

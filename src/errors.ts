@@ -48,6 +48,8 @@ export const ERROR_CODES = [
   // Taking a package in, after it verified.
   'LOAD_FAILED',
   'VERSION_EXISTS',
+  'MODEL_NAME_MISMATCH',
+  'MODEL_LIMIT',
   'REGISTRY_CLOSED',
   'STORAGE_FULL',
   // Images and OCR.

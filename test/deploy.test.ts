@@ -45,7 +45,7 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
 /** The metric names the server exports, as src/server/metrics.ts declares them. */
 async function exportedMetrics(): Promise<Set<string>> {
   const source = await readFile(join(ROOT, 'src', 'server', 'metrics.ts'), 'utf8');
-  return new Set([...source.matchAll(/name: '(hotocr_\w+)'/g)].map((m) => m[1]!));
+  return new Set([...source.matchAll(/'(hotocr_\w+)'/g)].map((m) => m[1]!));
 }
 
 async function render(dir: string): Promise<K8sObject[]> {

@@ -100,14 +100,25 @@ describe('packages in an OCI registry', () => {
     const view = (await (await fetch(`${fleet.replicas[0]!.url}/v1/fleet`)).json()) as {
       agree: boolean;
       replicas: { reachable: boolean }[];
-      models: Record<string, { version: string; replicas: number }[]>;
+      models: Record<
+        string,
+        {
+          agree: boolean;
+          newest: string;
+          variants: { version: string; replicas: number }[];
+          lagging: unknown[];
+        }
+      >;
     };
     assert.equal(view.replicas.length, 3);
     assert.equal(view.agree, true);
     assert.deepEqual(
-      view.models.ppocr?.map((m) => [m.version, m.replicas]),
+      view.models.ppocr?.variants.map((m) => [m.version, m.replicas]),
       [['4.1.0', 3]],
     );
+    assert.equal(view.models.ppocr?.agree, true);
+    assert.equal(view.models.ppocr?.newest, '4.1.0');
+    assert.deepEqual(view.models.ppocr?.lagging, []);
   });
 
   test("an idle fleet whose registry notifies every pull asks it for no manifest: a replica's look is not news", async () => {

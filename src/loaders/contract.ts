@@ -76,6 +76,12 @@ export interface LoadedModel {
    * 503 while the active version's model gives a reason, so that traffic goes elsewhere.
    */
   fault?(): string | undefined;
+  /**
+   * Optional: how many of the model's graph sessions another loaded model opened and this one
+   * shares (the same graph bytes, runtime and options), so their memory is counted once, with
+   * that model. 0 or absent: every session is its own.
+   */
+  sharedSessions?(): number;
   /** Frees everything the model holds. Called once, after the last read has finished. */
   release(): Promise<void>;
 }

@@ -189,6 +189,18 @@ function contained(name: string, model: LoadedModel): LoadedModel {
           },
         }
       : {}),
+    ...(model.sharedSessions
+      ? {
+          sharedSessions() {
+            try {
+              const n = Number(model.sharedSessions!());
+              return Number.isInteger(n) && n > 0 ? n : 0;
+            } catch {
+              return 0;
+            }
+          },
+        }
+      : {}),
     ...(model.fault
       ? {
           fault() {
@@ -363,6 +375,7 @@ export class Loaders {
         await model.ready?.();
       },
       fault: () => model.fault?.(),
+      sharedSessions: () => model.sharedSessions?.() ?? 0,
       release: () => model.release(),
     };
     return served;

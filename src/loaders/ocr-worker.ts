@@ -154,6 +154,8 @@ async function handle(
       // Known before anything opens: a load that fails is released by its engine like any other.
       loaded.set(msg.engine, version);
       const saved: Partial<Record<GraphRole, Uint8Array>> = {};
+      /** Sessions taken as another version on this thread opened them. */
+      let sharedHere = 0;
       /** Keeps a session for this version: shared under its key when it has one. */
       const hold = (role: GraphRole, s: OrtGraphSession) => {
         const key = msg.keys?.[role];
@@ -169,6 +171,7 @@ async function handle(
         const held = key === undefined ? undefined : shared.get(key);
         if (held) {
           held.refs++;
+          sharedHere++;
           version.keys.push(key!);
           return held.session;
         }
@@ -257,7 +260,7 @@ async function handle(
       );
       // Optimized graphs are in shared memory: the main thread sees them without a copy.
       return {
-        result: { optimized: saved, unsaved },
+        result: { optimized: saved, unsaved, shared: sharedHere },
         timings,
         transfer: Object.values(unsaved).map((b) => b.buffer as ArrayBuffer),
       };

@@ -331,6 +331,12 @@ class InferenceThread {
  * and its recognition batches are spread over all of them, so the main thread stays free
  * and one page uses both cores of a small machine.
  */
+/** How many sessions a thread's load reply says it shared (0 when it does not say). */
+function sharedIn(result: unknown): number {
+  const n = (result as { shared?: unknown } | undefined)?.shared;
+  return typeof n === 'number' && Number.isInteger(n) && n > 0 ? n : 0;
+}
+
 export class OcrWorkerPool {
   readonly #threads: InferenceThread[];
   /** Where released threads go: kept for this runtime's next pool, or nowhere (stopped). */
@@ -346,6 +352,8 @@ export class OcrWorkerPool {
    */
   #recipe: Recipe | undefined;
   #released: Promise<void> | undefined;
+  /** Sessions opened by another version and shared by this one (all of them, or none). */
+  #shared = 0;
 
   private constructor(
     threads: InferenceThread[],
@@ -497,6 +505,7 @@ export class OcrWorkerPool {
         throw error;
       }
       sessionsShared += keySet.size;
+      pool.#shared = keySet.size;
       if (donor.#recipe) pool.#recipe = { ...donor.#recipe, keys, dictionary, params };
       live.add(pool);
       return pool;
@@ -545,6 +554,8 @@ export class OcrWorkerPool {
         own.transfer,
       );
     };
+    /** Per thread, the sessions it took as another version there had opened them. */
+    const sharedOn: number[] = [];
     /** The verified bytes of the graphs not (yet) optimized. */
     const verified = () =>
       present.flatMap((r) => (optimized[r] === undefined && graphs[r] ? [graphs[r]] : []));
@@ -565,6 +576,7 @@ export class OcrWorkerPool {
           optimized?: Partial<Record<GraphRole, Uint8Array>>;
           unsaved?: Partial<Record<GraphRole, Uint8Array>>;
         };
+        sharedOn.push(sharedIn(reply.result));
         for (const role of unseen) {
           const bytes = saved[role];
           if (bytes) {
@@ -577,7 +589,7 @@ export class OcrWorkerPool {
         }
       }
       // Copies are made before the originals move: the last thread is sent its share last.
-      const rest: Promise<unknown>[] = [];
+      const rest: Promise<{ result?: unknown }>[] = [];
       for (; next < threads.length; next++)
         rest.push(
           load(
@@ -586,11 +598,13 @@ export class OcrWorkerPool {
             next === threads.length - 1 ? new Set(verified().filter((b) => ours.has(b))) : new Set(),
           ),
         );
-      await Promise.all(rest);
+      for (const reply of await Promise.all(rest)) sharedOn.push(sharedIn(reply.result));
     } catch (error) {
       await pool.release();
       throw error;
     }
+    // A session is this version's own unless every thread took it from another version there.
+    pool.#shared = Math.min(...sharedOn);
     opened.add(runtime);
     if (keySet) {
       if (present.every((r) => optimized[r] !== undefined))
@@ -622,6 +636,11 @@ export class OcrWorkerPool {
    * Why this version can read nothing any more: every thread it reads on has stopped, and
    * none is being replaced. Undefined while it can read.
    */
+  /** Graph sessions this version shares with the version that opened them (see ServedModel). */
+  sharedSessions(): number {
+    return this.#shared;
+  }
+
   fault(): string | undefined {
     if (this.#threads.some((t) => t.alive || replacing.has(t))) return undefined;
     return `Every inference thread of this version has stopped (${this.#threads[0]!.death?.message}); load a version again or roll back.`;

@@ -38,12 +38,13 @@ const recSchema = z.strictObject({
   useSpaceChar: z.boolean().optional(),
 });
 
+/** A model name: what `config.json` may call a model, and what a followed repository may stand for. */
+export const MODEL_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
 const manifestSchema = z
   .strictObject({
     format: z.literal(FORMAT),
-    name: z
-      .string()
-      .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'must be lowercase letters, digits, ".", "_" or "-", at most 64'),
+    name: z.string().regex(MODEL_NAME, 'must be lowercase letters, digits, ".", "_" or "-", at most 64'),
     version: z.string().refine((v) => semver.valid(v) === v, 'must be a semantic version such as 2.1.0'),
     task: z.enum(['ocr', 'rec']),
     description: z.string().max(1000).optional(),

@@ -48,6 +48,10 @@ export type RegistryEvent =
       loadMs: number;
       /** Reading the warm-up image. */
       warmupMs: number;
+      /** How much the process grew (resident set) from the start of the load to the end of the warm-up. */
+      memoryBytes: number;
+      /** Graph sessions shared with another loaded version (their memory counted with it). */
+      sharedSessions: number;
     }
   | {
       type: 'failed';

@@ -49,6 +49,8 @@ export interface RegistryOptions {
   readonly packagesDir: string;
   /** How many previously active versions stay loaded for an instant rollback (default 0). */
   readonly keepWarm?: number;
+  /** How many model names may be served at once; a package of one more is refused (default: no limit). */
+  readonly maxModels?: number;
 }
 
 export interface SubmitOptions {
@@ -66,6 +68,8 @@ export interface SubmitOptions {
    * hashed again, and the caller finds it gone. A watched folder's files are never moved.
    */
   readonly owned?: boolean;
+  /** The model name the package must carry (a repository followed for one model). */
+  readonly expectName?: string;
 }
 
 type Listener = (event: RegistryEvent) => void;
@@ -243,6 +247,26 @@ export class Registry {
     }
     const acceptedAt = options.acceptedAt ?? new Date();
     const { name, version } = pkg.manifest;
+    if (options.expectName !== undefined && name !== options.expectName) {
+      const error = new HotocrError(
+        'MODEL_NAME_MISMATCH',
+        `The package is model ${JSON.stringify(name)}, but it came from a repository followed for ${JSON.stringify(options.expectName)}; push it to its own model's repository.`,
+      );
+      this.#rejected(path, source, error, { sha256: pkg.sha256, name, version });
+      if (AUTOMATIC.has(source)) await this.#handled(pkg.sha256, 'refused', error.code);
+      throw error;
+    }
+    const limit = this.#options.maxModels;
+    const served = this.#modelNames();
+    if (limit !== undefined && !served.has(name) && served.size >= limit) {
+      // Not recorded as handled: once a model is retired, the same package may come again.
+      const error = new HotocrError(
+        'MODEL_LIMIT',
+        `The server serves ${served.size} models (${[...served].sort().join(', ')}), its limit (--max-models ${limit}); retire one (DELETE /v1/models/{name}) before adding ${JSON.stringify(name)}.`,
+      );
+      this.#rejected(path, source, error, { sha256: pkg.sha256, name, version });
+      throw error;
+    }
     this.#emit({
       type: 'verified',
       ts: now(),
@@ -305,6 +329,9 @@ export class Registry {
     this.#versions.get(name)!.set(version, v);
     this.#emit({ type: 'loading', ts: now(), name, version, sha256: pkg.sha256 });
     const started = performance.now();
+    // One load at a time: what the process grows by from here to the end of the warm-up is
+    // this version's (the sessions it opened, the arenas its first reads allocated).
+    const rssBefore = process.memoryUsage.rss();
     let model: ServedModel | undefined;
     let warmupStarted = started;
     try {
@@ -324,6 +351,10 @@ export class Registry {
       this.#emit({ type: 'failed', ts: now(), name, version, sha256: pkg.sha256, code, message });
       throw error instanceof HotocrError ? error : new HotocrError('LOAD_FAILED', message, { cause: error });
     }
+    v.memory = {
+      loadBytes: Math.max(0, process.memoryUsage.rss() - rssBefore),
+      sharedSessions: model.sharedSessions?.() ?? 0,
+    };
     v.loaded(model);
     this.#emit({
       type: 'ready',
@@ -334,6 +365,8 @@ export class Registry {
       loader: model.loader,
       loadMs: Math.round(warmupStarted - started),
       warmupMs: Math.round(performance.now() - warmupStarted),
+      memoryBytes: v.memory.loadBytes,
+      sharedSessions: v.memory.sharedSessions,
     });
     if (options.activate ?? true) await this.activate(name, version);
     return v;
@@ -822,6 +855,14 @@ export class Registry {
       for (const name of Object.keys(this.#state.active))
         splits[name] ??= { split: [], allowPinning: legacyPinning };
     this.#restoredRouting = { splits, dropped };
+  }
+
+  /** Names that hold a place under --max-models: with a version loading, loaded or active. */
+  #modelNames(): Set<string> {
+    const names = new Set(Object.keys(this.#state.active));
+    for (const [name, versions] of this.#versions)
+      for (const v of versions.values()) if (v.state !== 'released' && v.state !== 'failed') names.add(name);
+    return names;
   }
 
   /** Whether `name` is a model this server knows: loaded, active, or kept in the history. */

@@ -41,6 +41,12 @@ export class ModelVersion {
   /** The loader that made the model, and what it said of it; kept after release. */
   loader: ({ name: string } & ServedModel['metadata']) | undefined;
   failure: { code: ErrorCode; message: string } | undefined;
+  /**
+   * What loading it cost in memory: how much the process grew (resident set) from the start
+   * of its load to the end of its warm-up, and how many graph sessions it shares with another
+   * loaded version (whose growth counted them). Set once it is ready.
+   */
+  memory: { loadBytes: number; sharedSessions: number } | undefined;
 
   constructor(
     init: {

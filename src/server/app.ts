@@ -105,7 +105,9 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
   });
   const metrics = new Metrics(registry, admission, {
     ...(options.trust ? { trust: () => options.trust!.current().entries() } : {}),
-    ...(options.fleet?.source ? { registrySource: () => options.fleet!.source!.status } : {}),
+    ...(options.fleet?.sources?.length
+      ? { registrySources: () => options.fleet!.sources!.map((s) => s.status) }
+      : {}),
   });
   const stats = new TrafficStats();
   const { canary } = options;

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { resolve4 } from 'node:dns/promises';
 import type { FastifyInstance } from 'fastify';
+import semver from 'semver';
 import { messageOf } from '../errors.js';
 import { readLimited } from '../oci/index.js';
 import type { Registry } from '../registry/index.js';
@@ -10,12 +11,12 @@ import { errors } from './schemas.js';
 
 export interface FleetOptions {
   readonly registry: Registry;
-  /** The registry source, when the server follows one: notified by its webhook, shown in the fleet view. */
-  readonly source?: {
+  /** The registry sources, one per model followed: notified by the webhook, shown in the fleet view. */
+  readonly sources?: readonly {
     follows(repository: string): boolean;
     notified(): void;
     readonly status: RegistrySourceStatus;
-  };
+  }[];
   /** The shared secret the registry's notifications carry as a bearer token. */
   readonly webhookSecret?: string;
   /** Other replicas: base URLs, and/or `host:port` of a headless Service whose A records are the pods. */
@@ -29,7 +30,10 @@ export interface ReplicaSummary {
   readonly ready: boolean;
   /** The active version of each model, with the package's SHA-256. */
   readonly models: Record<string, { version: string; sha256: string }>;
+  /** The first registry source (as replicas of one followed repository reported it). */
   readonly registry?: RegistrySourceStatus;
+  /** Every registry source, one per model followed. */
+  readonly registries?: readonly RegistrySourceStatus[];
 }
 
 /** Marks a webhook call passed on by another replica, so it is not passed on again. */
@@ -68,18 +72,55 @@ function peerSummary(value: unknown): ReplicaSummary | undefined {
   for (const [name, m] of Object.entries(v.models))
     if (typeof m?.version === 'string' && typeof m.sha256 === 'string')
       models[name] = { version: m.version, sha256: m.sha256 };
-  return { id: v.id, ready: v.ready, models, ...(v.registry ? { registry: v.registry } : {}) };
+  return {
+    id: v.id,
+    ready: v.ready,
+    models,
+    ...(v.registry ? { registry: v.registry } : {}),
+    ...(Array.isArray(v.registries) ? { registries: v.registries } : {}),
+  };
 }
 
 function summary(id: string, options: FleetOptions): ReplicaSummary {
   const models: Record<string, { version: string; sha256: string }> = {};
   for (const v of options.registry.versions())
     if (v.state === 'active') models[v.name] = { version: v.version, sha256: v.sha256 };
+  const sources = options.sources ?? [];
   return {
     id,
     ready: Object.keys(models).length > 0,
     models,
-    ...(options.source ? { registry: options.source.status } : {}),
+    ...(sources[0] ? { registry: sources[0].status } : {}),
+    ...(sources.length > 0 ? { registries: sources.map((s) => s.status) } : {}),
+  };
+}
+
+/**
+ * How the reachable replicas stand on one model: the bytes each serves (`variants`), the
+ * newest version any serves, and the replicas that serve an older one or none (`lagging`).
+ */
+export function agreement(
+  name: string,
+  reachable: readonly (ReplicaSummary & { url: string | null; self: boolean })[],
+) {
+  const bySha = new Map<string, { version: string | null; replicas: number }>();
+  for (const r of reachable) {
+    const m = r.models[name];
+    const key = m ? m.sha256 : 'none';
+    const entry = bySha.get(key) ?? { version: m?.version ?? null, replicas: 0 };
+    entry.replicas++;
+    bySha.set(key, entry);
+  }
+  const versions = reachable.flatMap((r) => (r.models[name] ? [r.models[name].version] : []));
+  const newest = versions.filter((v) => semver.valid(v)).sort(semver.rcompare)[0] ?? null;
+  const lagging = reachable
+    .filter((r) => r.models[name]?.version !== newest)
+    .map((r) => ({ id: r.id, url: r.url, self: r.self, version: r.models[name]?.version ?? null }));
+  return {
+    agree: bySha.size === 1,
+    newest,
+    variants: [...bySha].map(([sha256, e]) => ({ sha256, ...e })),
+    lagging,
   };
 }
 
@@ -101,7 +142,8 @@ async function peerUrls(options: FleetOptions): Promise<string[]> {
 export async function fleetRoutes(app: FastifyInstance, options: FleetOptions): Promise<void> {
   // Tells this replica from the others when a peer list (or DNS) includes itself.
   const id = randomUUID();
-  const guard = webhookGuard(options.source ? options.webhookSecret : undefined);
+  const sources = options.sources ?? [];
+  const guard = webhookGuard(sources.length > 0 ? options.webhookSecret : undefined);
   app.addContentTypeParser(EVENTS_TYPE, { parseAs: 'buffer', bodyLimit: 1024 * 1024 }, (_req, body, done) =>
     done(null, body),
   );
@@ -150,12 +192,13 @@ export async function fleetRoutes(app: FastifyInstance, options: FleetOptions): 
       } catch {
         envelope = undefined;
       }
-      const source = options.source;
       // Pulls (every replica's own look is one) and blob pushes are not news: answering them
-      // with a look would make a pull, hence another notification, without end.
-      const looking = source !== undefined && announcesPush(envelope, (r) => source.follows(r));
+      // with a look would make a pull, hence another notification, without end. Only the
+      // sources whose repository the push names look.
+      const told = sources.filter((source) => announcesPush(envelope, (r) => source.follows(r)));
+      const looking = told.length > 0;
       if (looking) {
-        source.notified();
+        for (const source of told) source.notified();
         // A registry usually notifies one address (the Service): pass the push on to the
         // other replicas once, so every one looks at once rather than at its next poll.
         if (request.headers[FORWARDED] === undefined && options.webhookSecret) {
@@ -208,23 +251,9 @@ export async function fleetRoutes(app: FastifyInstance, options: FleetOptions): 
         ...peers.filter((p) => !('id' in p) || p.id !== self.id).map((p) => ({ self: false, ...p })),
       ];
       const reachable = replicas.filter((r): r is typeof r & ReplicaSummary => r.reachable && 'models' in r);
-      const names = new Set(reachable.flatMap((r) => Object.keys(r.models)));
-      const models = Object.fromEntries(
-        [...names].map((name) => {
-          const bySha = new Map<string, { version: string; replicas: number }>();
-          for (const r of reachable) {
-            const m = r.models[name];
-            const key = m ? m.sha256 : 'none';
-            const entry = bySha.get(key) ?? { version: m?.version ?? '(none)', replicas: 0 };
-            entry.replicas++;
-            bySha.set(key, entry);
-          }
-          return [name, [...bySha].map(([sha256, e]) => ({ sha256, ...e }))];
-        }),
-      );
-      const agree =
-        reachable.length === replicas.length &&
-        Object.values(models).every((variants) => variants.length === 1);
+      const names = [...new Set(reachable.flatMap((r) => Object.keys(r.models)))].sort();
+      const models = Object.fromEntries(names.map((name) => [name, agreement(name, reachable)]));
+      const agree = reachable.length === replicas.length && Object.values(models).every((m) => m.agree);
       return { agree, replicas, models };
     },
   );

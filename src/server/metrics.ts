@@ -5,7 +5,7 @@ import {
   replacedInferenceThreads,
   sharedGraphSessions,
 } from '../loaders/index.js';
-import type { Registry } from '../registry/index.js';
+import type { ModelVersion, Registry } from '../registry/index.js';
 import type { RegistrySourceStatus } from '../sources/registry-source.js';
 import type { TrustEntry } from '../verify/index.js';
 import type { Admission } from './admission.js';
@@ -14,8 +14,8 @@ import type { Admission } from './admission.js';
 export interface MetricsSources {
   /** Every trusted key and pinned root, with when trusting it ends. */
   readonly trust?: () => readonly TrustEntry[];
-  /** The followed registry's status, when the server follows one. */
-  readonly registrySource?: () => RegistrySourceStatus;
+  /** The followed repositories' statuses, when the server follows any. */
+  readonly registrySources?: () => readonly RegistrySourceStatus[];
 }
 
 /**
@@ -111,18 +111,33 @@ export class Metrics {
           if (v.state === 'active') this.set({ name: v.name, version: v.version, sha256: v.sha256 }, 1);
       },
     });
-    new Gauge({
-      name: 'hotocr_model_inflight',
-      help: 'Requests running on each loaded version.',
-      labelNames: ['name', 'version'],
-      registers: [prom],
-      collect() {
-        this.reset();
-        for (const v of versionsNow())
-          if (v.state === 'active' || v.state === 'ready' || v.state === 'draining')
-            this.set({ name: v.name, version: v.version }, v.inflight);
-      },
-    });
+    /** A gauge with a value for each loaded version (loading and released ones have none). */
+    const perLoadedVersion = (name: string, help: string, value: (v: ModelVersion) => number | undefined) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['name', 'version'],
+        registers: [prom],
+        collect() {
+          this.reset();
+          for (const v of versionsNow()) {
+            if (v.state !== 'active' && v.state !== 'ready' && v.state !== 'draining') continue;
+            const n = value(v);
+            if (n !== undefined) this.set({ name: v.name, version: v.version }, n);
+          }
+        },
+      });
+    perLoadedVersion('hotocr_model_inflight', 'Requests running on each loaded version.', (v) => v.inflight);
+    perLoadedVersion(
+      'hotocr_model_memory_bytes',
+      'How much the process grew (resident set) while each loaded version loaded and warmed up; sessions shared with another version count with that one.',
+      (v) => v.memory?.loadBytes,
+    );
+    perLoadedVersion(
+      'hotocr_model_shared_sessions',
+      'Graph sessions each loaded version shares with another loaded version (opened once, counted with it).',
+      (v) => v.memory?.sharedSessions,
+    );
     new Gauge({
       name: 'hotocr_model_versions',
       help: 'Versions the server knows, by model and state.',
@@ -183,14 +198,17 @@ export class Metrics {
         this.set(versionsNow().filter((v) => v.state === 'active').length);
       },
     });
-    if (sources.registrySource) {
-      const status = sources.registrySource;
+    if (sources.registrySources) {
+      const statuses = sources.registrySources;
       new Gauge({
         name: 'hotocr_registry_up',
-        help: 'Whether the last look at the followed registry succeeded (1) or failed (0).',
+        help: 'Whether the last look at each followed repository succeeded (1) or failed (0).',
+        labelNames: ['name', 'repository'],
         registers: [prom],
         collect() {
-          this.set(status().lastError ? 0 : 1);
+          this.reset();
+          for (const s of statuses())
+            this.set({ name: s.model ?? '', repository: s.following }, s.lastError ? 0 : 1);
         },
       });
     }

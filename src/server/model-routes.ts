@@ -46,8 +46,15 @@ export function describeVersion(v: ModelVersion) {
     ...(v.loader ? { loader: v.loader } : {}),
     ...(v.manifest.expires ? { expires: v.manifest.expires } : {}),
     inflight: v.inflight,
+    ...(v.memory ? { memory: v.memory } : {}),
     ...(v.failure ? { failure: v.failure } : {}),
   };
+}
+
+/** The process's memory now, beside the versions' (bytes). */
+export function processMemory() {
+  const m = process.memoryUsage();
+  return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers };
 }
 
 /** Every version grouped by model, newest first, and the keys and roots trusted, with when trusting each ends. */
@@ -60,6 +67,7 @@ export function describeModels(registry: Registry, trust?: TrustControl) {
       active: registry.active(name)?.version ?? null,
       versions: versions.map(describeVersion),
     })),
+    memory: processMemory(),
     ...(trust ? { trust: trust.current().entries() } : {}),
   };
 }

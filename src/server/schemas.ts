@@ -51,6 +51,12 @@ export const versionSchema = {
     },
     expires: { type: 'string' },
     inflight: { type: 'integer', description: 'Requests running on it now' },
+    memory: {
+      type: 'object',
+      description:
+        'What loading it cost: loadBytes, how much the process grew from the start of its load to the end of its warm-up; sharedSessions, graph sessions it shares with another loaded version (counted with that one)',
+      properties: { loadBytes: { type: 'integer' }, sharedSessions: { type: 'integer' } },
+    },
     failure: {
       type: 'object',
       properties: { code: { type: 'string' }, message: { type: 'string' } },
@@ -66,6 +72,17 @@ export const modelsSchema = {
       type: ['string', 'null'],
       description:
         'The model POST /v1/ocr goes to: --default-model, else the only model with an active version',
+    },
+    memory: {
+      type: 'object',
+      description:
+        'The whole process now, in bytes: resident set, V8 heap used, external and ArrayBuffer memory',
+      properties: {
+        rss: { type: 'integer' },
+        heapUsed: { type: 'integer' },
+        external: { type: 'integer' },
+        arrayBuffers: { type: 'integer' },
+      },
     },
     trust: {
       type: 'array',

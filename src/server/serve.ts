@@ -2,9 +2,11 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import type { ServeConfig } from '../config.js';
+import { HotocrError } from '../errors.js';
 import { canRestorePriority, Loaders, onInferenceThreads } from '../loaders/index.js';
-import { OciClient, parseReference } from '../oci/index.js';
+import { formatReference, OciClient, type OciReference, parseReference } from '../oci/index.js';
 import { ensureBundledPackage } from '../pack/index.js';
+import { MODEL_NAME } from '../package/manifest.js';
 import { Registry, StateStore, warmUp } from '../registry/index.js';
 import { FolderSource } from '../sources/index.js';
 import { RegistrySource } from '../sources/registry-source.js';
@@ -37,6 +39,8 @@ export async function startServer(
   config: ServeConfig,
   logger = pino({ level: config.logLevel }),
 ): Promise<RunningServer> {
+  // Checked before anything starts: a wrong --registry stops the start at once.
+  const followed = followedRepositories(config.registry);
   let packagePaths: readonly string[] = [];
   let trustPath: string;
   let source = 'cli';
@@ -113,6 +117,7 @@ export async function startServer(
     store: new StateStore(join(config.data, 'state.json')),
     packagesDir: join(config.data, 'packages'),
     keepWarm: config.keepWarm,
+    ...(config.maxModels !== undefined ? { maxModels: config.maxModels } : {}),
   });
   trustWatch = TrustWatch.start(trustPath, registry, initialTrust);
   registry.on((event) => {
@@ -178,30 +183,46 @@ export async function startServer(
     : undefined;
   if (folder) logger.info({ dir: config.models, settleMs: config.settleMs }, 'watching for packages');
 
-  const following = config.registry ? parseReference(config.registry, { allowBare: true }) : undefined;
-  const registrySource = following
-    ? await RegistrySource.start({
-        reference: following,
-        client: new OciClient({
-          insecure: config.registryInsecure,
-          dockerConfig: config.dockerConfig,
-          tokenRealms: config.registryTokenRealms,
-          ...(config.registryToken ? { token: config.registryToken } : {}),
+  const client = new OciClient({
+    insecure: config.registryInsecure,
+    dockerConfig: config.dockerConfig,
+    tokenRealms: config.registryTokenRealms,
+    ...(config.registryToken ? { token: config.registryToken } : {}),
+  });
+  const registrySources: RegistrySource[] = [];
+  try {
+    for (const { name, reference } of followed) {
+      registrySources.push(
+        await RegistrySource.start({
+          reference,
+          model: name,
+          client,
+          // Its own folder, emptied at start: never one a watched folder could be (DATA/incoming).
+          dir: join(config.data, 'pulls', name),
+          pollMs: config.registryPollMs,
+          maxBytes: config.uploadLimit,
+          // The source's own download: once verified, the registry moves it rather than copying it.
+          // A package of another model than the repository's is refused (MODEL_NAME_MISMATCH).
+          submit: (path) => registry.offer(path, { source: 'registry', owned: true, expectName: name }),
+          handled: (sha256) => registry.isHandled(sha256),
+          onEvent: (event) => {
+            const level = event.type === 'refused' || event.type === 'unreachable' ? 'warn' : 'info';
+            logger[level]({ event, model: name }, `registry source: ${event.type}`);
+          },
         }),
-        dir: join(config.data, 'incoming'),
-        pollMs: config.registryPollMs,
-        maxBytes: config.uploadLimit,
-        // The source's own download: once verified, the registry moves it rather than copying it.
-        submit: (path) => registry.offer(path, { source: 'registry', owned: true }),
-        handled: (sha256) => registry.isHandled(sha256),
-        onEvent: (event) => {
-          const level = event.type === 'refused' || event.type === 'unreachable' ? 'warn' : 'info';
-          logger[level]({ event }, `registry source: ${event.type}`);
-        },
-      })
-    : undefined;
-  if (registrySource)
-    logger.info({ following: config.registry, pollMs: config.registryPollMs }, 'following a registry');
+      );
+      logger.info(
+        { following: formatReference(reference), model: name, pollMs: config.registryPollMs },
+        'following a registry',
+      );
+    }
+  } catch (error) {
+    await Promise.all(registrySources.map((s) => s.close()));
+    trustWatch.close();
+    folder?.close();
+    await registry.close();
+    throw error;
+  }
 
   const uploadsDir = join(config.data, 'uploads');
   await clearUploads(uploadsDir);
@@ -241,7 +262,7 @@ export async function startServer(
           ),
       },
       fleet: {
-        ...(registrySource ? { source: registrySource } : {}),
+        sources: registrySources,
         ...(config.registryWebhookSecret ? { webhookSecret: config.registryWebhookSecret } : {}),
         peers: config.peers,
         ...(config.peersDns ? { peersDns: config.peersDns } : {}),
@@ -257,7 +278,7 @@ export async function startServer(
   } catch (error) {
     trustWatch.close();
     folder?.close();
-    await registrySource?.close();
+    await Promise.all(registrySources.map((s) => s.close()));
     await registry.close();
     throw error;
   }
@@ -300,11 +321,50 @@ export async function startServer(
         folder?.close();
         // First, so that a verification under way stops now rather than holding up every step below.
         registry.stopTaking();
-        await registrySource?.close();
+        await Promise.all(registrySources.map((s) => s.close()));
         await app.close();
         await registry.close();
       })();
       return closing;
     },
   };
+}
+
+/**
+ * The repositories `--registry` follows, each for one model: `NAME=REFERENCE`, or the
+ * repository's last path segment (`registry.example.com/models/zh` follows model `zh`).
+ * Two for one model, or one repository twice, is a SETTING_INVALID.
+ */
+export function followedRepositories(
+  entries: readonly string[],
+): { name: string; reference: OciReference }[] {
+  const followed: { name: string; reference: OciReference }[] = [];
+  for (const entry of entries) {
+    const eq = entry.indexOf('=');
+    const slash = entry.indexOf('/');
+    const named = eq > 0 && (slash < 0 || eq < slash);
+    const reference = parseReference(named ? entry.slice(eq + 1) : entry, { allowBare: true });
+    const name = named ? entry.slice(0, eq) : reference.repository.split('/').pop()!;
+    if (!MODEL_NAME.test(name))
+      throw new HotocrError(
+        'SETTING_INVALID',
+        `--registry ${entry}: ${JSON.stringify(name)} is not a model name (lowercase letters, digits, ".", "_" or "-"); name the model with NAME=REFERENCE.`,
+      );
+    const twice = followed.find((f) => f.name === name);
+    if (twice)
+      throw new HotocrError(
+        'SETTING_INVALID',
+        `--registry: two repositories follow model ${name} (${formatReference(twice.reference)} and ${formatReference(reference)}); one repository per model.`,
+      );
+    const same = followed.find(
+      (f) => f.reference.registry === reference.registry && f.reference.repository === reference.repository,
+    );
+    if (same)
+      throw new HotocrError(
+        'SETTING_INVALID',
+        `--registry: ${reference.registry}/${reference.repository} is followed twice (for ${same.name} and ${name}); one model per repository.`,
+      );
+    followed.push({ name, reference });
+  }
+  return followed;
 }

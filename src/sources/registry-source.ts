@@ -17,6 +17,8 @@ const NOTIFIED_LOOKS_MS = 1000;
 export interface RegistrySourceOptions {
   /** The repository to follow; with a tag, only that tag (e.g. `stable`), else its highest semver tag. */
   readonly reference: OciReference;
+  /** The model the repository is followed for (shown in the status). */
+  readonly model?: string;
   readonly client: OciClient;
   /** Where pulled packages wait while they are verified and loaded; emptied at start. */
   readonly dir: string;
@@ -45,6 +47,8 @@ export type RegistrySourceEvent =
 
 export interface RegistrySourceStatus {
   readonly following: string;
+  /** The model the repository is followed for. */
+  readonly model?: string;
   /** The digest last handed over (accepted or refused), if any. */
   readonly digest?: string;
   readonly lastCheck?: string;
@@ -92,7 +96,11 @@ export class RegistrySource {
   }
 
   get status(): RegistrySourceStatus {
-    return { following: formatReference(this.#options.reference), ...this.#status };
+    return {
+      following: formatReference(this.#options.reference),
+      ...(this.#options.model ? { model: this.#options.model } : {}),
+      ...this.#status,
+    };
   }
 
   /** Whether notifications about `repository` concern this source. */

@@ -32,15 +32,97 @@ export interface SelfBody {
 }
 
 /** The body CNCF Distribution sends when a manifest is pushed to the repository. */
-export const pushEvent = (tag: string) =>
+export const pushEvent = (tag: string, repository = 'models/ppocr') =>
   JSON.stringify({
     events: [
       {
         action: 'push',
-        target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', repository: 'models/ppocr', tag },
+        target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', repository, tag },
       },
     ],
   });
+
+/**
+ * Debian's docker-registry (CNCF Distribution) on loopback `port`, its data under `work`;
+ * with `notify`, it sends every event to that URL with the secret as a bearer token.
+ * Resolves once it answers.
+ */
+export async function startDockerRegistry(
+  work: string,
+  port: number,
+  notify?: { url: string; secret: string },
+): Promise<ChildProcess> {
+  const notifications = notify
+    ? `notifications:
+  endpoints:
+    - name: replica-0
+      url: ${notify.url}
+      headers:
+        Authorization: [Bearer ${notify.secret}]
+      timeout: 2s
+      threshold: 3
+      backoff: 1s
+`
+    : '';
+  await writeFile(
+    join(work, 'registry.yml'),
+    `version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: ${join(work, 'registry-data')}
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:${port}
+  secret: fleet-test-http-secret
+${notifications}`,
+  );
+  const child = spawn('docker-registry', ['serve', join(work, 'registry.yml')], { stdio: 'ignore' });
+  for (let i = 0; i < 100; i++) {
+    const up = await fetch(`http://127.0.0.1:${port}/v2/`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (up) return child;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill('SIGTERM');
+  throw new Error('docker-registry did not start');
+}
+
+/**
+ * A pass-through proxy to the registry on `registryPort` that counts the manifest requests
+ * going through, in all and per repository.
+ */
+export async function countingProxy(registryPort: number): Promise<{
+  port: number;
+  counts: { count: number; byRepository: Record<string, number> };
+  server: Server;
+}> {
+  const port = await freePort();
+  const counts = { count: 0, byRepository: {} as Record<string, number> };
+  const server = createHttpServer((req, res) => {
+    const manifest = /^\/v2\/(.+)\/manifests\//.exec(req.url ?? '');
+    if (manifest && (req.method === 'GET' || req.method === 'HEAD')) {
+      counts.count++;
+      counts.byRepository[manifest[1]!] = (counts.byRepository[manifest[1]!] ?? 0) + 1;
+    }
+    const upstream = httpRequest(
+      { host: '127.0.0.1', port: registryPort, method: req.method, path: req.url, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    // The registry down: the connection fails, as it would without the proxy in between.
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  return { port, counts, server };
+}
 
 /**
  * A fleet on loopback: Debian's docker-registry (CNCF Distribution), notifying one replica
@@ -52,7 +134,7 @@ export class Fleet {
   readonly secret = SECRET;
   readonly replicas: RunningServer[] = [];
   /** Manifest requests the replicas made of the registry. */
-  readonly manifestRequests = { count: 0 };
+  manifestRequests = { count: 0, byRepository: {} as Record<string, number> };
   #registryPort = 0;
   #registry: ChildProcess | undefined;
   #proxy: Server | undefined;
@@ -103,70 +185,19 @@ export class Fleet {
 
   /** A pass-through proxy to the registry that counts the manifest requests going through. */
   async #startProxy(): Promise<number> {
-    const port = await freePort();
-    this.#proxy = createHttpServer((req, res) => {
-      if (/\/manifests\//.test(req.url ?? '') && (req.method === 'GET' || req.method === 'HEAD'))
-        this.manifestRequests.count++;
-      const upstream = httpRequest(
-        {
-          host: '127.0.0.1',
-          port: this.#registryPort,
-          method: req.method,
-          path: req.url,
-          headers: req.headers,
-        },
-        (answer) => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
-        },
-      );
-      // The registry down: the connection fails, as it would without the proxy in between.
-      upstream.on('error', () => res.destroy());
-      req.pipe(upstream);
-    });
-    await new Promise<void>((r) => this.#proxy!.listen(port, '127.0.0.1', r));
-    return port;
+    const proxy = await countingProxy(this.#registryPort);
+    this.#proxy = proxy.server;
+    this.manifestRequests = proxy.counts;
+    return proxy.port;
   }
 
   /** Starts the registry, its notifications pointed at the first replica alone, as at a Service. */
   async startRegistry(): Promise<void> {
     const first = new URL(this.replicas[0]!.url).port;
-    await writeFile(
-      join(this.work, 'registry.yml'),
-      `version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: ${join(this.work, 'registry-data')}
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:${this.#registryPort}
-  secret: fleet-test-http-secret
-notifications:
-  endpoints:
-    - name: replica-0
-      url: http://127.0.0.1:${first}/v1/hooks/registry
-      headers:
-        Authorization: [Bearer ${SECRET}]
-      timeout: 2s
-      threshold: 3
-      backoff: 1s
-`,
-    );
-    this.#registry = spawn('docker-registry', ['serve', join(this.work, 'registry.yml')], {
-      stdio: 'ignore',
+    this.#registry = await startDockerRegistry(this.work, this.#registryPort, {
+      url: `http://127.0.0.1:${first}/v1/hooks/registry`,
+      secret: SECRET,
     });
-    for (let i = 0; i < 100; i++) {
-      const up = await fetch(`http://127.0.0.1:${this.#registryPort}/v2/`).then(
-        (r) => r.ok,
-        () => false,
-      );
-      if (up) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error('docker-registry did not start');
   }
 
   async stopRegistry(): Promise<void> {
