@@ -5,7 +5,7 @@ export { algorithmOf, algorithmsOf, digestOf, type SignatureAlgorithm } from './
 export { OMS_SIGNATURE_FILE } from './oms-bundle.js';
 export type { KeylessPolicy } from './oms-keyless.js';
 export type { OmsModelFile } from './oms-model.js';
-export type { OmsAlgorithm, OmsSigner } from './oms-signer.js';
+export { keyHint as omsKeyHint, type OmsAlgorithm, type OmsSigner, omsAlgorithmOf } from './oms-signer.js';
 export { loadSigstoreTrustedRoot, type SigstoreTrustedRoot } from './oms-trusted-root.js';
 export {
   type OmsForm,
