@@ -6,7 +6,8 @@
  * is first checked by a reading of the test's own (unzip, the DSSE signature over its
  * pre-authentication encoding and every digest computed here with node:crypto), then served:
  * it reads a page, and its signer is reported as `oms-key`. A copy changed after signing is
- * refused by each channel with CHECKSUM_MISMATCH, and the version in service stays.
+ * refused by each channel with CHECKSUM_MISMATCH, and the version in service stays; a restart
+ * verifies it again and resumes it.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -140,16 +141,9 @@ async function signerOf(version: string): Promise<Record<string, unknown> | unde
     ?.signer;
 }
 
-before(async () => {
-  key = await opensslKey(work, 'release-p384', 'ec-p384');
-  await mkdir(join(work, 'trust'));
-  await copyFile(key.pub, join(work, 'trust', 'release.pub'));
-  await writeFile(join(work, 'secret'), SECRET);
-  await writeFile(join(work, 'token'), TOKEN);
-  await mkdir(incoming, { recursive: true });
-  registryPort = await freePort();
-  registry = await startDockerRegistry(work, registryPort);
-  server = await startServer(
+/** The server under test: trust folder, watched folder, uploads, and the followed registry. */
+function start(): Promise<RunningServer> {
+  return startServer(
     readServeConfig(
       {
         port: '0',
@@ -167,6 +161,18 @@ before(async () => {
     ),
     pino({ level: 'silent' }),
   );
+}
+
+before(async () => {
+  key = await opensslKey(work, 'release-p384', 'ec-p384');
+  await mkdir(join(work, 'trust'));
+  await copyFile(key.pub, join(work, 'trust', 'release.pub'));
+  await writeFile(join(work, 'secret'), SECRET);
+  await writeFile(join(work, 'token'), TOKEN);
+  await mkdir(incoming, { recursive: true });
+  registryPort = await freePort();
+  registry = await startDockerRegistry(work, registryPort);
+  server = await start();
 });
 
 after(async () => {
@@ -234,5 +240,13 @@ describe('OMS packages written by hotocr pack --format oms, through every channe
     assert.equal(await rejections('CHECKSUM_MISMATCH'), before + 3);
     assert.equal(active(), '4.3.0');
     assert.equal((await reads()).version, `${BUNDLED_NAME}/4.3.0`);
+  });
+
+  test('a restart verifies the OMS package in service again and resumes it', async () => {
+    await server.close();
+    server = await start();
+    await until(() => active() === '4.3.0', 'the resumed package active', 120_000);
+    assert.equal((await signerOf('4.3.0'))?.kind, 'oms-key');
+    assert.deepEqual(await reads(), { version: `${BUNDLED_NAME}/4.3.0`, text: 'Signedonce2026' });
   });
 });
