@@ -11,7 +11,7 @@ import { before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { checkOmsPackage } from './helpers/oms.js';
 import { opensslKey, type TestKeyType } from './helpers/openssl.js';
-import { sourceDir } from './helpers/packages.js';
+import { FILES, sourceDir } from './helpers/packages.js';
 import { tempDir } from './helpers/tmp.js';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
@@ -171,6 +171,45 @@ describe('hotocr pack --format oms', () => {
     assert.equal(stranger.code, 1);
     assert.match(stranger.stderr, /^PACK_SELF_CHECK_FAILED: /);
     assert.deepEqual(await outputs(), before);
+  });
+
+  test('hotocr inspect reads an OMS package against its statement: each entry ok or MISMATCH, and how it is signed', async () => {
+    const out = join(work, 'inspected.zip');
+    assert.equal(
+      (await hotocr('pack', await freshSource(), '--format', 'oms', '--key', p384.key, '--out', out)).code,
+      0,
+    );
+    const text = await hotocr('inspect', out);
+    assert.equal(text.code, 0, text.stderr);
+    assert.doesNotMatch(text.stdout, /not listed|no checksum\.sha256|signature none/);
+    assert.match(text.stdout, /^ {2}det\.onnx .* ok$/m);
+    assert.match(
+      text.stdout,
+      /^signature model\.sig \(OpenSSF Model Signing, by key [0-9a-f]{16}\.\.\.\), model digest [0-9a-f]{64}$/m,
+    );
+    const json = JSON.parse((await hotocr('inspect', out, '--json')).stdout) as {
+      entries: { name: string; matches: boolean | null }[];
+      oms: { material: string; modelDigest: string } | null;
+    };
+    assert.deepEqual(
+      json.entries.map((e) => [e.name, e.matches]),
+      [
+        ['cls.onnx', true],
+        ['config.json', true],
+        ['det.onnx', true],
+        ['keys.txt', true],
+        ['rec.onnx', true],
+        ['model.sig', null],
+      ],
+    );
+    assert.equal(json.oms?.material, 'key');
+    // A dictionary changed after signing, zipped again with its model.sig.
+    const dir = join(work, 'inspect-tampered');
+    await run('unzip', ['-q', out, '-d', dir]);
+    await writeFile(join(dir, 'keys.txt'), 'x\n');
+    const bad = join(work, 'inspect-tampered.zip');
+    await run('zip', ['-q', '-j', bad, ...FILES.map((f) => join(dir, f)), join(dir, 'model.sig')]);
+    assert.match((await hotocr('inspect', bad)).stdout, /^ {2}keys\.txt .* MISMATCH$/m);
   });
 
   test('--cert, and a format it does not know, are usage errors', async () => {
