@@ -100,6 +100,16 @@ describe('hotocr pack --format oms', () => {
     assert.ok(!check.statement.predicate.resources.some((r) => r.name === 'model.sig'));
   });
 
+  test('without --format oms, a model.sig in the folder is one more file of the hotocr package, as before', async () => {
+    const src = await freshSource();
+    await writeFile(join(src, 'model.sig'), '{"left": "by an earlier signing"}');
+    const out = join(work, 'hotocr-with-model-sig.zip');
+    assert.equal((await hotocr('pack', src, '--key', p384.key, '--out', out)).code, 0);
+    const { stdout } = await run('unzip', ['-p', out, 'checksum.sha256']);
+    assert.match(stdout, / {2}model\.sig$/m);
+    assert.equal((await hotocr('verify', out, '--trust', p384.pub)).code, 0);
+  });
+
   for (const type of ['rsa', 'ed25519'] as TestKeyType[])
     test(`refuses a ${type} key with a sentence saying why, and writes nothing`, async () => {
       const key = await opensslKey(work, `refused-${type}`, type);

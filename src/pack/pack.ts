@@ -84,7 +84,8 @@ async function hashWithProgress(
  * Builds and signs a package from the files of `srcDir` (flat), as a `hotocr/v1` package or,
  * with `format: 'oms'`, as a ZIP signed with OpenSSF Model Signing (`model.sig`) as the
  * reference's key method signs. Signature files already in `srcDir` (checksum.sha256,
- * signature.sig, signer.pem, model.sig) are ignored and made again. The package is written
+ * signature.sig and signer.pem; for OMS also model.sig and the git paths) are ignored and made
+ * again. The package is written
  * under a temporary name, verified with the signer's own public key, then renamed into place:
  * a failed pack leaves no file behind.
  */
@@ -92,11 +93,9 @@ export async function pack(srcDir: string, options: PackOptions): Promise<PackRe
   const oms = options.format === 'oms';
   // Refused before anything is read: a key OMS does not sign with makes no package.
   const scheme = oms ? omsSchemeOf(options.signer) : options.signer.algorithm;
-  const skipped = new Set<string>([
-    ...UNLISTED_ENTRIES,
-    OMS_SIGNATURE_FILE,
-    ...(oms ? OMS_IGNORE_PATHS : []),
-  ]);
+  // The signature files of the format being written are made again, as are the paths the
+  // reference leaves out of an OMS statement (model.sig among them).
+  const skipped = new Set<string>([...UNLISTED_ENTRIES, ...(oms ? OMS_IGNORE_PATHS : [])]);
   const names = (await readdir(srcDir)).filter((n) => !skipped.has(n)).sort();
   const files: { name: string; path: string; size: number; sha256: string }[] = [];
   for (const name of names) {
