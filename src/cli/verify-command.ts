@@ -67,7 +67,7 @@ export function verifyCommand(): Command {
     )
     .option(
       '--trust <file_or_dir>',
-      'trusted public keys and/or pinned root certificates (PEM file or folder); optional for a keyless OMS signature',
+      'trusted public keys and/or pinned root certificates (PEM file or folder), and *.identities (IDENTITY ISSUER lines) trusted for a keyless OMS signature when --identity is not given',
     )
     .option('--signature <file>', 'OMS: the signature (model.sig) of PATH, a single file or a folder')
     .option(
