@@ -12,12 +12,15 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { OcrWorkerPool } from '../src/loaders/index.js';
+import { InferenceThreads, type OcrWorkerPool } from '../src/loaders/index.js';
 import { decodeImage } from '../src/ocr/index.js';
 import { verifiedBundled } from '../test/helpers/bundled.js';
 import { benchOptions } from './lib/options.js';
 import { makePages } from './lib/pages.js';
 import { machine, median } from './lib/stats.js';
+
+/** The inference threads these loads run on, as a server's own. */
+const threads = new InferenceThreads();
 
 const { rounds, passes } = benchOptions(
   'node dist/bench/first-pages.js',
@@ -42,13 +45,13 @@ try {
     for (const kind of kinds) {
       // New threads: a blocker holds every kept thread, so the measured pool starts its own.
       let blocker: OcrWorkerPool | undefined;
-      if (kind === 'new threads') blocker = await OcrWorkerPool.create(pkg, { ...POOL, workers: 4 });
+      if (kind === 'new threads') blocker = await threads.load(pkg, { ...POOL, workers: 4 });
       else {
-        const previous = await OcrWorkerPool.create(pkg, POOL);
+        const previous = await threads.load(pkg, POOL);
         for (let i = 0; i < 4; i++) await Promise.all([previous.read(page!), previous.read(other!)]);
         await previous.release();
       }
-      const pool = await OcrWorkerPool.create(pkg, POOL);
+      const pool = await threads.load(pkg, POOL);
       await pool.read(warm);
       await pool.ready();
       for (let p = 0; p < passes; p++) {

@@ -18,12 +18,15 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type LoaderPackage, OcrWorkerPool } from '../src/loaders/index.js';
+import { InferenceThreads, type LoaderPackage } from '../src/loaders/index.js';
 import { openSession } from '../src/loaders/onnxruntime-node.js';
 import { entryDigests } from '../src/verify/index.js';
 import { verifiedBundled } from '../test/helpers/bundled.js';
 import { benchOptions } from './lib/options.js';
 import { machine, median } from './lib/stats.js';
+
+/** The inference threads these loads run on, as a server's own. */
+const threads = new InferenceThreads();
 
 const { rounds } = benchOptions(
   'node dist/bench/graph-open.js',
@@ -96,7 +99,7 @@ try {
     ['graphs seen before (none optimizes)', () => ({ ...pkg, digests })],
   ];
   // The runtime's first sessions start its process-wide threads, and the pool's threads start: not counted.
-  await (await OcrWorkerPool.create({ ...pkg, digests }, { workers: 2, intraOpThreads: 1 })).release();
+  await (await threads.load({ ...pkg, digests }, { workers: 2, intraOpThreads: 1 })).release();
   const cpu = new Map(cases.map(([name]) => [name, [] as number[]]));
   const wall = new Map(cases.map(([name]) => [name, [] as number[]]));
   for (let r = 0; r < rounds; r++) {
@@ -104,7 +107,7 @@ try {
       const p = make();
       const before = process.cpuUsage();
       const t = performance.now();
-      const pool = await OcrWorkerPool.create(p, { workers: 2, intraOpThreads: 1 });
+      const pool = await threads.load(p, { workers: 2, intraOpThreads: 1 });
       wall.get(name)!.push(performance.now() - t);
       const used = process.cpuUsage(before);
       cpu.get(name)!.push((used.user + used.system) / 1000);

@@ -1,56 +1,84 @@
 /**
- * hotocr's accuracy on generated pages with known text (common Chinese, English, digits,
- * mixed; 14-48 px; DejaVu and WenQuanYi fonts; hard pages blurred, rotated up to 3 degrees,
- * JPEG-compressed, noisy, on tinted backgrounds): character error rate (edit distance over
- * code points) and exact-line accuracy, split clean/hard. CER is given without spaces (the
- * PP-OCRv4 Chinese recogniser often drops the space between Latin words) and with them.
+ * hotocr's accuracy on generated pages with known text, and on the images as users send
+ * them that the tests read (test/helpers/user-images.ts). Pages: the sentence set (common
+ * Chinese, English, digits, mixed; 14-48 px) and the word set (random words, table rows,
+ * random characters; 12-60 px), each half clean, half hard (blurred, rotated up to 3 degrees,
+ * JPEG-compressed, noisy, tinted). Character error rate without and with spaces
+ * (bench/lib/score.ts) and exact lines; for each user image, whether it reads right.
+ * `--reference` reads with every step of the bundled package turned back to PaddleOCR's
+ * reference pipeline, for comparison.
  *
- *   npm run build && node dist/bench/ocr-accuracy.js [--pages 60]
+ *   npm run build && node dist/bench/ocr-accuracy.js [--pages 60] [--reference]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { characterErrorRate } from '../test/helpers/images.js';
-import { hotocrEngine } from './lib/engines.js';
+import { userImages } from '../test/helpers/user-images.js';
+import { hotocrEngine, REFERENCE } from './lib/engines.js';
 import { benchOptions } from './lib/options.js';
-import { makePages } from './lib/pages.js';
-import { scorePage } from './lib/score.js';
+import { makePages, makeWordPages, type Page } from './lib/pages.js';
+import { scorePage, spaced } from './lib/score.js';
 import { machine } from './lib/stats.js';
 
-const { pages: pageCount } = benchOptions(
+const options = benchOptions(
   'node dist/bench/ocr-accuracy.js',
-  "hotocr's accuracy on generated pages with known text: character error rate and exact lines.",
-  { pages: { type: 'number', default: 60, min: 1, help: 'generated pages' } },
+  "hotocr's accuracy on generated pages with known text and on images as users send them.",
+  {
+    pages: { type: 'number', default: 60, min: 2, help: 'pages of each set' },
+    reference: {
+      type: 'flag',
+      help: "read with PaddleOCR's reference pipeline instead of the bundled steps",
+    },
+  },
 );
 const dir = mkdtempSync(join(tmpdir(), 'hotocr-bench-acc-'));
 try {
-  const pages = await makePages(pageCount);
-  const engine = await hotocrEngine(join(dir, 'home'));
-  const acc = {
-    clean: { errors: 0, chars: 0, exact: 0, lines: 0, spacedErrors: 0, spacedChars: 0 },
-    hard: { errors: 0, chars: 0, exact: 0, lines: 0, spacedErrors: 0, spacedChars: 0 },
-  };
-  for (const page of pages) {
-    const r = await engine.read(page, dir);
-    const s = scorePage(page.lines, r.lines);
-    const a = acc[page.kind];
-    a.errors += s.errors;
-    a.chars += s.chars;
-    a.exact += s.exact;
-    a.lines += page.lines.length;
-    const want = page.lines.join('\n');
-    a.spacedErrors += characterErrorRate(want, r.lines.join('\n')) * [...want].length;
-    a.spacedChars += [...want].length;
+  const engine = await hotocrEngine(
+    join(dir, 'home'),
+    'onnxruntime-node',
+    options.reference ? REFERENCE : undefined,
+  );
+  console.log(
+    `bench/ocr-accuracy: ${options.pages} pages of each set${options.reference ? ', reference pipeline' : ''}; ${await machine()}`,
+  );
+  console.log('pages            lines  CER (no spaces)  CER (spaces)  exact lines (no spaces / spaces)');
+  for (const pages of [await makePages(options.pages), await makeWordPages(options.pages)]) {
+    const acc = new Map<
+      string,
+      { lines: number; e: number; n: number; se: number; sn: number; x: number; xs: number }
+    >();
+    for (const page of pages) {
+      const r = await engine.read(page, dir);
+      const s = scorePage(page.lines, r.lines);
+      const key = `${page.set} ${page.kind}`;
+      const a = acc.get(key) ?? { lines: 0, e: 0, n: 0, se: 0, sn: 0, x: 0, xs: 0 };
+      acc.set(key, {
+        lines: a.lines + page.lines.length,
+        e: a.e + s.errors,
+        n: a.n + s.chars,
+        se: a.se + s.spacedErrors,
+        sn: a.sn + s.spacedChars,
+        x: a.x + s.exact,
+        xs: a.xs + s.exactSpaced,
+      });
+    }
+    for (const [key, a] of acc) {
+      const pct = (x: number, n: number, d = 2) => `${((100 * x) / n).toFixed(d)}%`;
+      console.log(
+        `${key.padEnd(16)} ${String(a.lines).padStart(5)} ${pct(a.e, a.n).padStart(16)} ${pct(a.se, a.sn).padStart(13)}  ${pct(a.x, a.lines, 1)} / ${pct(a.xs, a.lines, 1)}`,
+      );
+    }
   }
-  await engine.close();
-  console.log(`bench/ocr-accuracy: ${pageCount} generated pages; ${await machine()}`);
-  console.log('pages  lines  CER (no spaces)  CER (with spaces)  exact lines');
-  for (const kind of ['clean', 'hard'] as const) {
-    const a = acc[kind];
+  console.log('\nimages as users send them (a line is read when its text, spaces compared, is read)');
+  for (const image of await userImages()) {
+    const page: Page = { id: 'user', set: 'words', kind: 'clean', lines: [...image.lines], png: image.bytes };
+    const r = await engine.read(page, dir);
+    const read = image.lines.filter((l) => r.lines.some((got) => spaced(got) === spaced(l))).length;
     console.log(
-      `${kind.padEnd(6)} ${String(a.lines).padStart(5)} ${`${((100 * a.errors) / a.chars).toFixed(2)}%`.padStart(16)} ${`${((100 * a.spacedErrors) / a.spacedChars).toFixed(2)}%`.padStart(18)} ${`${((100 * a.exact) / a.lines).toFixed(1)}%`.padStart(12)}`,
+      `${image.name.padEnd(48)} ${`${read}/${image.lines.length}`.padStart(6)}  ${JSON.stringify(r.lines).slice(0, 90)}`,
     );
   }
+  await engine.close();
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

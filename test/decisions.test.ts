@@ -15,9 +15,9 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import pino from 'pino';
+import { type RunningServer, startServer } from '../src/app/index.js';
 import { readServeConfig } from '../src/config.js';
 import { bundledManifest, keyFileSigner, keygen, pack, writeBundledSource } from '../src/pack/index.js';
-import { type RunningServer, startServer } from '../src/server/index.js';
 import { tempDir } from './helpers/tmp.js';
 import { until } from './helpers/until.js';
 

@@ -6,12 +6,12 @@ import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import pino from 'pino';
+import { type RunningServer, startServer } from '../src/app/index.js';
 import { readServeConfig } from '../src/config.js';
 import type { HotocrError } from '../src/errors.js';
 import type { ServedModel } from '../src/loaders/index.js';
 import { keyFileSigner, keygen, pack, writeBundledSource } from '../src/pack/index.js';
 import { Registry, StateStore } from '../src/registry/index.js';
-import { type RunningServer, startServer } from '../src/server/index.js';
 import { TrustStore, verifyPackage } from '../src/verify/index.js';
 import { renderText } from './helpers/images.js';
 import { manifest, packWith, sourceDir } from './helpers/packages.js';

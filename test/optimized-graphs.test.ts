@@ -3,12 +3,15 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import type { HotocrError } from '../src/errors.js';
-import { type LoaderPackage, Loaders, OcrWorkerPool, optimizedGraphStats } from '../src/loaders/index.js';
+import { type HotocrError, PackageRejectedError } from '../src/errors.js';
+import { InferenceThreads, type LoaderPackage, Loaders, type OcrWorkerPool } from '../src/loaders/index.js';
 import { ensureBundledPackage } from '../src/pack/index.js';
 import { TrustStore, verifyPackage } from '../src/verify/index.js';
 import { readsAs, verifiedBundled, withDigests } from './helpers/bundled.js';
 import { tempDir } from './helpers/tmp.js';
+
+/** The inference threads these loads run on, as a server's own. */
+const threads = new InferenceThreads();
 
 const work = tempDir();
 
@@ -34,7 +37,7 @@ describe('graphs optimized once per process', () => {
       // Its threads are stopped once released: none is left with this folder for later tests.
       // With filesMovable the first thread takes the verified bytes, and gives back those it
       // could not optimize, for the second.
-      pool = await OcrWorkerPool.create(
+      pool = await threads.load(
         { ...withDigests, filesMovable: true },
         { workers: 2, intraOpThreads: 1, keepThreads: false },
       );
@@ -43,7 +46,7 @@ describe('graphs optimized once per process', () => {
       else process.env.TMPDIR = tmp;
     }
     try {
-      assert.deepEqual(optimizedGraphStats(), { entries: 0, bytes: 0, hits: 0, misses: 3 });
+      assert.deepEqual(threads.optimizedGraphStats(), { entries: 0, bytes: 0, hits: 0, misses: 3 });
       const pages = await Promise.all(['Not kept 41', 'Not kept 42'].map((l) => readsAs(pool, l)));
       assert.deepEqual(pages, ['Notkept41', 'Notkept42']);
     } finally {
@@ -55,18 +58,18 @@ describe('graphs optimized once per process', () => {
     const { plain, withDigests } = await bundled();
     const options = { workers: 2, intraOpThreads: 1 };
     // Without digests nothing is kept or looked up.
-    const start = optimizedGraphStats();
-    await (await OcrWorkerPool.create(plain, options)).release();
-    assert.deepEqual(optimizedGraphStats(), start);
+    const start = threads.optimizedGraphStats();
+    await (await threads.load(plain, options)).release();
+    assert.deepEqual(threads.optimizedGraphStats(), start);
 
     // The first load optimizes the three graphs on one thread and keeps them. Told the
     // caller reads the bytes no more, that thread takes them rather than a copy.
     const moving = (await bundled()).withDigests;
-    const first = await OcrWorkerPool.create({ ...moving, filesMovable: true }, options);
+    const first = await threads.load({ ...moving, filesMovable: true }, options);
     try {
       for (const role of ['det', 'rec', 'cls'] as const)
         assert.equal(moving.files.get(moving.manifest.graphs[role]!)!.byteLength, 0, `${role} moved`);
-      const { bytes, ...counts } = optimizedGraphStats();
+      const { bytes, ...counts } = threads.optimizedGraphStats();
       assert.deepEqual(counts, { entries: 3, hits: start.hits, misses: start.misses + 3 });
       assert.ok(bytes > 1_000_000, `${bytes} bytes kept`);
       // Both threads read: the one that optimized the graphs and the one sent them optimized.
@@ -79,9 +82,9 @@ describe('graphs optimized once per process', () => {
     }
 
     // The next version with the same graphs finds all three, on every thread.
-    const next = await OcrWorkerPool.create(withDigests, options);
+    const next = await threads.load(withDigests, options);
     try {
-      assert.equal(optimizedGraphStats().hits, start.hits + 3);
+      assert.equal(threads.optimizedGraphStats().hits, start.hits + 3);
       const pages = await Promise.all(
         ['Seen again 61', 'Seen again 62', 'Seen again 63'].map((l) => readsAs(next, l)),
       );
@@ -92,9 +95,9 @@ describe('graphs optimized once per process', () => {
 
     // Every later load with the same digests opens the kept form: no graph is optimized again
     // (what that saves in CPU is bench/graph-open's figure).
-    const before = optimizedGraphStats();
-    for (let i = 0; i < 3; i++) await (await OcrWorkerPool.create(withDigests, options)).release();
-    const after = optimizedGraphStats();
+    const before = threads.optimizedGraphStats();
+    for (let i = 0; i < 3; i++) await (await threads.load(withDigests, options)).release();
+    const after = threads.optimizedGraphStats();
     assert.equal(after.hits, before.hits + 9);
     assert.equal(after.misses, before.misses, 'no graph was optimized again');
     assert.equal(after.entries, before.entries);
@@ -108,14 +111,19 @@ describe('graphs optimized once per process', () => {
       files: new Map([...withDigests.files, [rec, new Uint8Array(64).fill(7)]]),
       digests: new Map([...withDigests.digests!, [rec, 'ab'.repeat(32)]]),
     };
-    const before = optimizedGraphStats().entries;
-    await assert.rejects(
-      OcrWorkerPool.create(broken, { workers: 2, intraOpThreads: 1 }),
-      (e: HotocrError) => e.code === 'GRAPH_INVALID' && e.message.includes('rec graph'),
-    );
+    const before = threads.optimizedGraphStats().entries;
+    await assert.rejects(threads.load(broken, { workers: 2, intraOpThreads: 1 }), (e: HotocrError) => {
+      assert.equal(e.code, 'GRAPH_INVALID');
+      assert.match(e.message, /rec graph/);
+      // Rebuilt on this side of the thread as it was thrown: its details and onnxruntime's own words.
+      assert.ok(e instanceof PackageRejectedError);
+      assert.deepEqual(e.details, { role: 'rec', runtime: 'onnxruntime-node' });
+      assert.ok(e.cause instanceof Error && e.cause.message.length > 0);
+      return true;
+    });
     // A load that fails keeps nothing, not even the graphs it opened before the broken one.
-    assert.equal(optimizedGraphStats().entries, before);
-    const pool = await OcrWorkerPool.create(withDigests, { workers: 2, intraOpThreads: 1 });
+    assert.equal(threads.optimizedGraphStats().entries, before);
+    const pool = await threads.load(withDigests, { workers: 2, intraOpThreads: 1 });
     try {
       assert.equal(await readsAs(pool, 'After a broken graph 71'), 'Afterabrokengraph71');
     } finally {
@@ -126,8 +134,8 @@ describe('graphs optimized once per process', () => {
   test('graphs held optimized are hashed but not kept when verified, and load without their bytes', async () => {
     const { withDigests: full } = await bundled();
     // Held from here on, whatever the tests before did.
-    await (await OcrWorkerPool.create(full, { workers: 1, intraOpThreads: 1 })).release();
-    const loaders = Loaders.builtin();
+    await (await threads.load(full, { workers: 1, intraOpThreads: 1 })).release();
+    const loaders = Loaders.builtin({ threads });
     const bundledPkg = await ensureBundledPackage(join(work, 'home'));
     const seen: string[] = [];
     const pkg = await verifyPackage(bundledPkg.packagePath, {
@@ -153,7 +161,7 @@ describe('graphs optimized once per process', () => {
     assert.equal(loaders.keeps(rec, { ...m, runtime: 'onnxruntime-wasm' }), true);
     assert.equal(loaders.keeps({ ...rec, sha256: 'cd'.repeat(32) }, m), true);
 
-    const pool = await OcrWorkerPool.create(withDigests(pkg), { workers: 2, intraOpThreads: 1 });
+    const pool = await threads.load(withDigests(pkg), { workers: 2, intraOpThreads: 1 });
     try {
       assert.equal(await readsAs(pool, 'Without the bytes 91'), 'Withoutthebytes91');
     } finally {
@@ -161,7 +169,7 @@ describe('graphs optimized once per process', () => {
     }
     // Without the digests nothing held can be found for them: a clear refusal.
     await assert.rejects(
-      OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1 }),
+      threads.load(pkg, { workers: 2, intraOpThreads: 1 }),
       (e: HotocrError) =>
         e.code === 'GRAPH_INVALID' &&
         /was not kept when the package was verified \(keepBytes\), and no optimized form of it is held/.test(
@@ -172,11 +180,11 @@ describe('graphs optimized once per process', () => {
 
   test('the WebAssembly runtime neither keeps nor uses optimized graphs', async () => {
     const { withDigests } = await bundled();
-    const before = optimizedGraphStats();
-    const pool = await OcrWorkerPool.create(withDigests, { workers: 1, runtime: 'onnxruntime-wasm' });
+    const before = threads.optimizedGraphStats();
+    const pool = await threads.load(withDigests, { workers: 1, runtime: 'onnxruntime-wasm' });
     try {
       assert.equal(await readsAs(pool, 'Web assembly 81'), 'Webassembly81');
-      assert.deepEqual(optimizedGraphStats(), before);
+      assert.deepEqual(threads.optimizedGraphStats(), before);
     } finally {
       await pool.release();
     }

@@ -8,16 +8,19 @@ import { describe, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import pino from 'pino';
+import { startServer } from '../src/app/index.js';
 import { readServeConfig } from '../src/config.js';
 import type { HotocrError } from '../src/errors.js';
-import { canRestorePriority, OcrWorkerPool } from '../src/loaders/index.js';
+import { canRestorePriority, InferenceThreads } from '../src/loaders/index.js';
 import { decodeImage } from '../src/ocr/index.js';
 import { keyFileSigner, pack, writeBundledSource } from '../src/pack/index.js';
-import { startServer } from '../src/server/index.js';
 import { verifiedBundled } from './helpers/bundled.js';
 import { renderText } from './helpers/images.js';
 import { atNice } from './helpers/threads.js';
 import { tempDir } from './helpers/tmp.js';
+
+/** The inference threads these loads run on, as a server's own. */
+const threads = new InferenceThreads();
 
 const work = tempDir();
 const TOKEN = 'test-admin-token-0123456789abcdef';
@@ -65,10 +68,10 @@ describe('loading at low priority', () => {
     const pkg = await verifiedBundled(join(work, 'pool-home'));
     const before = atNice(17);
     // The runtime's first sessions in a process start a process-wide thread: never lowered.
-    const first = await OcrWorkerPool.create(pkg, { workers: 1, intraOpThreads: 1, loadNice: 17 });
+    const first = await threads.load(pkg, { workers: 1, intraOpThreads: 1, loadNice: 17 });
     assert.equal(atNice(17), before);
     await first.release();
-    const pool = await OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1, loadNice: 17 });
+    const pool = await threads.load(pkg, { workers: 2, intraOpThreads: 1, loadNice: 17 });
     try {
       // Exactly its two inference threads were lowered: the runtime started none of its own.
       assert.equal(atNice(17) - before, 2);
@@ -84,7 +87,7 @@ describe('loading at low priority', () => {
       await pool.release();
     }
     // Without loadNice, or with threads onnxruntime would start itself, nothing is lowered.
-    const plain = await OcrWorkerPool.create(pkg, { workers: 1, intraOpThreads: 2, loadNice: 17 });
+    const plain = await threads.load(pkg, { workers: 1, intraOpThreads: 2, loadNice: 17 });
     try {
       assert.equal(atNice(17), before);
     } finally {

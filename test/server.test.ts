@@ -6,10 +6,9 @@ import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import sharp from 'sharp';
 import WebSocket from 'ws';
+import { type RunningServer, startServer } from '../src/app/index.js';
 import { readServeConfig } from '../src/config.js';
-import { optimizedGraphStats, sharedGraphSessions } from '../src/loaders/index.js';
 import { keyFileSigner, pack, writeBundledSource } from '../src/pack/index.js';
-import { type RunningServer, startServer } from '../src/server/index.js';
 import { renderText } from './helpers/images.js';
 import { serveProcess } from './helpers/serve-process.js';
 import { tempDir } from './helpers/tmp.js';
@@ -153,8 +152,14 @@ describe('the watched folder, end to end', () => {
           await res.arrayBuffer();
         }
       })();
-      const optimizedBefore = optimizedGraphStats();
-      const sharedBefore = sharedGraphSessions();
+      const metric = async (series: string) => {
+        const text = await (await fetch(`${srv.url}/metrics`)).text();
+        return Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+      };
+      const hits = 'hotocr_optimized_graph_lookups_total{result="hit"}';
+      const misses = 'hotocr_optimized_graph_lookups_total{result="miss"}';
+      const optimizedBefore = { hits: await metric(hits), misses: await metric(misses) };
+      const sharedBefore = await metric('hotocr_graph_sessions_shared_total');
       await rename(next, join(models, 'ppocr-4.1.0.zip'));
       const deadline = Date.now() + 20_000;
       while (!versions.has('ppocr/4.1.0') && Date.now() < deadline)
@@ -165,9 +170,9 @@ describe('the watched folder, end to end', () => {
       assert.ok(statuses.length > 0 && statuses.every((s) => s === 200), `statuses: ${statuses.join(',')}`);
       // Its graphs are those of the version before: the server passed the verified digests,
       // and the new version shared the sessions of the version in service, opening none.
-      assert.equal(sharedGraphSessions() - sharedBefore, 3);
-      assert.equal(optimizedGraphStats().hits, optimizedBefore.hits);
-      assert.equal(optimizedGraphStats().misses, optimizedBefore.misses);
+      assert.equal((await metric('hotocr_graph_sessions_shared_total')) - sharedBefore, 3);
+      assert.equal(await metric(hits), optimizedBefore.hits);
+      assert.equal(await metric(misses), optimizedBefore.misses);
 
       // Deleting the file of the version in service unloads nothing.
       await rm(join(models, 'ppocr-4.1.0.zip'));

@@ -4,14 +4,16 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { HotocrError } from '../src/errors.js';
 import {
+  InferenceThreads,
   type LoaderPackage,
-  OcrWorkerPool,
-  optimizedGraphStats,
+  type OcrWorkerPool,
   type PoolOptions,
-  sharedGraphSessions,
 } from '../src/loaders/index.js';
 import { readsAs, verifiedBundled, withDigests } from './helpers/bundled.js';
 import { tempDir } from './helpers/tmp.js';
+
+/** The inference threads these loads run on, as a server's own. */
+const threads = new InferenceThreads();
 
 const work = tempDir();
 
@@ -29,17 +31,17 @@ const options: PoolOptions = { workers: 2, intraOpThreads: 1 };
 
 describe('versions with the same graphs share their sessions', () => {
   test('a version whose graphs are open shares them, reads with its own parameters, and outlives the first', async () => {
-    const first = await OcrWorkerPool.create(await bundled(), options);
+    const first = await threads.load(await bundled(), options);
     let firstReleased = false;
     try {
-      const shared = sharedGraphSessions();
-      const lookups = optimizedGraphStats();
-      const second = await OcrWorkerPool.create(findingNothing(await bundled()), options);
+      const shared = threads.sharedGraphSessions();
+      const lookups = threads.optimizedGraphStats();
+      const second = await threads.load(findingNothing(await bundled()), options);
       try {
         // All three graphs were taken open: none was looked up among the optimized ones, or opened.
-        assert.equal(sharedGraphSessions() - shared, 3);
-        assert.equal(optimizedGraphStats().hits, lookups.hits);
-        assert.equal(optimizedGraphStats().misses, lookups.misses);
+        assert.equal(threads.sharedGraphSessions() - shared, 3);
+        assert.equal(threads.optimizedGraphStats().hits, lookups.hits);
+        assert.equal(threads.optimizedGraphStats().misses, lookups.misses);
         // Each version reads with its own parameters on the same sessions, at once.
         const [a, b, c, d] = await Promise.all([
           readsAs(first, 'Shared first 11'),
@@ -56,9 +58,9 @@ describe('versions with the same graphs share their sessions', () => {
         assert.equal(await readsAs(second, 'Still shared 16'), '');
 
         // And a third loads on the second's threads, though the version that opened them is gone.
-        const third = await OcrWorkerPool.create(await bundled(), options);
+        const third = await threads.load(await bundled(), options);
         try {
-          assert.equal(sharedGraphSessions() - shared, 6);
+          assert.equal(threads.sharedGraphSessions() - shared, 6);
           assert.equal(await readsAs(third, 'Shared third 17'), 'Sharedthird17');
         } finally {
           await third.release();
@@ -70,10 +72,10 @@ describe('versions with the same graphs share their sessions', () => {
       if (!firstReleased) await first.release();
     }
     // Once no version holds them, the sessions are gone: the next load opens its own again.
-    const shared = sharedGraphSessions();
-    const alone = await OcrWorkerPool.create(await bundled(), options);
+    const shared = threads.sharedGraphSessions();
+    const alone = await threads.load(await bundled(), options);
     try {
-      assert.equal(sharedGraphSessions(), shared);
+      assert.equal(threads.sharedGraphSessions(), shared);
       assert.equal(await readsAs(alone, 'Alone again 18'), 'Aloneagain18');
     } finally {
       await alone.release();
@@ -81,19 +83,19 @@ describe('versions with the same graphs share their sessions', () => {
   });
 
   test('only the same graphs, runtime, options and thread count share, and sharing takes a fraction of the CPU', async () => {
-    const serving = await OcrWorkerPool.create(await bundled(), options);
+    const serving = await threads.load(await bundled(), options);
     try {
-      const shared = sharedGraphSessions();
+      const shared = threads.sharedGraphSessions();
       const pkg = await bundled();
       const unshared: [string, () => Promise<OcrWorkerPool>][] = [
-        ['no digests', () => OcrWorkerPool.create({ ...pkg, digests: undefined }, options)],
-        ['other options', () => OcrWorkerPool.create(pkg, { ...options, spinning: true })],
-        ['another thread count', () => OcrWorkerPool.create(pkg, { ...options, workers: 1 })],
-        ['another runtime', () => OcrWorkerPool.create(pkg, { workers: 2, runtime: 'onnxruntime-wasm' })],
+        ['no digests', () => threads.load({ ...pkg, digests: undefined }, options)],
+        ['other options', () => threads.load(pkg, { ...options, spinning: true })],
+        ['another thread count', () => threads.load(pkg, { ...options, workers: 1 })],
+        ['another runtime', () => threads.load(pkg, { workers: 2, runtime: 'onnxruntime-wasm' })],
         [
           'another graph',
           () =>
-            OcrWorkerPool.create(
+            threads.load(
               {
                 ...pkg,
                 digests: new Map([...pkg.digests!, [pkg.manifest.graphs.cls!, 'cd'.repeat(32)]]),
@@ -105,7 +107,7 @@ describe('versions with the same graphs share their sessions', () => {
       for (const [what, load] of unshared) {
         const pool = await load();
         try {
-          assert.equal(sharedGraphSessions(), shared, what);
+          assert.equal(threads.sharedGraphSessions(), shared, what);
           assert.equal(await readsAs(pool, 'Not shared 21'), 'Notshared21', what);
         } finally {
           await pool.release();
@@ -114,10 +116,10 @@ describe('versions with the same graphs share their sessions', () => {
 
       // Three more loads share all three sessions each, and open no graph: neither optimized
       // nor read from its kept form (what that saves in CPU is bench/graph-open's figure).
-      const graphs = optimizedGraphStats();
-      for (let i = 0; i < 3; i++) await (await OcrWorkerPool.create(pkg, options)).release();
-      assert.equal(sharedGraphSessions() - shared, 9);
-      const after = optimizedGraphStats();
+      const graphs = threads.optimizedGraphStats();
+      for (let i = 0; i < 3; i++) await (await threads.load(pkg, options)).release();
+      assert.equal(threads.sharedGraphSessions() - shared, 9);
+      const after = threads.optimizedGraphStats();
       assert.deepEqual([after.hits, after.misses], [graphs.hits, graphs.misses], 'no graph was opened');
       assert.equal(await readsAs(serving, 'Serving on 22'), 'Servingon22');
     } finally {
@@ -126,7 +128,7 @@ describe('versions with the same graphs share their sessions', () => {
   });
 
   test('a version refused on shared sessions leaves the loaded one serving, and its sessions open', async () => {
-    const serving = await OcrWorkerPool.create(await bundled(), options);
+    const serving = await threads.load(await bundled(), options);
     try {
       const pkg = await bundled();
       // Without the space class the dictionary no longer fits the recogniser.
@@ -134,17 +136,17 @@ describe('versions with the same graphs share their sessions', () => {
         ...pkg,
         manifest: { ...pkg.manifest, rec: { ...pkg.manifest.rec, useSpaceChar: false } },
       };
-      const shared = sharedGraphSessions();
+      const shared = threads.sharedGraphSessions();
       await assert.rejects(
-        OcrWorkerPool.create(misfit, options),
+        threads.load(misfit, options),
         (e: HotocrError) => e.code === 'GRAPH_INCOMPATIBLE' && e.message.includes('dictionary'),
       );
-      assert.equal(sharedGraphSessions(), shared, 'a refused version is not counted');
+      assert.equal(threads.sharedGraphSessions(), shared, 'a refused version is not counted');
       assert.equal(await readsAs(serving, 'Still serving 31'), 'Stillserving31');
       // The refused version's references were given back, not the serving one's.
-      const next = await OcrWorkerPool.create(pkg, options);
+      const next = await threads.load(pkg, options);
       await next.release();
-      assert.equal(sharedGraphSessions() - shared, 3);
+      assert.equal(threads.sharedGraphSessions() - shared, 3);
       assert.equal(await readsAs(serving, 'Still serving 32'), 'Stillserving32');
     } finally {
       await serving.release();

@@ -3,22 +3,23 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import pino from 'pino';
+import { startServer } from '../src/app/index.js';
 import { readServeConfig } from '../src/config.js';
 import type { HotocrError } from '../src/errors.js';
 import {
+  InferenceThreads,
   type LoaderPackage,
-  lostInferenceThreads,
-  OcrWorkerPool,
+  type OcrWorkerPool,
   type PoolOptions,
-  replacedInferenceThreads,
-  sharedGraphSessions,
 } from '../src/loaders/index.js';
-import { startServer } from '../src/server/index.js';
 import { readsAs, verifiedBundled, withDigests } from './helpers/bundled.js';
 import { renderText } from './helpers/images.js';
 import { crashOnNextMessage } from './helpers/threads.js';
 import { tempDir } from './helpers/tmp.js';
 import { until } from './helpers/until.js';
+
+/** The inference threads these loads run on, as a server's own. */
+const threads = new InferenceThreads();
 
 const work = tempDir();
 
@@ -44,21 +45,21 @@ function capturingLogger(): { logger: pino.Logger; lines: { msg: string; [k: str
 
 describe('an inference thread that dies', () => {
   test('loses no read, and is replaced: reads go to the thread left, or wait for the new ones when none is', async () => {
-    const pool = await OcrWorkerPool.create(await bundled(), options);
+    const pool = await threads.load(await bundled(), options);
     try {
-      const lost = lostInferenceThreads();
-      const replaced = replacedInferenceThreads();
+      const lost = threads.lostThreads();
+      const replaced = threads.replacedThreads();
       // One of the two threads dies with the first task it is sent of four reads on both.
       await crashOnNextMessage('ocr-worker', 1);
       assert.deepEqual(await readAll(pool), expected);
-      assert.equal(lostInferenceThreads() - lost, 1);
-      await until(() => replacedInferenceThreads() - replaced === 1, 'a new thread');
+      assert.equal(threads.lostThreads() - lost, 1);
+      await until(() => threads.replacedThreads() - replaced === 1, 'a new thread');
 
       // Both die at once (the new one among them): the reads wait for two new threads.
       await crashOnNextMessage('ocr-worker', 2);
       assert.deepEqual(await readAll(pool), expected);
-      assert.equal(lostInferenceThreads() - lost, 3);
-      assert.equal(replacedInferenceThreads() - replaced, 3);
+      assert.equal(threads.lostThreads() - lost, 3);
+      assert.equal(threads.replacedThreads() - replaced, 3);
       assert.deepEqual(await readAll(pool), expected);
     } finally {
       await pool.release();
@@ -66,21 +67,21 @@ describe('an inference thread that dies', () => {
   });
 
   test('is replaced with the sessions shared: a version sharing them reads on it, and later ones share them', async () => {
-    const pool = await OcrWorkerPool.create(await bundled(), options);
-    const twin = await OcrWorkerPool.create(await bundled(), options);
+    const pool = await threads.load(await bundled(), options);
+    const twin = await threads.load(await bundled(), options);
     try {
-      const replaced = replacedInferenceThreads();
+      const replaced = threads.replacedThreads();
       await crashOnNextMessage('ocr-worker', 1);
       assert.deepEqual(await readAll(twin), expected);
-      await until(() => replacedInferenceThreads() - replaced === 1, 'a new thread');
+      await until(() => threads.replacedThreads() - replaced === 1, 'a new thread');
       // The new thread holds both versions: each reads there, the other thread dying too.
       await crashOnNextMessage('ocr-worker', 1);
       assert.deepEqual(await readAll(pool), expected);
-      await until(() => replacedInferenceThreads() - replaced === 2, 'a second new thread');
-      const shared = sharedGraphSessions();
-      const next = await OcrWorkerPool.create(await bundled(), options);
+      await until(() => threads.replacedThreads() - replaced === 2, 'a second new thread');
+      const shared = threads.sharedGraphSessions();
+      const next = await threads.load(await bundled(), options);
       try {
-        assert.equal(sharedGraphSessions() - shared, 3);
+        assert.equal(threads.sharedGraphSessions() - shared, 3);
         assert.deepEqual(await readAll(next), expected);
       } finally {
         await next.release();
@@ -94,9 +95,9 @@ describe('an inference thread that dies', () => {
 
   test('without its graphs kept optimized it is not replaced: reads fail with INFERENCE_FAILED once no thread is left', async () => {
     // No digests: nothing is kept optimized for it, or shared.
-    const pool = await OcrWorkerPool.create(await verifiedBundled(join(work, 'home')), options);
+    const pool = await threads.load(await verifiedBundled(join(work, 'home')), options);
     try {
-      const replaced = replacedInferenceThreads();
+      const replaced = threads.replacedThreads();
       assert.equal(pool.fault(), undefined);
       await crashOnNextMessage('ocr-worker', 1);
       assert.deepEqual(await readAll(pool), expected);
@@ -111,7 +112,7 @@ describe('an inference thread that dies', () => {
             error.message,
           ),
       );
-      assert.equal(replacedInferenceThreads(), replaced);
+      assert.equal(threads.replacedThreads(), replaced);
       assert.match(pool.fault() ?? '', /^Every inference thread of this version has stopped/);
     } finally {
       await pool.release();
@@ -179,7 +180,6 @@ describe('an inference thread that dies', () => {
       };
       const lost = await metric('hotocr_inference_threads_lost_total');
       const replaced = await metric('hotocr_inference_threads_replaced_total');
-      const replacedHere = replacedInferenceThreads();
       const pages = await Promise.all(lines.map((l) => renderText([l])));
       await crashOnNextMessage('ocr-worker', 1);
       const answers = await Promise.all(
@@ -200,7 +200,10 @@ describe('an inference thread that dies', () => {
       );
       assert.deepEqual(texts, expected);
       assert.equal((await metric('hotocr_inference_threads_lost_total')) - lost, 1);
-      await until(() => replacedInferenceThreads() > replacedHere, 'a new thread');
+      await until(
+        async () => (await metric('hotocr_inference_threads_replaced_total')) > replaced,
+        'a new thread',
+      );
       assert.equal((await metric('hotocr_inference_threads_replaced_total')) - replaced, 1);
       const lostLines = log.lines.filter((l) => l.msg === 'inference thread lost');
       assert.equal(lostLines.length, 1);

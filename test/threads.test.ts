@@ -6,10 +6,13 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { readServeConfig } from '../src/config.js';
 import type { HotocrError } from '../src/errors.js';
-import { canRestorePriority, type LoaderPackage, OcrWorkerPool } from '../src/loaders/index.js';
+import { canRestorePriority, InferenceThreads, type LoaderPackage } from '../src/loaders/index.js';
 import { readsAs, verifiedBundled } from './helpers/bundled.js';
 import { atNice, threadIds as threads } from './helpers/threads.js';
 import { tempDir } from './helpers/tmp.js';
+
+/** The inference threads these loads run on, as a server's own. */
+const inference = new InferenceThreads();
 
 const work = tempDir();
 
@@ -18,19 +21,19 @@ const bundled = (): Promise<LoaderPackage> => verifiedBundled(join(work, 'home')
 describe('inference threads outlive their version', () => {
   test("a released version's threads load the next one: no thread started, none left behind", async () => {
     const pkg = await bundled();
-    const first = await OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1 });
+    const first = await inference.load(pkg, { workers: 2, intraOpThreads: 1 });
     assert.equal(await readsAs(first, 'First version 11'), 'Firstversion11');
     const serving = threads();
     await first.release();
     // Kept, not stopped...
     assert.deepEqual(threads(), serving);
-    const next = await OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1 });
+    const next = await inference.load(pkg, { workers: 2, intraOpThreads: 1 });
     try {
       // ...and taken by the next version: the same threads, with its own sessions.
       assert.deepEqual(threads(), serving);
       assert.equal(await readsAs(next, 'Next version 22'), 'Nextversion22');
       // A third pool while the second serves needs threads of its own.
-      const third = await OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1 });
+      const third = await inference.load(pkg, { workers: 2, intraOpThreads: 1 });
       const grown = threads().length;
       await third.release();
       assert.ok(grown >= serving.length + 2, `${grown} threads, ${serving.length} before`);
@@ -45,16 +48,13 @@ describe('inference threads outlive their version', () => {
       (g): g is string => g !== undefined,
     );
     const sizes = graphs.map((g) => pkg.files.get(g)!.byteLength);
-    const kept = await OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1 });
+    const kept = await inference.load(pkg, { workers: 2, intraOpThreads: 1 });
     await kept.release();
     assert.deepEqual(
       graphs.map((g) => pkg.files.get(g)!.byteLength),
       sizes,
     );
-    const moved = await OcrWorkerPool.create(
-      { ...pkg, filesMovable: true },
-      { workers: 2, intraOpThreads: 1 },
-    );
+    const moved = await inference.load({ ...pkg, filesMovable: true }, { workers: 2, intraOpThreads: 1 });
     try {
       // Moved to the thread, so emptied here; the dictionary is left as it was.
       assert.deepEqual(
@@ -75,19 +75,19 @@ describe('inference threads outlive their version', () => {
   test('a version that fails to load at low priority leaves its threads at serving priority', async () => {
     const pkg = await bundled();
     // The runtime's first sessions are never lowered: open them first.
-    await (await OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1 })).release();
+    await (await inference.load(pkg, { workers: 2, intraOpThreads: 1 })).release();
     const before = atNice(17);
     const broken: LoaderPackage = {
       ...pkg,
       files: new Map([...pkg.files, [pkg.manifest.graphs.rec, new Uint8Array(64).fill(7)]]),
     };
     await assert.rejects(
-      OcrWorkerPool.create(broken, { workers: 2, intraOpThreads: 1, loadNice: 17 }),
+      inference.load(broken, { workers: 2, intraOpThreads: 1, loadNice: 17 }),
       (e: HotocrError) => e.code === 'GRAPH_INVALID',
     );
     // Its threads were kept only at the priority they had (or stopped, where it could not be taken back).
     assert.equal(atNice(17), before);
-    const pool = await OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1 });
+    const pool = await inference.load(pkg, { workers: 2, intraOpThreads: 1 });
     try {
       assert.equal(atNice(17), before);
       assert.equal(await readsAs(pool, 'After a failure 33'), 'Afterafailure33');
@@ -96,7 +96,7 @@ describe('inference threads outlive their version', () => {
     }
     if (!canRestorePriority()) return;
     // A version loaded low and then released is kept at serving priority too.
-    const low = await OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1, loadNice: 17 });
+    const low = await inference.load(pkg, { workers: 2, intraOpThreads: 1, loadNice: 17 });
     assert.equal(atNice(17) - before, 2);
     await low.release();
     assert.equal(atNice(17), before);
@@ -120,7 +120,7 @@ describe('inference threads outlive their version', () => {
     }
     const pkg = await bundled();
     const before = threads().length;
-    const pool = await OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1, keepThreads: false });
+    const pool = await inference.load(pkg, { workers: 2, intraOpThreads: 1, keepThreads: false });
     assert.equal(await readsAs(pool, 'Last version 44'), 'Lastversion44');
     await pool.release();
     // Its own two threads are gone (kept ones from earlier tests, if any, were used first).
@@ -129,10 +129,10 @@ describe('inference threads outlive their version', () => {
 
   test('kept threads do not hold the process open, in a process started with --input-type or V8 flags too', async () => {
     const script = `
-      import { OcrWorkerPool } from ${JSON.stringify(new URL('../src/loaders/index.js', import.meta.url).href)};
+      import { InferenceThreads } from ${JSON.stringify(new URL('../src/loaders/index.js', import.meta.url).href)};
       import { verifiedBundled } from ${JSON.stringify(new URL('./helpers/bundled.js', import.meta.url).href)};
       const pkg = await verifiedBundled(${JSON.stringify(join(work, 'home'))});
-      await (await OcrWorkerPool.create(pkg, { workers: 2, intraOpThreads: 1 })).release();
+      await (await new InferenceThreads().load(pkg, { workers: 2, intraOpThreads: 1 })).release();
       console.log('released');`;
     const file = join(work, 'release-and-end.mjs');
     await writeFile(file, script);

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
+import { startServer } from '../app/index.js';
 import { readServeConfig, type ServeFlags, serveOptions } from '../config.js';
-import { startServer } from '../server/index.js';
 
 export function serveCommand(): Command {
   const command = new Command('serve');

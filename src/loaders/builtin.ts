@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { ModelLoader } from './contract.js';
-import type { BuiltinRuntime } from './ocr-worker.js';
-import { holdsOptimizedGraph, OcrWorkerPool } from './worker-pool.js';
+import type { BuiltinRuntime } from './inference-protocol.js';
+import type { InferenceThreads } from './inference-threads.js';
 
 const require = createRequire(import.meta.url);
 
@@ -33,14 +33,19 @@ function installedVersion(name: string): string {
   }
 }
 
-function onnxruntimeLoader(runtime: BuiltinRuntime, npmPackage: string, backend: string): ModelLoader {
+function onnxruntimeLoader(
+  threads: InferenceThreads,
+  runtime: BuiltinRuntime,
+  npmPackage: string,
+  backend: string,
+): ModelLoader {
   let version: string | undefined;
   return {
     name: runtime,
     supports: (manifest) => manifest.runtime === runtime,
-    load: (pkg, options) => OcrWorkerPool.create(pkg, { ...options, runtime }),
+    load: (pkg, options) => threads.load(pkg, { ...options, runtime }),
     // Graphs onnxruntime-node optimized before load from that form, without their bytes.
-    ...(runtime === 'onnxruntime-node' ? { holds: (_m, sha256) => holdsOptimizedGraph(sha256) } : {}),
+    ...(runtime === 'onnxruntime-node' ? { holds: (_m, sha256) => threads.holdsOptimizedGraph(sha256) } : {}),
     metadata: () => {
       version ??= installedVersion(npmPackage);
       return { runtime: npmPackage, runtimeVersion: version, backend };
@@ -48,24 +53,20 @@ function onnxruntimeLoader(runtime: BuiltinRuntime, npmPackage: string, backend:
   };
 }
 
-/** onnxruntime-node: the native CPU runtime, the default. */
-export const onnxruntimeNodeLoader: ModelLoader = onnxruntimeLoader(
-  'onnxruntime-node',
-  'onnxruntime-node',
-  'cpu',
-);
-
 /**
- * onnxruntime-web's WebAssembly backend, run inside Node: the same graphs and pipeline for
- * machines where the native binding cannot be installed.
+ * The built-in loaders, running their graphs on `threads`: onnxruntime-node, the native CPU
+ * runtime and the default; and onnxruntime-web's WebAssembly backend, run inside Node, with
+ * the same graphs and pipeline for machines where the native binding cannot be installed.
  */
-export const onnxruntimeWasmLoader: ModelLoader = onnxruntimeLoader(
-  'onnxruntime-wasm',
-  'onnxruntime-web',
-  'wasm',
-);
+export function builtinLoaders(threads: InferenceThreads): readonly ModelLoader[] {
+  return [
+    onnxruntimeLoader(threads, 'onnxruntime-node', 'onnxruntime-node', 'cpu'),
+    onnxruntimeLoader(threads, 'onnxruntime-wasm', 'onnxruntime-web', 'wasm'),
+  ];
+}
 
-export const BUILTIN_LOADERS: readonly ModelLoader[] = [onnxruntimeNodeLoader, onnxruntimeWasmLoader];
+/** The built-in loaders' names, which no plugin may take. */
+export const BUILTIN_NAMES: readonly string[] = ['onnxruntime-node', 'onnxruntime-wasm'];
 
 /** The runtime a package without `runtime` in its manifest runs on, unless the server says otherwise. */
 export const DEFAULT_RUNTIME = 'onnxruntime-node';

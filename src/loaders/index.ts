@@ -2,7 +2,7 @@
  * Loaders turn verified packages into models that read images. Nothing outside this folder
  * imports a runtime: the registry and the server know only the contract.
  */
-export { DEFAULT_RUNTIME, onnxruntimeNodeLoader, onnxruntimeWasmLoader } from './builtin.js';
+export { builtinLoaders, DEFAULT_RUNTIME } from './builtin.js';
 export type {
   LoadedModel,
   LoaderMetadata,
@@ -12,17 +12,13 @@ export type {
   ReadOptions,
   ServedModel,
 } from './contract.js';
+export {
+  type InferenceThreadEvent,
+  InferenceThreads,
+  type InferenceThreadsOptions,
+} from './inference-threads.js';
 export { type LoaderEntry, Loaders, type LoadersOptions } from './loaders.js';
 export { loadOcrModel } from './ocr-model.js';
 export type { SessionOptions } from './ort-session.js';
 export { canRestorePriority } from './priority.js';
-export {
-  type InferenceThreadEvent,
-  lostInferenceThreads,
-  OcrWorkerPool,
-  onInferenceThreads,
-  optimizedGraphStats,
-  type PoolOptions,
-  replacedInferenceThreads,
-  sharedGraphSessions,
-} from './worker-pool.js';
+export type { OcrWorkerPool, PoolOptions } from './worker-pool.js';

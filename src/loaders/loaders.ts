@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { HotocrError, InferenceError, messageOf, PackageRejectedError } from '../errors.js';
 import type { OcrResult } from '../ocr/index.js';
 import type { Manifest } from '../package/index.js';
-import { BUILTIN_LOADERS, DEFAULT_RUNTIME } from './builtin.js';
+import { BUILTIN_NAMES, builtinLoaders, DEFAULT_RUNTIME } from './builtin.js';
 import type {
   LoadedModel,
   LoaderMetadata,
@@ -14,6 +14,7 @@ import type {
   ModelLoader,
   ServedModel,
 } from './contract.js';
+import { InferenceThreads } from './inference-threads.js';
 
 export interface LoadersOptions {
   /**
@@ -29,6 +30,8 @@ export interface LoadersOptions {
   readonly cwd?: string;
   /** Longest a plugin may take to load a package before the version fails (default 5 minutes). */
   readonly pluginTimeoutMs?: number;
+  /** The inference threads the built-in loaders run on (default: threads of these loaders' own). */
+  readonly threads?: InferenceThreads;
 }
 
 /** One loader the server can use, and the module it came from when it is a plugin. */
@@ -233,9 +236,11 @@ export class Loaders {
   readonly #defaultRuntime: string;
   readonly #loadOptions: LoadOptions;
   readonly #pluginTimeoutMs: number;
+  readonly #threads: InferenceThreads;
 
-  private constructor(entries: LoaderEntry[], options: LoadersOptions) {
+  private constructor(entries: LoaderEntry[], options: LoadersOptions & { threads: InferenceThreads }) {
     this.#entries = entries;
+    this.#threads = options.threads;
     this.#defaultRuntime = options.defaultRuntime ?? DEFAULT_RUNTIME;
     this.#loadOptions = options.loadOptions ?? {};
     this.#pluginTimeoutMs = options.pluginTimeoutMs ?? 300_000;
@@ -243,9 +248,10 @@ export class Loaders {
 
   /** The built-in loaders alone. */
   static builtin(options: Omit<LoadersOptions, 'plugins' | 'cwd'> = {}): Loaders {
+    const threads = options.threads ?? new InferenceThreads();
     return new Loaders(
-      BUILTIN_LOADERS.map((loader) => ({ loader })),
-      options,
+      builtinLoaders(threads).map((loader) => ({ loader })),
+      { ...options, threads },
     );
   }
 
@@ -253,7 +259,7 @@ export class Loaders {
   static async create(options: LoadersOptions = {}): Promise<Loaders> {
     const cwd = options.cwd ?? process.cwd();
     const entries: LoaderEntry[] = [];
-    const names = new Set(BUILTIN_LOADERS.map((l) => l.name));
+    const names = new Set(BUILTIN_NAMES);
     for (const spec of options.plugins ?? []) {
       const loader = await pluginLoader(spec, cwd);
       if (names.has(loader.name))
@@ -264,8 +270,14 @@ export class Loaders {
       names.add(loader.name);
       entries.push({ loader, plugin: spec });
     }
-    entries.push(...BUILTIN_LOADERS.map((loader) => ({ loader })));
-    return new Loaders(entries, options);
+    const threads = options.threads ?? new InferenceThreads();
+    entries.push(...builtinLoaders(threads).map((loader) => ({ loader })));
+    return new Loaders(entries, { ...options, threads });
+  }
+
+  /** The inference threads the built-in loaders run on. */
+  get threads(): InferenceThreads {
+    return this.#threads;
   }
 
   /** Every loader, in the order they are asked. */

@@ -20,11 +20,30 @@ export interface DbParams {
   readonly minSize: number;
 }
 
+/** PaddleOCR's unclip ratio, from which a larger one is measured. */
+export const REFERENCE_UNCLIP = 1.5;
+
+/** Boxes found in a probability map, and signs of text too small for the map's scale. */
+export interface DbResult {
+  /** In destination pixels, clockwise from top-left. */
+  readonly boxes: Quad[];
+  /**
+   * For each box, how much smaller on every side (in destination pixels) it would be grown
+   * by PaddleOCR's reference ratio, {@link REFERENCE_UNCLIP}, instead of `unclipRatio` (0
+   * when not larger).
+   */
+  readonly insets: number[];
+  /** Regions as sure as a box (mean probability at least `boxThresh`) but dropped as narrower than `minSize`. */
+  readonly dropped: number;
+  /** The shortest side of the narrowest box, in map pixels, margin included (Infinity when none). */
+  readonly narrowest: number;
+}
+
 /**
  * DB post-processing as PaddleOCR's db_postprocess.py (fast score mode, no dilation):
  * threshold the probability map, take each connected region, its minimum-area box, score
  * it by the mean probability inside, grow it by area × unclipRatio / perimeter, and map it
- * to the source image. Returns boxes in source-image pixels, clockwise from top-left.
+ * to the destination image (its size in `destWidth` x `destHeight`).
  */
 export function boxesFromProbabilityMap(
   pred: Float32Array,
@@ -33,18 +52,27 @@ export function boxesFromProbabilityMap(
   destWidth: number,
   destHeight: number,
   params: DbParams,
-): Quad[] {
+): DbResult {
   const regions = connectedRegions(pred, width, height, params.thresh, params.maxCandidates);
   const boxes: Quad[] = [];
+  const insets: number[] = [];
+  let dropped = 0;
+  let narrowest = Number.POSITIVE_INFINITY;
   for (const points of regions) {
     const rect = minAreaRect(points);
-    if (Math.min(rect.w, rect.h) < params.minSize) continue;
     const corners = rectCorners(rect);
+    if (Math.min(rect.w, rect.h) < params.minSize) {
+      if (Math.max(rect.w, rect.h) >= 1 && boxScoreFast(pred, width, height, corners) >= params.boxThresh)
+        dropped++;
+      continue;
+    }
     if (boxScoreFast(pred, width, height, corners) < params.boxThresh) continue;
     const area = rect.w * rect.h;
     const perimeter = 2 * (rect.w + rect.h);
     const grown = expandRect(rect, (area * params.unclipRatio) / perimeter);
+    const inset = (area * Math.max(0, params.unclipRatio - REFERENCE_UNCLIP)) / perimeter;
     if (Math.min(grown.w, grown.h) < params.minSize + 2) continue;
+    narrowest = Math.min(narrowest, grown.w, grown.h);
     const scaled = rectCorners(grown).map(
       ([x, y]) =>
         [
@@ -59,8 +87,9 @@ export function boxesFromProbabilityMap(
     ) as Quad;
     if (Math.trunc(distance(box[0], box[1])) <= 3 || Math.trunc(distance(box[0], box[3])) <= 3) continue;
     boxes.push(box);
+    insets.push(Math.floor(inset * Math.min(destWidth / width, destHeight / height)));
   }
-  return boxes;
+  return { boxes, insets, dropped, narrowest };
 }
 
 /**

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { PackageRejectedError } from '../errors.js';
-import { OcrEngine } from './engine.js';
+import { assembleLines, classifierWindows, OcrEngine, planRecognition } from './engine.js';
+import type { Quad } from './geometry.js';
 import { DEFAULT_PARAMS, type OcrParams } from './params.js';
 import type { GraphSession, Tensor } from './session.js';
 
@@ -71,4 +72,45 @@ test('a probe that fails is not remembered: the next version runs it again and i
   fail = false;
   await OcrEngine.create({ rec }, DICTIONARY, DEFAULT_PARAMS);
   assert.equal(rec.runs.length, 3);
+});
+
+test('own-width recognition runs each crop alone, widest first; padded batching as PaddleOCR', () => {
+  const crops = [
+    { width: 100, height: 30 },
+    { width: 900, height: 30 },
+    { width: 300, height: 30 },
+  ];
+  assert.deepEqual(planRecognition(crops, withRec({ width: 'own' })), [[1], [2], [0]]);
+  assert.deepEqual(planRecognition(crops, DEFAULT_PARAMS), [[0, 2], [1]]);
+});
+
+test('a page whose lines were mostly read turned is given in the order of the page turned upright', () => {
+  const at = (y: number): Quad => [
+    [10, y],
+    [210, y],
+    [210, y + 20],
+    [10, y + 20],
+  ];
+  const located = { boxes: [at(0), at(40)], turned: [false, false] };
+  const texts = [
+    { text: 'second', score: 0.9, turned: true },
+    { text: 'first', score: 0.9, turned: true },
+  ];
+  const lines = (order: 'lines' | 'top-left') =>
+    assembleLines(located, texts, { ...DEFAULT_PARAMS, det: { ...DEFAULT_PARAMS.det, order } }).map(
+      (l) => l.text,
+    );
+  assert.deepEqual(lines('lines'), ['first', 'second']);
+  // PaddleOCR's order is kept as it is.
+  assert.deepEqual(lines('top-left'), ['second', 'first']);
+});
+
+test('a long line is classified in at most three windows of the classifier width, at its height', () => {
+  const crop = { data: new Uint8Array(1000 * 24 * 3), width: 1000, height: 24 };
+  const windows = classifierWindows(crop, 48, 192);
+  // 2000 px at height 48: 11 windows, of which the first, the middle and the last.
+  assert.equal(windows.length, 3);
+  for (const w of windows) assert.ok(w.height === 48 && w.width <= 192 && w.width > 150);
+  const short = { data: new Uint8Array(80 * 24 * 3), width: 80, height: 24 };
+  assert.deepEqual(classifierWindows(short, 48, 192), [short]);
 });

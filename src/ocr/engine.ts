@@ -1,12 +1,23 @@
 import { InferenceError, messageOf, PackageRejectedError } from '../errors.js';
 import { charset, ctcDecode } from './ctc.js';
-import { boxesFromProbabilityMap } from './db-postprocess.js';
-import { distance, type Quad, sortReadingOrder } from './geometry.js';
+import { boxesFromProbabilityMap, type DbResult } from './db-postprocess.js';
+import { firstRatio, inputSize, secondRatio } from './detection.js';
+import {
+  distance,
+  growIntoFreeSpace,
+  type Point,
+  type Quad,
+  sortByLines,
+  sortReadingOrder,
+  turned,
+} from './geometry.js';
 import type { RgbImage } from './image.js';
+import { tightenToInk } from './ink.js';
+import { padForDetection } from './margins.js';
 import type { OcrParams } from './params.js';
 import { resizeBilinear, rotate90ccw, rotate180, warpQuad } from './pixels.js';
 import type { GraphSession, Tensor } from './session.js';
-import { detectionTensor, lineBatch } from './tensors.js';
+import { detectionTensor, type Inset, lineBatch, trim } from './tensors.js';
 
 /** One line of text found in an image. */
 export interface OcrLine {
@@ -36,6 +47,23 @@ export interface OcrGraphs {
   readonly det?: GraphSession;
   readonly rec: GraphSession;
   readonly cls?: GraphSession;
+}
+
+/**
+ * What detection (and, when it runs before recognition, the direction classifier) hands to
+ * recognition: the boxes in reading order, in the pixels of the image as sent, and a crop of
+ * each, upright as far as the classifier could tell.
+ */
+export interface Located {
+  readonly boxes: Quad[];
+  readonly crops: RgbImage[];
+  /** Whether the classifier turned each crop. */
+  readonly turned: boolean[];
+  /**
+   * For each crop, how many pixels on every side are margin beyond PaddleOCR's reference
+   * box: a second reading with `rec.retryBelow` can leave them out.
+   */
+  readonly insets: Inset[];
 }
 
 function incompatible(message: string): never {
@@ -133,39 +161,54 @@ export class OcrEngine {
   async read(image: RgbImage): Promise<OcrResult> {
     const timings: OcrTimings = { det: 0, cls: 0, rec: 0, inference: 0, total: 0 };
     const start = performance.now();
-    const { boxes, crops } = await this.locate(image, timings);
+    const located = await this.locate(image, timings);
+    const { crops } = located;
     const t = performance.now();
     const texts: RecognizedText[] = new Array(crops.length);
     for (const batch of planRecognition(crops, this.#params)) {
       const got = await this.recognizeBatch(
         batch.map((i) => crops[i]!),
         timings,
+        batch.map((i) => located.insets[i]!),
       );
       batch.forEach((i, k) => {
         texts[i] = got[k]!;
       });
     }
     timings.rec = performance.now() - t;
-    const lines = this.assemble(boxes, texts);
+    const lines = assembleLines(located, texts, this.#params);
     timings.total = performance.now() - start;
     return { lines, timings };
   }
 
   /**
    * Detection, crops and (when enabled) the direction classifier: the boxes in reading order
-   * and an upright crop of each. A single-line recogniser's "box" is the whole image.
+   * and an upright crop of each (see {@link Located}). A single-line recogniser's "box" is
+   * the whole image.
    */
-  async locate(image: RgbImage, timings: OcrTimings): Promise<{ boxes: Quad[]; crops: RgbImage[] }> {
+  async locate(image: RgbImage, timings: OcrTimings): Promise<Located> {
     const start = performance.now();
+    const { width: w, height: h } = image;
     let boxes: Quad[];
     let crops: RgbImage[];
+    let insets: Inset[];
     if (this.#graphs.det) {
-      boxes = sortReadingOrder((await this.#detect(image, timings)).map((box) => ({ box }))).map(
-        (b) => b.box,
-      );
-      crops = boxes.map((box) => cropLine(image, box));
+      // Crops come from the padded image, so a line cut close to the border keeps a margin.
+      const work = this.#params.det.pad ? padForDetection(image) : { image, left: 0, top: 0 };
+      const detected = await this.#detect(work.image, timings);
+      const order = readingOrder(detected.boxes, this.#params.det.order);
+      const found = order.map((i) => detected.boxes[i]!);
+      // Room only in an image taken for one line: on a page the lines above and below are
+      // close, and crops without room measured better there (docs/OCR.md).
+      const padded = work.left > 0 || work.top > 0;
+      const grown = growIntoFreeSpace(found, padded ? this.#params.rec.room : 0);
+      insets = order.map((i, k) => {
+        const inset = detected.insets[i]!;
+        return { side: inset, top: inset + grown[k]!.above, bottom: inset + grown[k]!.below };
+      });
+      crops = grown.map(({ box }) => cropLine(work.image, box));
+      boxes = found.map((box) => toSource(box, work.left, work.top, w, h));
     } else {
-      const { width: w, height: h } = image;
       boxes = [
         [
           [0, 0],
@@ -175,30 +218,77 @@ export class OcrEngine {
         ],
       ];
       crops = [image];
+      insets = [{ side: 0, top: 0, bottom: 0 }];
     }
     timings.det += performance.now() - start;
-    if (this.#graphs.cls && this.#params.cls.enabled && crops.length > 0) {
+    let upsideDown = crops.map(() => false);
+    const p = this.#params.cls;
+    // PaddleOCR's way: every line classified before it is read (with `confirmBelow`, recognition asks).
+    if (this.#graphs.cls && p.enabled && p.confirmBelow === 0 && crops.length > 0) {
       const t = performance.now();
-      crops = await this.#classify(crops, timings);
+      upsideDown = await this.#classify(crops, timings);
+      crops = crops.map((c, i) => (upsideDown[i] ? rotate180(c) : c));
       timings.cls += performance.now() - t;
     }
-    return { boxes, crops };
+    return { boxes, crops, turned: upsideDown, insets };
   }
 
-  /** Recognises one batch of crops (as planned by {@link planRecognition}) in one run. */
-  async recognizeBatch(crops: readonly RgbImage[], timings: OcrTimings): Promise<RecognizedText[]> {
+  /**
+   * Recognises one batch of crops (as planned by {@link planRecognition}) in one run, then
+   * takes a second look at the lines read with a low score. With `cls.confirmBelow`, the
+   * direction classifier is asked about each line read with a lower score; one it takes for
+   * upside down is read turned, and kept turned if that reads with the higher score. With
+   * `rec.retryBelow`, a line still read with a lower score is read again, each way alone:
+   * enlarged bilinearly (when `rec.enlarge` is not), and cut to its text's rows or to
+   * PaddleOCR's reference box ({@link retryCrops}); the reading with the highest score is kept.
+   */
+  async recognizeBatch(
+    crops: readonly RgbImage[],
+    timings: OcrTimings,
+    insets: readonly Inset[] = [],
+  ): Promise<RecognizedText[]> {
+    const { rec, cls } = this.#params;
+    const texts = await this.#recognize(crops, rec.enlarge, timings);
+    const ask = this.#graphs.cls !== undefined && cls.enabled && cls.confirmBelow > 0;
+    for (let k = 0; k < crops.length; k++) {
+      let crop = crops[k]!;
+      if (ask && texts[k]!.score < cls.confirmBelow) {
+        const t = performance.now();
+        const [upsideDown] = await this.#classify([crop], timings);
+        timings.cls += performance.now() - t;
+        if (upsideDown) {
+          const turned = rotate180(crop);
+          const [read] = await this.#recognize([turned], rec.enlarge, timings);
+          if (read!.score > texts[k]!.score) {
+            texts[k] = { ...read!, turned: true };
+            crop = turned;
+          }
+        }
+      }
+      if (texts[k]!.score >= rec.retryBelow) continue;
+      const turnedRead = texts[k]!.turned === true;
+      for (const other of retryCrops(crop, insets[k] ?? NO_INSET, turnedRead, rec)) {
+        const [again] = await this.#recognize([other], 'bilinear', timings);
+        if (again!.score > texts[k]!.score) texts[k] = { ...again!, turned: turnedRead };
+      }
+    }
+    return texts;
+  }
+
+  async #recognize(
+    crops: readonly RgbImage[],
+    enlarge: OcrParams['rec']['enlarge'],
+    timings: OcrTimings,
+  ): Promise<RecognizedText[]> {
     const p = this.#params.rec;
-    let maxRatio = p.imageWidth / p.imageHeight;
-    for (const c of crops) maxRatio = Math.max(maxRatio, c.width / c.height);
-    const width = Math.min(Math.trunc(p.imageHeight * maxRatio), p.maxImageWidth);
-    const out = await this.#run('rec', this.#graphs.rec, lineBatch(crops, p.imageHeight, width), timings);
+    const out = await this.#run(
+      'rec',
+      this.#graphs.rec,
+      lineBatch(crops, p.imageHeight, batchWidth(crops, p), enlarge),
+      timings,
+    );
     const [, steps, classes] = out.dims as [number, number, number];
     return crops.map((_, k) => ctcDecode(out.data, k * steps * classes, steps, classes, this.#chars));
-  }
-
-  /** Lines from boxes and their texts: empty ones and those under the drop score are left out. */
-  assemble(boxes: readonly Quad[], texts: readonly RecognizedText[]): OcrLine[] {
-    return assembleLines(boxes, texts, this.#params.rec.dropScore);
   }
 
   async #run(role: string, g: GraphSession, input: Tensor, timings: OcrTimings): Promise<Tensor> {
@@ -212,49 +302,65 @@ export class OcrEngine {
     }
   }
 
-  async #detect(image: RgbImage, timings: OcrTimings): Promise<Quad[]> {
+  /** DB detection, again at a larger scale when the first pass shows text too small for its own (`det.rescale`). */
+  async #detect(image: RgbImage, timings: OcrTimings): Promise<DbResult> {
     const p = this.#params.det;
     const { width: w, height: h } = image;
-    const side = p.limitType === 'max' ? Math.max(w, h) : Math.min(w, h);
-    const ratio =
-      p.limitType === 'max'
-        ? side > p.limitSideLen
-          ? p.limitSideLen / side
-          : 1
-        : side < p.limitSideLen
-          ? p.limitSideLen / side
-          : 1;
-    const rh = Math.max(Math.round((h * ratio) / 32) * 32, 32);
-    const rw = Math.max(Math.round((w * ratio) / 32) * 32, 32);
+    const ratio = firstRatio(w, h, p);
+    const first = await this.#detectAt(image, ratio, timings);
+    const again = secondRatio(w, h, ratio, first, p);
+    return again === undefined ? first : this.#detectAt(image, again, timings);
+  }
+
+  async #detectAt(image: RgbImage, ratio: number, timings: OcrTimings) {
+    const p = this.#params.det;
+    const { width: w, height: h } = image;
+    const [rw, rh] = inputSize(w, h, ratio);
     const resized = rw === w && rh === h ? image : resizeBilinear(image, rw, rh);
     const out = await this.#run('det', this.#graphs.det!, detectionTensor(resized), timings);
     const [, , mh, mw] = out.dims as [number, number, number, number];
     return boxesFromProbabilityMap(out.data, mw, mh, w, h, p);
   }
 
-  async #classify(crops: RgbImage[], timings: OcrTimings): Promise<RgbImage[]> {
+  /**
+   * Which crops the direction classifier takes for upside down: 180 degrees more likely than
+   * 0 and above `threshold`. With `cls.windows`, a line longer than the classifier's input is
+   * classified in windows of that width (at its height), and their log-odds averaged: squeezed
+   * into one input, a long Latin line is often taken for upside down.
+   */
+  async #classify(crops: readonly RgbImage[], timings: OcrTimings): Promise<boolean[]> {
     const p = this.#params.cls;
-    const result = crops.slice();
-    const order = byAspect(crops);
-    for (let b = 0; b < order.length; b += p.batchSize) {
-      const idx = order.slice(b, b + p.batchSize);
+    const pieces: { crop: number; image: RgbImage }[] = [];
+    for (const i of byAspect(crops)) {
+      const parts = p.windows ? classifierWindows(crops[i]!, p.imageHeight, p.imageWidth) : [crops[i]!];
+      for (const image of parts) pieces.push({ crop: i, image });
+    }
+    const logOdds = new Float64Array(crops.length);
+    const count = new Uint32Array(crops.length);
+    for (let b = 0; b < pieces.length; b += p.batchSize) {
+      const batch = pieces.slice(b, b + p.batchSize);
       const out = await this.#run(
         'cls',
         this.#graphs.cls!,
         lineBatch(
-          idx.map((i) => crops[i]!),
+          batch.map((x) => x.image),
           p.imageHeight,
           p.imageWidth,
         ),
         timings,
       );
-      idx.forEach((i, k) => {
-        const p0 = out.data[k * 2]!;
-        const p180 = out.data[k * 2 + 1]!;
-        if (p180 > p0 && p180 > p.threshold) result[i] = rotate180(crops[i]!);
+      batch.forEach(({ crop }, k) => {
+        const p0 = Math.max(out.data[k * 2]!, 1e-7);
+        const p180 = Math.max(out.data[k * 2 + 1]!, 1e-7);
+        logOdds[crop]! += Math.log(p180 / p0);
+        count[crop]!++;
       });
     }
-    return result;
+    return crops.map((_, i) => {
+      const odds = logOdds[i]! / Math.max(1, count[i]!);
+      const p180 = 1 / (1 + Math.exp(-odds));
+      return odds > 0 && p180 > p.threshold;
+    });
   }
 }
 
@@ -262,33 +368,88 @@ export class OcrEngine {
 export interface RecognizedText {
   readonly text: string;
   readonly score: number;
+  /** Read from the crop turned by 180 degrees (`cls.confirmBelow`). */
+  readonly turned?: boolean;
 }
 
 /**
- * How to batch crops for recognition: sorted by aspect ratio, at most `batchSize` a batch, a
- * new batch whenever a crop would be padded past 1.5x its own width. Batches are independent,
- * so they can run on different threads.
+ * How to batch crops for recognition. `rec.width` `padded`: sorted by aspect ratio, at most
+ * `batchSize` a batch, a new batch whenever a crop would be padded past 1.5x its own width.
+ * `own`: one crop a batch, widest first (a line's cost grows with its width, and batches
+ * of one cost no more per line than larger ones on a CPU: bench/ocr-speed). Batches are
+ * independent, so they can run on different threads.
  */
 export function planRecognition(
   crops: readonly { width: number; height: number }[],
   params: OcrParams,
 ): number[][] {
   const p = params.rec;
+  if (p.width === 'own')
+    return byAspect(crops)
+      .reverse()
+      .map((i) => [i]);
   return batchesOfSimilarWidth(crops, byAspect(crops), p.batchSize, p.imageWidth / p.imageHeight);
 }
 
-/** Lines from boxes and their texts: empty ones and those under `dropScore` are left out. */
+/** The width a batch of crops is run at: the widest crop's at `imageHeight`, within the bounds of `rec`. */
+function batchWidth(crops: readonly RgbImage[], p: OcrParams['rec']): number {
+  let maxRatio = p.imageWidth / p.imageHeight;
+  for (const c of crops) maxRatio = Math.max(maxRatio, c.width / c.height);
+  // lineBatch resizes a crop to ceil(height x ratio): a batch of one is run at exactly that.
+  const width =
+    p.width === 'own' ? Math.ceil(p.imageHeight * maxRatio) : Math.trunc(p.imageHeight * maxRatio);
+  return Math.min(width, p.maxImageWidth);
+}
+
+/**
+ * Lines from boxes and their texts: empty ones and those under `rec.dropScore` are left out
+ * (with `rec.trim`, spaces at either end of a text are left out first). With `det.order` `lines`, when lines read turned (by the classifier before recognition, or
+ * after it) make up most of the page (by width), the page is upside down: its lines are given
+ * in the order they have with the page turned by 180 degrees.
+ */
 export function assembleLines(
-  boxes: readonly Quad[],
+  located: Pick<Located, 'boxes' | 'turned'>,
   texts: readonly RecognizedText[],
-  dropScore: number,
+  params: OcrParams,
 ): OcrLine[] {
-  const lines: OcrLine[] = [];
-  texts.forEach((r, i) => {
-    if (r.score >= dropScore && r.text.length > 0)
-      lines.push({ text: r.text, score: r.score, box: boxes[i]! });
+  const { boxes } = located;
+  const width = (i: number) => distance(boxes[i]![0], boxes[i]![1]);
+  let turnedWidth = 0;
+  let allWidth = 0;
+  boxes.forEach((_, i) => {
+    allWidth += width(i);
+    if (located.turned[i] || texts[i]!.turned) turnedWidth += width(i);
   });
+  const order =
+    params.det.order === 'lines' && turnedWidth * 2 > allWidth
+      ? readingOrder(
+          boxes.map((b) => turned(b)),
+          params.det.order,
+        )
+      : boxes.map((_, i) => i);
+  const lines: OcrLine[] = [];
+  for (const i of order) {
+    const r = texts[i]!;
+    const text = params.rec.trim ? r.text.trim() : r.text;
+    if (r.score >= params.rec.dropScore && text.length > 0)
+      lines.push({ text, score: r.score, box: boxes[i]! });
+  }
   return lines;
+}
+
+/** The indices of `boxes` in reading order (`det.order`). */
+export function readingOrder(boxes: readonly Quad[], order: OcrParams['det']['order']): number[] {
+  const items = boxes.map((box, i) => ({ box, i }));
+  return (order === 'lines' ? sortByLines(items) : sortReadingOrder(items)).map((x) => x.i);
+}
+
+/** A box found in the padded image, in the pixels of the image as sent (clipped to it). */
+function toSource(box: Quad, left: number, top: number, width: number, height: number): Quad {
+  if (left === 0 && top === 0) return box;
+  return box.map(
+    ([x, y]) =>
+      [Math.min(Math.max(x - left, 0), width - 1), Math.min(Math.max(y - top, 0), height - 1)] as Point,
+  ) as Quad;
 }
 
 /** Indices sorted by width/height, so each batch pads little. */
@@ -331,4 +492,46 @@ export function cropLine(image: RgbImage, box: Quad): RgbImage {
   const height = Math.max(1, Math.trunc(Math.max(distance(box[0], box[3]), distance(box[1], box[2]))));
   const crop = warpQuad(image, box, width, height);
   return height / width >= 1.5 ? rotate90ccw(crop) : crop;
+}
+
+/**
+ * A crop cut into windows for the direction classifier: resized to `height` keeping its
+ * aspect ratio and, when then wider than `width`, split into equal windows no wider than
+ * that, of which the first, the middle and the last are kept (more add nothing measurable:
+ * docs/OCR.md). A crop that fits is returned as it is (the classifier's batch resizes it).
+ */
+export function classifierWindows(crop: RgbImage, height: number, width: number): RgbImage[] {
+  const scaled = Math.max(1, Math.round((height * crop.width) / crop.height));
+  if (scaled <= width) return [crop];
+  const line = resizeBilinear(crop, scaled, height);
+  const n = Math.ceil(scaled / width);
+  const kept = n <= 3 ? [...Array(n).keys()] : [0, n >> 1, n - 1];
+  return kept.map((k) => {
+    const x0 = Math.round((k * scaled) / n);
+    const x1 = Math.round(((k + 1) * scaled) / n);
+    const w = x1 - x0;
+    const data = new Uint8Array(w * height * 3);
+    for (let y = 0; y < height; y++) {
+      data.set(line.data.subarray((y * scaled + x0) * 3, (y * scaled + x1) * 3), y * w * 3);
+    }
+    return { data, width: w, height };
+  });
+}
+
+const NO_INSET: Inset = { side: 0, top: 0, bottom: 0 };
+
+/**
+ * The inputs of a second reading, each enlarged bilinearly: the crop cut to PaddleOCR's
+ * reference box (`inset`, whose top and bottom swap for a crop read turned); the crop cut to
+ * its text's rows, when they fill little of it (a small, blurred line is found with a fat
+ * box); and the crop itself when `rec.enlarge` enlarged it otherwise.
+ */
+function retryCrops(crop: RgbImage, inset: Inset, turned: boolean, rec: OcrParams['rec']): RgbImage[] {
+  const others = new Set<RgbImage>([
+    trim(crop, turned ? { side: inset.side, top: inset.bottom, bottom: inset.top } : inset),
+    tightenToInk(crop),
+  ]);
+  if (rec.enlarge === 'bilinear' || crop.height >= rec.imageHeight) others.delete(crop);
+  else others.add(crop);
+  return [...others];
 }

@@ -131,3 +131,111 @@ export function sortReadingOrder<T extends { box: Quad }>(items: T[]): T[] {
   }
   return sorted;
 }
+
+/** The median of a non-empty list. */
+function median(values: number[]): number {
+  const s = values.slice().sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/**
+ * Reading order by lines: boxes are grouped into lines along the text's slant (the median
+ * angle of the boxes' top edges), a box joining the line above when its centre lies within
+ * half the smaller height of that line's; lines are read top to bottom, each left to right.
+ * Unlike {@link sortReadingOrder}, the cells of a table row and the words of a line on a
+ * slanted page stay together and in order.
+ */
+export function sortByLines<T extends { box: Quad }>(items: T[]): T[] {
+  if (items.length < 2) return items.slice();
+  const angles = items
+    .filter(({ box }) => distance(box[0], box[1]) >= distance(box[0], box[3]))
+    .map(({ box }) => Math.atan2(box[1][1] - box[0][1], box[1][0] - box[0][0]));
+  const angle = angles.length > 0 ? median(angles) : 0;
+  const cos = Math.cos(angle);
+  const sin = Math.sin(angle);
+  const placed = items.map((item) => {
+    const us = item.box.map(([x, y]) => x * cos + y * sin);
+    const vs = item.box.map(([x, y]) => -x * sin + y * cos);
+    const top = Math.min(...vs);
+    const bottom = Math.max(...vs);
+    return { item, left: Math.min(...us), middle: (top + bottom) / 2, height: bottom - top };
+  });
+  placed.sort((a, b) => a.middle - b.middle || a.left - b.left);
+  const lines: { middle: number; height: number; members: typeof placed }[] = [];
+  for (const p of placed) {
+    const line = lines[lines.length - 1];
+    if (line && Math.abs(p.middle - line.middle) <= Math.min(p.height, line.height) / 2) {
+      line.members.push(p);
+      line.middle += (p.middle - line.middle) / line.members.length;
+      line.height = Math.max(line.height, p.height);
+    } else {
+      lines.push({ middle: p.middle, height: p.height, members: [p] });
+    }
+  }
+  return lines.flatMap((l) => l.members.sort((a, b) => a.left - b.left).map((p) => p.item));
+}
+
+/** A box as seen with the image turned by 180 degrees (corners still clockwise from top-left). */
+export function turned(box: Quad): Quad {
+  const t = ([x, y]: Point): Point => [-x, -y];
+  return [t(box[2]), t(box[3]), t(box[0]), t(box[1])];
+}
+
+/** A box grown above and below, and by how much on each side. */
+export interface Grown {
+  readonly box: Quad;
+  readonly above: number;
+  readonly below: number;
+}
+
+/**
+ * Each box grown above and below by up to `fraction` of its height, into free space only:
+ * at most half the gap to the nearest box above or below it that overlaps it along the
+ * line (so two neighbours share the gap between them). Only boxes at least as wide as high
+ * grow. Boxes are rectangles, corners clockwise from top-left.
+ */
+export function growIntoFreeSpace(boxes: readonly Quad[], fraction: number): Grown[] {
+  const frames = boxes.map((box) => {
+    const h = distance(box[0], box[3]);
+    const w = distance(box[0], box[1]);
+    const ux = w > 0 ? (box[1][0] - box[0][0]) / w : 1;
+    const uy = w > 0 ? (box[1][1] - box[0][1]) / w : 0;
+    return { box, h, w, ux, uy };
+  });
+  return frames.map(({ box, h, w, ux, uy }, i) => {
+    if (h <= 0 || h > w) return { box, above: 0, below: 0 };
+    // Coordinates along (u) and across (v, downwards) this box's line.
+    const vx = -uy;
+    const vy = ux;
+    const u = (p: Point) => p[0] * ux + p[1] * uy;
+    const v = (p: Point) => p[0] * vx + p[1] * vy;
+    const left = Math.min(u(box[0]), u(box[3]));
+    const right = Math.max(u(box[1]), u(box[2]));
+    const top = Math.min(v(box[0]), v(box[1]));
+    const bottom = Math.max(v(box[2]), v(box[3]));
+    let above = fraction * h;
+    let below = fraction * h;
+    frames.forEach((other, j) => {
+      if (j === i) return;
+      const us = other.box.map(u);
+      if (Math.max(...us) <= left || Math.min(...us) >= right) return;
+      const vs = other.box.map(v);
+      const oTop = Math.min(...vs);
+      const oBottom = Math.max(...vs);
+      if (oBottom <= top) above = Math.min(above, (top - oBottom) / 2);
+      else if (oTop >= bottom) below = Math.min(below, (oTop - bottom) / 2);
+      // Overlapping already: no room on the side the other box's middle is on.
+      else if ((oTop + oBottom) / 2 < (top + bottom) / 2) above = 0;
+      else below = 0;
+    });
+    above = Math.floor(above);
+    below = Math.floor(below);
+    const move = (p: Point, d: number): Point => [p[0] + vx * d, p[1] + vy * d];
+    return {
+      box: [move(box[0], -above), move(box[1], -above), move(box[2], below), move(box[3], below)],
+      above,
+      below,
+    };
+  });
+}

@@ -2,6 +2,7 @@ export { charset, ctcDecode } from './ctc.js';
 export {
   assembleLines,
   cropLine,
+  type Located,
   OcrEngine,
   type OcrGraphs,
   type OcrLine,
@@ -9,6 +10,7 @@ export {
   type OcrTimings,
   planRecognition,
   type RecognizedText,
+  readingOrder,
 } from './engine.js';
 export type { Point, Quad } from './geometry.js';
 export { DEFAULT_MAX_PIXELS, type DecodeLimits, decodeImage, type RgbImage } from './image.js';

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { charset, ctcDecode } from './ctc.js';
-import { detectionTensor, lineBatch } from './tensors.js';
+import { inkRows, tightenToInk } from './ink.js';
+import { detectionTensor, lineBatch, trim } from './tensors.js';
 
 test('feeds detection channels in BGR order with ImageNet mean and std', () => {
   // One pure red pixel: R=255, G=0, B=0.
@@ -31,4 +32,23 @@ test('decodes CTC greedily: repeats collapse, blanks separate, blank is class 0 
   const r = ctcDecode(probs, 0, best.length, 4, chars);
   assert.equal(r.text, 'aab b');
   assert.ok(Math.abs(r.score - 0.9) < 1e-6);
+});
+
+test('a crop is cut to its text rows with a quarter of their height as margin when they fill little of it', () => {
+  // 100 x 40, white, with a black band on rows 16..23.
+  const data = new Uint8Array(100 * 40 * 3).fill(255);
+  for (let y = 16; y < 24; y++) data.fill(0, y * 300, (y + 1) * 300);
+  const crop = { data, width: 100, height: 40 };
+  assert.deepEqual(inkRows(crop), [16, 24]);
+  const tight = tightenToInk(crop);
+  assert.deepEqual([tight.width, tight.height], [100, 12]);
+  // Text filling the crop already: left as it is.
+  const full = { data: new Uint8Array(100 * 10 * 3), width: 100, height: 10 };
+  full.data.fill(255, 0, 300);
+  full.data.fill(255, 9 * 300);
+  assert.equal(tightenToInk(full), full);
+  assert.deepEqual(
+    [trim(crop, { side: 3, top: 4, bottom: 6 }).width, trim(crop, { side: 3, top: 4, bottom: 6 }).height],
+    [94, 30],
+  );
 });

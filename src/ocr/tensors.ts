@@ -1,5 +1,5 @@
 import type { RgbImage } from './image.js';
-import { resizeBilinear } from './pixels.js';
+import { resizeBicubic, resizeBilinear } from './pixels.js';
 import type { Tensor } from './session.js';
 
 // PaddleOCR feeds images as OpenCV reads them, BGR; the ImageNet mean/std are applied in that order.
@@ -24,15 +24,24 @@ export function detectionTensor(img: RgbImage): Tensor {
 /**
  * A batch for the recogniser or classifier, as PaddleOCR's resize_norm_img: each crop
  * resized to `height` keeping its aspect ratio (at most `width` wide), scaled to [-1, 1],
- * channels B, G, R, and right-padded with zeros to `width`.
+ * channels B, G, R, and right-padded with zeros to `width`. Crops are resized bilinearly, or
+ * (`enlarge` `bicubic`) bicubically where they are enlarged.
  */
-export function lineBatch(crops: readonly RgbImage[], height: number, width: number): Tensor {
+export function lineBatch(
+  crops: readonly RgbImage[],
+  height: number,
+  width: number,
+  enlarge: 'bilinear' | 'bicubic' = 'bilinear',
+): Tensor {
   const plane = height * width;
   const data = new Float32Array(crops.length * 3 * plane);
   crops.forEach((crop, n) => {
     const ratio = crop.width / crop.height;
     const resizedW = Math.ceil(height * ratio) > width ? width : Math.max(1, Math.ceil(height * ratio));
-    const img = resizeBilinear(crop, resizedW, height);
+    const img =
+      enlarge === 'bicubic' && crop.height < height
+        ? resizeBicubic(crop, resizedW, height)
+        : resizeBilinear(crop, resizedW, height);
     const base = n * 3 * plane;
     for (let c = 0; c < 3; c++) {
       const rgb = 2 - c;
@@ -45,4 +54,24 @@ export function lineBatch(crops: readonly RgbImage[], height: number, width: num
     }
   });
   return { data, dims: [crops.length, 3, height, width] };
+}
+
+/** Pixels a crop holds beyond PaddleOCR's reference box: on the left and right, above, below. */
+export interface Inset {
+  readonly side: number;
+  readonly top: number;
+  readonly bottom: number;
+}
+
+/** `crop` without its `inset` (itself when that would leave too little). */
+export function trim(crop: RgbImage, inset: Inset): RgbImage {
+  const width = crop.width - 2 * inset.side;
+  const height = crop.height - inset.top - inset.bottom;
+  if ((inset.side <= 0 && inset.top <= 0 && inset.bottom <= 0) || width < 4 || height < 4) return crop;
+  const data = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    const from = ((y + inset.top) * crop.width + inset.side) * 3;
+    data.set(crop.data.subarray(from, from + width * 3), y * width * 3);
+  }
+  return { data, width, height };
 }

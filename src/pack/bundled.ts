@@ -20,7 +20,17 @@ export function bundledAssets(): { det: string; rec: string; cls: string; dict: 
 export const BUNDLED_NAME = 'ppocr';
 export const BUNDLED_VERSION = '4.0.0';
 
-/** The manifest of the bundled model: PaddleOCR's reference parameters, stated explicitly. */
+/**
+ * What the bundled package changes from PaddleOCR's reference pipeline (DEFAULT_PARAMS);
+ * each key is measured in docs/OCR.md and docs/BENCHMARKS.md.
+ */
+export const BUNDLED_STEPS = {
+  det: { unclipRatio: 2, rescale: true, pad: true, order: 'lines' },
+  cls: { enabled: true, windows: true, confirmBelow: 0.9 },
+  rec: { width: 'own', imageWidth: 256, enlarge: 'bicubic', retryBelow: 0.9, room: 0.1, trim: true },
+} as const;
+
+/** The manifest of the bundled model: PaddleOCR's reference parameters and {@link BUNDLED_STEPS}, stated explicitly. */
 export function bundledManifest(version = BUNDLED_VERSION): Record<string, unknown> {
   const d = DEFAULT_PARAMS;
   return {
@@ -32,15 +42,17 @@ export function bundledManifest(version = BUNDLED_VERSION): Record<string, unkno
       'PaddleOCR PP-OCRv4 mobile (Chinese and English): detection, direction classifier, recognition',
     graphs: { det: 'det.onnx', rec: 'rec.onnx', cls: 'cls.onnx' },
     dict: 'keys.txt',
-    // PaddleOCR's reference values (DEFAULT_PARAMS), stated in the package so it says what it runs with.
-    det: { ...d.det },
-    cls: { ...d.cls },
+    // PaddleOCR's reference values (DEFAULT_PARAMS) with the steps that read images as users
+    // send them turned on (docs/OCR.md), stated in the package so it says what it runs with.
+    det: { ...d.det, ...BUNDLED_STEPS.det },
+    cls: { ...d.cls, ...BUNDLED_STEPS.cls },
     rec: {
       imageHeight: d.rec.imageHeight,
       maxImageWidth: d.rec.maxImageWidth,
       batchSize: d.rec.batchSize,
       dropScore: d.rec.dropScore,
       useSpaceChar: d.rec.useSpaceChar,
+      ...BUNDLED_STEPS.rec,
     },
     warmup: { expect: 'hotocr warm-up 2026' },
   };

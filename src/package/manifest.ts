@@ -20,6 +20,10 @@ const detSchema = z.strictObject({
   unclipRatio: positive.optional(),
   maxCandidates: z.number().int().min(1).max(10000).optional(),
   minSize: z.number().min(0).optional(),
+  rescale: z.boolean().optional(),
+  maxSideLen: z.number().int().min(32).max(8192).optional(),
+  pad: z.boolean().optional(),
+  order: z.enum(['top-left', 'lines']).optional(),
 });
 
 const clsSchema = z.strictObject({
@@ -28,14 +32,22 @@ const clsSchema = z.strictObject({
   imageHeight: z.number().int().min(8).max(512).optional(),
   imageWidth: z.number().int().min(8).max(4096).optional(),
   batchSize: z.number().int().min(1).max(256).optional(),
+  windows: z.boolean().optional(),
+  confirmBelow: unit.optional(),
 });
 
 const recSchema = z.strictObject({
   imageHeight: z.number().int().min(8).max(512).optional(),
+  imageWidth: z.number().int().min(8).max(8192).optional(),
   maxImageWidth: z.number().int().min(8).max(8192).optional(),
   batchSize: z.number().int().min(1).max(256).optional(),
   dropScore: unit.optional(),
   useSpaceChar: z.boolean().optional(),
+  width: z.enum(['padded', 'own']).optional(),
+  room: z.number().min(0).max(1).optional(),
+  enlarge: z.enum(['bilinear', 'bicubic']).optional(),
+  retryBelow: unit.optional(),
+  trim: z.boolean().optional(),
 });
 
 /** A model name: what `config.json` may call a model, and what a followed repository may stand for. */

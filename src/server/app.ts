@@ -3,11 +3,13 @@ import swagger from '@fastify/swagger';
 import type { FastifyBaseLogger } from 'fastify';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { serveDefaults } from '../config.js';
-import type { ModelVersion, Registry } from '../registry/index.js';
+import { HotocrError } from '../errors.js';
+import type { InferenceThreads } from '../loaders/index.js';
+import type { Registry } from '../registry/index.js';
+import { CanaryGuard, type CanaryGuardOptions, Router, TrafficStats } from '../routing/index.js';
 import { VERSION } from '../version.js';
 import { Admission, RETRY_AFTER_SECONDS } from './admission.js';
 import { adminGuard } from './auth.js';
-import { CanaryGuard, type CanaryGuardOptions } from './canary.js';
 import { dashboardRoutes } from './dashboard.js';
 import { errorHandler } from './errors.js';
 import { eventStream, type StreamEvent } from './events-stream.js';
@@ -15,10 +17,8 @@ import { type FleetOptions, fleetRoutes } from './fleet.js';
 import { Metrics } from './metrics.js';
 import { describeModels, modelRoutes, PACKAGE_TYPES } from './model-routes.js';
 import { IMAGE_TYPES, ocrRoutes } from './ocr-routes.js';
-import { Profiler } from './profiling.js';
-import { Router } from './routing.js';
-import { errors, statsSchema, statusSchema } from './schemas.js';
-import { TrafficStats } from './stats.js';
+import { probeRoutes } from './probe-routes.js';
+import { profilingRoutes } from './profiling-routes.js';
 import type { TrustControl } from './trust.js';
 
 export interface AppOptions {
@@ -58,6 +58,8 @@ export interface AppOptions {
   readonly canary?: Partial<CanaryGuardOptions> & { checkEveryMs?: number };
   /** Event-stream limits (defaults: 1000 clients, 1 MiB unsent each, 30 s heartbeat). */
   readonly events?: { maxClients?: number; maxBufferedBytes?: number; heartbeatMs?: number };
+  /** The process's inference threads, for the metrics. */
+  readonly threads?: InferenceThreads;
 }
 
 export interface HotocrApp {
@@ -108,6 +110,7 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
     ...(options.fleet?.sources?.length
       ? { registrySources: () => options.fleet!.sources!.map((s) => s.status) }
       : {}),
+    ...(options.threads ? { threads: options.threads } : {}),
   });
   const stats = new TrafficStats();
   const { canary } = options;
@@ -127,13 +130,10 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
     app.addHook('onClose', async () => guard.stop());
   }
   const admin = adminGuard(options.adminToken);
-  const profiler = new Profiler();
 
   app.setErrorHandler(errorHandler);
-  app.setNotFoundHandler((request, reply) => {
-    void reply.status(404).send({
-      error: { code: 'NOT_FOUND', message: `No route ${request.method} ${request.url.slice(0, 200)}.` },
-    });
+  app.setNotFoundHandler(async (request) => {
+    throw new HotocrError('NOT_FOUND', `No route ${request.method} ${request.url.slice(0, 200)}.`);
   });
   let stopping = false;
   app.addHook('preClose', async () => {
@@ -211,130 +211,23 @@ export async function createApp(options: AppOptions): Promise<HotocrApp> {
   });
 
   await app.register(dashboardRoutes);
-  app.get(
-    '/v1/stats',
-    {
-      schema: {
-        summary: 'Recent OCR traffic per version (the dashboard charts): requests/s, p99, a 5-minute series',
-        tags: ['probes'],
-        response: { 200: statsSchema },
-      },
-    },
-    async () => ({ now: Date.now(), versions: stats.snapshot() }),
-  );
-  app.get(
-    '/healthz',
-    { schema: { summary: 'Alive', tags: ['probes'], response: { 200: statusSchema } } },
-    async () => ({ status: 'ok' }),
-  );
-  app.get(
-    '/readyz',
-    {
-      schema: {
-        summary:
-          'Ready while the default model (every model, with --ready-all-models) has an active version that can read',
-        tags: ['probes'],
-        response: { 200: statusSchema, ...errors },
-      },
-    },
-    async (_request, reply) => {
-      const notReady = (message: string) => reply.status(503).send({ error: { code: 'NOT_READY', message } });
-      const faultOf = (v: ModelVersion) => {
-        const fault = v.model?.fault?.();
-        return fault ? `${v.name} ${v.version} is active but cannot read: ${fault}` : undefined;
-      };
-      if (options.readyAllModels) {
-        const names = [...new Set(registry.versions().map((v) => v.name))].sort();
-        const missing = names.filter((n) => !registry.active(n));
-        if (names.length === 0) return notReady('No model version is active yet.');
-        if (missing.length > 0) return notReady(`No version is active yet for ${missing.join(', ')}.`);
-        for (const n of names) {
-          const fault = faultOf(registry.active(n)!);
-          if (fault) return notReady(fault);
-        }
-        return { status: 'ready', models: names.map((n) => refOf(registry.active(n)!)) };
-      }
-      // The model requests without a name go to: ready means they are answered.
-      const name = router.defaultName();
-      const v = name === undefined ? undefined : registry.active(name);
-      if (!v) {
-        const served = registry.versions().filter((x) => x.state === 'active');
-        return notReady(
-          served.length > 1
-            ? `${served.length} models are active and none is the default (--default-model); requests without a model name would be refused.`
-            : name !== undefined
-              ? `No version of the default model ${name} is active yet.`
-              : 'No model version is active yet.',
-        );
-      }
-      const fault = faultOf(v);
-      if (fault) return notReady(fault);
-      return { status: 'ready', model: refOf(v) };
-    },
-  );
-  app.get(
-    '/metrics',
-    { schema: { summary: 'Prometheus metrics', tags: ['probes'] } },
-    async (_request, reply) => {
-      void reply.header('content-type', metrics.contentType);
-      return metrics.text();
-    },
-  );
+  await app.register(probeRoutes, {
+    registry,
+    router,
+    metrics,
+    stats,
+    readyAllModels: options.readyAllModels ?? false,
+  });
   app.get(
     '/openapi.json',
     { schema: { summary: 'This API, described by OpenAPI 3', tags: ['probes'] } },
     async () => app.swagger(),
   );
 
-  app.post(
-    '/v1/admin/profile/cpu',
-    {
-      onRequest: admin,
-      schema: {
-        summary: 'A CPU profile of the main thread over N seconds (.cpuprofile)',
-        tags: ['admin'],
-        security: [{ bearer: [] }],
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: { seconds: { type: 'number', minimum: 0.1, maximum: 120, default: 10 } },
-        },
-      },
-    },
-    async (request, reply) => {
-      const { seconds } = request.query as { seconds: number };
-      const controller = new AbortController();
-      reply.raw.once('close', () => controller.abort());
-      const profile = await profiler.cpu(seconds, controller.signal);
-      void reply
-        .header('content-type', 'application/json')
-        .header('content-disposition', `attachment; filename="hotocr-${Date.now()}.cpuprofile"`);
-      return profile;
-    },
-  );
-  app.post(
-    '/v1/admin/profile/heap',
-    {
-      onRequest: admin,
-      schema: {
-        summary: 'A heap snapshot of the main thread (.heapsnapshot)',
-        tags: ['admin'],
-        security: [{ bearer: [] }],
-      },
-    },
-    async (_request, reply) => {
-      const snapshot = await profiler.heap();
-      void reply
-        .header('content-type', 'application/json')
-        .header('content-disposition', `attachment; filename="hotocr-${Date.now()}.heapsnapshot"`);
-      return reply.send(snapshot);
-    },
-  );
+  await app.register(profilingRoutes, { admin });
 
   return { app, router, metrics, admission };
 }
-
-const refOf = (v: ModelVersion) => ({ name: v.name, version: v.version });
 
 type OpenApi = { paths?: Record<string, Record<string, { requestBody?: unknown }>> };
 

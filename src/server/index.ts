@@ -1,3 +1,3 @@
 export { type AppOptions, createApp, type HotocrApp } from './app.js';
-export { Router, type RoutingView, userPoint } from './routing.js';
-export { type RunningServer, startServer } from './serve.js';
+export type { RetireReport, TrustControl, TrustReload } from './trust.js';
+export { clearUploads } from './uploads.js';

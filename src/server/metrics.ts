@@ -1,15 +1,9 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
-import {
-  lostInferenceThreads,
-  optimizedGraphStats,
-  replacedInferenceThreads,
-  sharedGraphSessions,
-} from '../loaders/index.js';
+import type { InferenceThreads } from '../loaders/index.js';
 import type { ModelVersion, Registry } from '../registry/index.js';
 import type { RegistrySourceStatus } from '../sources/registry-source.js';
-import type { TrustEntry } from '../verify/index.js';
+import { signerCertificate, type TrustEntry } from '../verify/index.js';
 import type { Admission } from './admission.js';
-import { signerCertificate } from './expiry.js';
 
 /** What the metrics read besides the registry: the trust in use, and the registry followed. */
 export interface MetricsSources {
@@ -17,6 +11,8 @@ export interface MetricsSources {
   readonly trust?: () => readonly TrustEntry[];
   /** The followed repositories' statuses, when the server follows any. */
   readonly registrySources?: () => readonly RegistrySourceStatus[];
+  /** The process's inference threads: optimized graphs, shared sessions, threads lost and replaced. */
+  readonly threads?: InferenceThreads;
 }
 
 /**
@@ -236,62 +232,65 @@ export class Metrics {
       },
     });
 
-    // The optimized graphs are kept per process (HOT-SWAP.md), so these are the process's figures.
-    new Gauge({
-      name: 'hotocr_optimized_graphs',
-      help: 'Graphs kept in the form onnxruntime-node optimized them, for later versions to reuse (process-wide).',
-      registers: [prom],
-      collect() {
-        this.set(optimizedGraphStats().entries);
-      },
-    });
-    new Gauge({
-      name: 'hotocr_optimized_graph_bytes',
-      help: 'Memory the optimized graphs take (at most 128 MiB; process-wide).',
-      registers: [prom],
-      collect() {
-        this.set(optimizedGraphStats().bytes);
-      },
-    });
-    new Counter({
-      name: 'hotocr_optimized_graph_lookups_total',
-      help: 'Graphs of a loading version looked up among the optimized ones: hit (reused) or miss (optimized now; process-wide).',
-      labelNames: ['result'],
-      registers: [prom],
-      collect() {
-        const { hits, misses } = optimizedGraphStats();
-        this.reset();
-        this.inc({ result: 'hit' }, hits);
-        this.inc({ result: 'miss' }, misses);
-      },
-    });
-    new Counter({
-      name: 'hotocr_graph_sessions_shared_total',
-      help: 'Graphs a loading version found open for a loaded version with the same digest, runtime and options, and shared (process-wide).',
-      registers: [prom],
-      collect() {
-        this.reset();
-        this.inc(sharedGraphSessions());
-      },
-    });
-    new Counter({
-      name: 'hotocr_inference_threads_lost_total',
-      help: 'Inference threads that died (an uncaught error on the thread, or its exit) rather than being stopped (process-wide).',
-      registers: [prom],
-      collect() {
-        this.reset();
-        this.inc(lostInferenceThreads());
-      },
-    });
-    new Counter({
-      name: 'hotocr_inference_threads_replaced_total',
-      help: 'Inference threads started in place of one that died, with every version it held loaded again (process-wide).',
-      registers: [prom],
-      collect() {
-        this.reset();
-        this.inc(replacedInferenceThreads());
-      },
-    });
+    // The inference threads are the process's (HOT-SWAP.md), so these are the process's figures.
+    const { threads } = sources;
+    if (threads) {
+      new Gauge({
+        name: 'hotocr_optimized_graphs',
+        help: 'Graphs kept in the form onnxruntime-node optimized them, for later versions to reuse (process-wide).',
+        registers: [prom],
+        collect() {
+          this.set(threads.optimizedGraphStats().entries);
+        },
+      });
+      new Gauge({
+        name: 'hotocr_optimized_graph_bytes',
+        help: 'Memory the optimized graphs take (at most 128 MiB; process-wide).',
+        registers: [prom],
+        collect() {
+          this.set(threads.optimizedGraphStats().bytes);
+        },
+      });
+      new Counter({
+        name: 'hotocr_optimized_graph_lookups_total',
+        help: 'Graphs of a loading version looked up among the optimized ones: hit (reused) or miss (optimized now; process-wide).',
+        labelNames: ['result'],
+        registers: [prom],
+        collect() {
+          const { hits, misses } = threads.optimizedGraphStats();
+          this.reset();
+          this.inc({ result: 'hit' }, hits);
+          this.inc({ result: 'miss' }, misses);
+        },
+      });
+      new Counter({
+        name: 'hotocr_graph_sessions_shared_total',
+        help: 'Graphs a loading version found open for a loaded version with the same digest, runtime and options, and shared (process-wide).',
+        registers: [prom],
+        collect() {
+          this.reset();
+          this.inc(threads.sharedGraphSessions());
+        },
+      });
+      new Counter({
+        name: 'hotocr_inference_threads_lost_total',
+        help: 'Inference threads that died (an uncaught error on the thread, or its exit) rather than being stopped (process-wide).',
+        registers: [prom],
+        collect() {
+          this.reset();
+          this.inc(threads.lostThreads());
+        },
+      });
+      new Counter({
+        name: 'hotocr_inference_threads_replaced_total',
+        help: 'Inference threads started in place of one that died, with every version it held loaded again (process-wide).',
+        registers: [prom],
+        collect() {
+          this.reset();
+          this.inc(threads.replacedThreads());
+        },
+      });
+    }
 
     this.#requestSeconds = new Histogram({
       name: 'hotocr_ocr_request_seconds',

@@ -4,8 +4,8 @@ import multipart from '@fastify/multipart';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { HotocrError } from '../errors.js';
 import type { ModelVersion, Registry } from '../registry/index.js';
+import type { Router } from '../routing/index.js';
 import { multipartFile } from './multipart-file.js';
-import type { Router, RoutingUpdate } from './routing.js';
 import {
   errors,
   modelsSchema,
@@ -13,6 +13,7 @@ import {
   removedSchema,
   routingSchema,
   routingUpdateSchema,
+  type SchemaTypes,
   versionParams,
   versionSchema,
 } from './schemas.js';
@@ -76,6 +77,8 @@ const adminDoc = { security: [{ bearer: [] }] };
 
 /** The management API of SPEC section 5 and the routing API of section 6. */
 export async function modelRoutes(app: FastifyInstance, options: ModelRouteOptions): Promise<void> {
+  // Request types come from the route schemas themselves: what is validated is what is typed.
+  const typed = app.withTypeProvider<SchemaTypes>();
   const { registry, router, admin } = options;
   // Packages arrive as a raw body, streamed to disk by the handler, or as a multipart file.
   app.removeContentTypeParser('text/plain');
@@ -84,7 +87,7 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRouteOptio
     limits: { fileSize: options.uploadLimit, files: 1, fields: 10, parts: 20 },
   });
 
-  app.get(
+  typed.get(
     '/v1/models',
     {
       schema: {
@@ -105,7 +108,7 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRouteOptio
         throw new HotocrError('NO_TRUSTED_VERSION', refused.map((r) => r.refused).join('; '));
       return report;
     };
-    app.post(
+    typed.post(
       '/v1/trust/reload',
       {
         onRequest: admin,
@@ -124,11 +127,11 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRouteOptio
       async (request) => {
         const reload = await trust.reload('an admin asked (POST /v1/trust/reload)');
         if (!reload.ok && reload.error) throw new HotocrError(reload.error.code, reload.error.message);
-        const { retire: andRetire } = request.query as { retire: boolean };
+        const { retire: andRetire } = request.query;
         return { ...reload, ...(andRetire ? { retired: await retire() } : {}) };
       },
     );
-    app.post(
+    typed.post(
       '/v1/trust/retire',
       {
         onRequest: admin,
@@ -143,7 +146,7 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRouteOptio
     );
   }
 
-  app.post(
+  typed.post(
     '/v1/models',
     {
       onRequest: admin,
@@ -169,7 +172,7 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRouteOptio
       },
     },
     async (request, reply) => {
-      const query = request.query as { activate: boolean; allowDowngrade: boolean };
+      const { query } = request;
       const declared = Number(request.headers['content-length']);
       if (declared > options.uploadLimit)
         throw new HotocrError(
@@ -197,7 +200,7 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRouteOptio
     },
   );
 
-  app.post(
+  typed.post(
     '/v1/models/:name/versions/:version/activate',
     {
       onRequest: admin,
@@ -210,13 +213,13 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRouteOptio
       },
     },
     async (request) => {
-      const { name, version } = request.params as { name: string; version: string };
+      const { name, version } = request.params;
       await registry.activate(name, version);
       return describeVersion(registry.active(name)!);
     },
   );
 
-  app.post(
+  typed.post(
     '/v1/models/:name/rollback',
     {
       onRequest: admin,
@@ -229,12 +232,12 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRouteOptio
       },
     },
     async (request) => {
-      const { name } = request.params as { name: string };
+      const { name } = request.params;
       return describeVersion(await registry.rollback(name));
     },
   );
 
-  app.delete(
+  typed.delete(
     '/v1/models/:name/versions/:version',
     {
       onRequest: admin,
@@ -247,14 +250,14 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRouteOptio
       },
     },
     async (request) => {
-      const { name, version } = request.params as { name: string; version: string };
+      const { name, version } = request.params;
       const v = registry.versions().find((x) => x.name === name && x.version === version);
       await registry.unload(name, version);
       return describeVersion(v!);
     },
   );
 
-  app.delete(
+  typed.delete(
     '/v1/models/:name',
     {
       onRequest: admin,
@@ -268,12 +271,12 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRouteOptio
       },
     },
     async (request) => {
-      const { name } = request.params as { name: string };
+      const { name } = request.params;
       return registry.removeModel(name);
     },
   );
 
-  app.get(
+  typed.get(
     '/v1/routing',
     {
       schema: {
@@ -284,7 +287,7 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRouteOptio
     },
     async () => router.view(),
   );
-  app.get(
+  typed.get(
     '/v1/models/:name/routing',
     {
       schema: {
@@ -294,10 +297,10 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRouteOptio
         response: { 200: routingSchema, ...errors },
       },
     },
-    async (request) => router.resolve((request.params as { name: string }).name).view(),
+    async (request) => router.resolve(request.params.name).view(),
   );
 
-  app.put(
+  typed.put(
     '/v1/routing',
     {
       onRequest: admin,
@@ -310,9 +313,9 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRouteOptio
         response: { 200: routingSchema, ...errors },
       },
     },
-    async (request) => router.update(request.body as RoutingUpdate),
+    async (request) => router.update(request.body),
   );
-  app.put(
+  typed.put(
     '/v1/models/:name/routing',
     {
       onRequest: admin,
@@ -327,8 +330,8 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRouteOptio
       },
     },
     async (request) => {
-      const { name } = request.params as { name: string };
-      const body = request.body as RoutingUpdate;
+      const { name } = request.params;
+      const { body } = request;
       if (body.name !== undefined && body.name !== name)
         throw new HotocrError(
           'REQUEST_INVALID',

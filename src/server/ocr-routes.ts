@@ -2,12 +2,11 @@ import multipart from '@fastify/multipart';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HotocrError } from '../errors.js';
 import { decodeImage } from '../ocr/index.js';
+import type { Router, TrafficStats } from '../routing/index.js';
 import type { Admission } from './admission.js';
 import type { Metrics } from './metrics.js';
 import { multipartError, multipartFile } from './multipart-file.js';
-import type { Router } from './routing.js';
-import { errors, nameParams, ocrResultSchema } from './schemas.js';
-import type { TrafficStats } from './stats.js';
+import { errors, nameParams, ocrResultSchema, type SchemaTypes } from './schemas.js';
 
 export const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/webp', 'image/tiff'];
 
@@ -49,8 +48,13 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
     limits: { fileSize: options.bodyLimit, files: 1, fields: 10, parts: 20, fieldSize: 1024 },
   });
 
-  app.addHook('onRequest', async (request, reply) => {
-    const model = modelOf(request);
+  /** Admits a request to the model it goes to (`named` in its path, or else), before its body is read. */
+  async function admit(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    named: string | undefined,
+  ): Promise<void> {
+    const model = modelOf(request, named);
     const release = admission.admit(model);
     const controller = new AbortController();
     // The deadline covers the body too: a client that sends it a byte at a time must not keep
@@ -73,7 +77,7 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
       if (!reply.raw.writableFinished) controller.abort();
     });
     state.set(request, { model, started: performance.now(), signal: controller.signal, bodyTimer });
-  });
+  }
   app.addHook('onResponse', async (request, reply) => {
     const header = reply.getHeader('x-model-version');
     const version = typeof header === 'string' ? header : undefined;
@@ -86,8 +90,7 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
    * The model a request goes to: the one its path names, else the one its pin names, else
    * the default model. Throws when there is none to go to.
    */
-  function modelOf(request: FastifyRequest): string {
-    const named = (request.params as { name?: string } | undefined)?.name;
+  function modelOf(request: FastifyRequest, named: string | undefined): string {
     const pin = header(request, 'x-model-version');
     const pinned = pin?.includes('/') ? pin.slice(0, pin.indexOf('/')) : undefined;
     const model = router.resolve(named ?? pinned);
@@ -164,9 +167,12 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
   };
   const body =
     'The body is the image (image/png, image/jpeg, image/webp, image/tiff) or a multipart/form-data file. X-User-Id keeps one user on one version during a split; X-Model-Version (name/version) pins a version of the model when its pinning is allowed.';
-  app.post(
+  // Request types come from the route schemas: the named route's `name` is typed by nameParams.
+  const typed = app.withTypeProvider<SchemaTypes>();
+  typed.post(
     '/v1/ocr',
     {
+      onRequest: (request, reply) => admit(request, reply, undefined),
       schema: {
         summary: 'Read the text in an image with the default model',
         description: `${body} The default model is --default-model, else the only model with an active version (400 MODEL_REQUIRED when several are and none is the default).`,
@@ -177,9 +183,10 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
     },
     read,
   );
-  app.post(
+  typed.post(
     '/v1/models/:name/ocr',
     {
+      onRequest: (request, reply) => admit(request, reply, request.params.name),
       schema: {
         summary: 'Read the text in an image with the model named',
         description: `${body} 404 MODEL_NOT_FOUND for a name the server does not know, 503 NOT_READY for one with no active version.`,

@@ -2,6 +2,18 @@
  * JSON schemas of the HTTP API. Fastify serialises answers with them (fields not listed are
  * not sent) and /openapi.json is generated from them, so they are the API's contract.
  */
+import type { FastifyTypeProvider } from 'fastify';
+import type { FromSchema, JSONSchema } from 'json-schema-to-ts';
+
+/**
+ * Route types from these schemas: a route's params, query and body are typed as the schema
+ * that validates them says, so no handler casts what it is sent. Answers are not typed from
+ * the schemas (they only select the fields sent), so a handler returns its own types.
+ */
+export interface SchemaTypes extends FastifyTypeProvider {
+  validator: this['schema'] extends JSONSchema ? FromSchema<this['schema']> : unknown;
+  serializer: unknown;
+}
 
 const error = {
   type: 'object',

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { ManualClock, ManualWatcher } from '../../test/helpers/manual.js';
 import { tempDir } from '../../test/helpers/tmp.js';
 import { until } from '../../test/helpers/until.js';
 import { PackageRejectedError } from '../errors.js';
@@ -10,18 +11,24 @@ import { FolderSource } from './folder-source.js';
 
 const work = tempDir();
 
-/** A folder source whose submit records what it was handed (and refuses what `refuse` says). */
+/**
+ * A folder source on a clock and a watcher the test moves (events sent as fs.watch would for
+ * what the test did), whose submit records what it was handed and refuses what `refuse` says.
+ */
 async function watched(
   name: string,
   options: { settleMs: number; refuse?: (bytes: Buffer) => boolean; quarantine?: string },
 ) {
   const dir = join(work, name);
   const handed: { path: string; bytes: Buffer }[] = [];
+  const clock = new ManualClock();
+  const watcher = new ManualWatcher();
   const source = await FolderSource.create({
     dir,
     settleMs: options.settleMs,
-    // Rescans are asked for with scan() where a test needs one.
     rescanMs: 3_600_000,
+    clock,
+    watcher,
     ...(options.quarantine ? { quarantine: options.quarantine } : {}),
     submit: async (path) => {
       const bytes = await readFile(path);
@@ -31,30 +38,58 @@ async function watched(
     },
   });
   after(() => source.close());
-  return { dir, handed, source };
+  /** Moves the clock on and waits for every look it started. */
+  const pass = async (ms: number) => {
+    clock.advance(ms);
+    await source.settled();
+  };
+  return { dir, handed, source, watcher, pass };
 }
 
 describe('the watched folder', () => {
   test('hands over a file renamed in without waiting for it to settle', async () => {
-    // A settle time no test waits out: only the rename path can hand the file over.
-    const { dir, handed } = await watched('renamed', { settleMs: 3_600_000 });
+    const { dir, handed, watcher, pass } = await watched('renamed', { settleMs: 3_600_000 });
     const tmp = join(work, 'staging.zip');
     await writeFile(tmp, 'complete package bytes');
     await rename(tmp, join(dir, 'pkg-1.zip'));
-    await until(() => handed.length === 1, 'a file handed over');
+    watcher.emit('rename', 'pkg-1.zip');
+    await pass(19);
+    assert.equal(handed.length, 0, 'a write may still follow within the grace period');
+    await pass(1);
+    assert.equal(handed.length, 1);
     assert.equal(handed[0]!.bytes.toString(), 'complete package bytes');
   });
 
+  test('a file renamed in and then written to waits to settle like any other', async () => {
+    const { dir, handed, watcher, pass } = await watched('renamed-written', { settleMs: 1000 });
+    await writeFile(join(work, 'staging-2.zip'), 'start');
+    await rename(join(work, 'staging-2.zip'), join(dir, 'pkg-2.zip'));
+    watcher.emit('rename', 'pkg-2.zip');
+    await pass(5);
+    await appendFile(join(dir, 'pkg-2.zip'), ' and the rest');
+    watcher.emit('change', 'pkg-2.zip');
+    await pass(1000);
+    assert.equal(handed.length, 0, 'first seen complete now, then held for the settle time');
+    await pass(1000);
+    assert.deepEqual(
+      handed.map((h) => h.bytes.toString()),
+      ['start and the rest'],
+    );
+  });
+
   test('hands over a file written slowly in chunks once, after it is complete', async () => {
-    const { dir, handed, source } = await watched('slow', { settleMs: 1500 });
-    const file = await open(join(dir, 'slow.zip'), 'w');
+    const { dir, handed, source, watcher, pass } = await watched('slow', { settleMs: 1500 });
+    const file = join(dir, 'slow.zip');
     // A writer pausing between chunks, each pause far shorter than the settle time.
     for (let i = 0; i < 6; i++) {
-      await file.write(`chunk ${i};`);
-      await new Promise((r) => setTimeout(r, 50));
+      await appendFile(file, `chunk ${i};`);
+      watcher.emit('change', 'slow.zip');
+      await pass(50);
     }
-    await file.close();
-    await until(() => handed.length >= 1, 'a file handed over');
+    await pass(1500);
+    assert.equal(handed.length, 0, 'its size is noted when the writes stop, then must hold');
+    await pass(1500);
+    assert.equal(handed.length, 1);
     await source.scan();
     await source.scan();
     assert.equal(handed.length, 1, 'looked at twice more, not handed over again');
@@ -62,17 +97,23 @@ describe('the watched folder', () => {
   });
 
   test('refuses a truncated file once, and looks again only when it changes', async () => {
-    const { dir, handed, source } = await watched('truncated', {
+    const { dir, handed, source, watcher, pass } = await watched('truncated', {
       settleMs: 100,
       refuse: (b) => !b.toString().endsWith('END'),
     });
     await writeFile(join(dir, 'cut.zip'), 'half a package');
-    await until(() => handed.length === 1, 'a file handed over');
+    watcher.emit('change', 'cut.zip');
+    await pass(100);
+    await pass(100);
+    assert.equal(handed.length, 1);
     await source.scan();
     await source.scan();
     assert.equal(handed.length, 1, 'not retried while unchanged');
     await writeFile(join(dir, 'cut.zip'), 'the whole package END');
-    await until(() => handed.length === 2, 'a second file handed over');
+    watcher.emit('change', 'cut.zip');
+    await pass(100);
+    await pass(100);
+    assert.equal(handed.length, 2);
     assert.equal(handed[1]!.bytes.toString(), 'the whole package END');
   });
 
@@ -82,8 +123,9 @@ describe('the watched folder', () => {
     await writeFile(join(dir, 'old.zip'), 'was here first');
     await writeFile(join(dir, 'notes.txt'), 'not a package');
     await writeFile(join(dir, '.partial.zip'), 'hidden: an upload in progress');
-    const { handed, source } = await watched('existing', { settleMs: 100 });
-    await until(() => handed.length === 1, 'a file handed over');
+    const { handed, source, pass } = await watched('existing', { settleMs: 100 });
+    await pass(0);
+    await pass(100);
     await source.scan();
     assert.deepEqual(
       handed.map((h) => h.path),
@@ -93,34 +135,71 @@ describe('the watched folder', () => {
 
   test('moves a refused package to quarantine with a .reason.json beside it', async () => {
     const quarantine = join(work, 'quarantine');
-    const { dir } = await watched('bad', { settleMs: 100, refuse: () => true, quarantine });
+    const { dir, watcher, pass } = await watched('bad', { settleMs: 100, refuse: () => true, quarantine });
     await writeFile(join(work, 'bad-staging.zip'), 'nope');
     await rename(join(work, 'bad-staging.zip'), join(dir, 'bad.zip'));
-    const reasonFile = () =>
-      existsSync(quarantine)
-        ? readdirSync(quarantine).find((n) => n.endsWith('bad.zip.reason.json'))
-        : undefined;
-    await until(() => reasonFile() !== undefined, 'the reason written beside the quarantined package');
-    const reason = reasonFile()!;
-    const names = await readdir(quarantine);
-    assert.ok(
-      names.some((n) => n.endsWith('bad.zip')),
-      `quarantine holds ${names.join(', ')}`,
-    );
+    watcher.emit('rename', 'bad.zip');
+    await pass(20);
+    const names = existsSync(quarantine) ? readdirSync(quarantine) : [];
+    const reason = names.find((n) => n.endsWith('bad.zip.reason.json'));
+    assert.ok(reason, `quarantine holds ${names.join(', ')}`);
+    assert.ok(names.some((n) => n.endsWith('bad.zip')));
     const written = JSON.parse(await readFile(join(quarantine, reason), 'utf8'));
     assert.equal(written.code, 'ARCHIVE_INVALID');
     assert.deepEqual(await readdir(dir), []);
   });
 
   test('keeps watching a folder that is deleted and created again', async () => {
-    const { dir, handed, source } = await watched('recreated', { settleMs: 100 });
+    const { dir, handed, source, watcher, pass } = await watched('recreated', { settleMs: 100 });
     await rm(dir, { recursive: true });
-    // The next look at the folder (a rescan) finds it gone; the operator makes it again.
+    // The next look at the folder (a rescan) finds it gone; it is watched again once it is back.
     await source.scan();
-    await mkdir(dir, { recursive: true });
+    assert.equal(watcher.watches, 1);
+    await pass(200);
+    assert.equal(watcher.watches, 2, 'watched again');
+    assert.ok(existsSync(dir), 'made again');
     await writeFile(join(work, 'again.zip'), 'after the folder came back');
     await rename(join(work, 'again.zip'), join(dir, 'again.zip'));
-    await until(() => handed.length === 1, 'a file handed over');
+    watcher.emit('rename', 'again.zip');
+    await pass(20);
+    assert.equal(handed.length, 1);
     assert.equal(handed[0]!.bytes.toString(), 'after the folder came back');
+  });
+
+  test('a watcher that fails is replaced, and what arrived meanwhile is found by the scan after', async () => {
+    const { dir, handed, watcher, pass } = await watched('watch-error', { settleMs: 100 });
+    watcher.fail();
+    await writeFile(join(work, 'meanwhile.zip'), 'arrived unseen');
+    await rename(join(work, 'meanwhile.zip'), join(dir, 'meanwhile.zip'));
+    await pass(200);
+    assert.equal(watcher.watches, 2);
+    // The scan after watching again notes the file; it counts once it held for the settle time.
+    await pass(0);
+    assert.equal(handed.length, 0);
+    await pass(100);
+    assert.deepEqual(
+      handed.map((h) => h.bytes.toString()),
+      ['arrived unseen'],
+    );
+  });
+});
+
+describe('the watched folder on fs.watch and the system clock', () => {
+  test('a file renamed in is handed over', async () => {
+    const dir = join(work, 'real');
+    const handed: string[] = [];
+    const source = await FolderSource.create({
+      dir,
+      rescanMs: 3_600_000,
+      settleMs: 3_600_000,
+      submit: async (path) => {
+        handed.push(await readFile(path, 'utf8'));
+      },
+    });
+    after(() => source.close());
+    await writeFile(join(work, 'real-staging.zip'), 'seen by inotify');
+    await rename(join(work, 'real-staging.zip'), join(dir, 'real.zip'));
+    await until(() => handed.length === 1, 'a file handed over');
+    assert.deepEqual(handed, ['seen by inotify']);
   });
 });

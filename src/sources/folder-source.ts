@@ -1,7 +1,58 @@
-import { type FSWatcher, watch } from 'node:fs';
+import { watch } from 'node:fs';
 import { mkdir, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { errnoOf, HotocrError } from '../errors.js';
+
+/** A timer an adapter started; cancelling it twice, or after it ran, does nothing. */
+export interface Timer {
+  cancel(): void;
+}
+
+/** Time as the folder source sees it: the system's, or one a test moves by hand. */
+export interface Clock {
+  now(): number;
+  /** Runs `fn` once after `ms`; never holds the process open. */
+  after(ms: number, fn: () => void): Timer;
+  /** Runs `fn` every `ms`; never holds the process open. */
+  every(ms: number, fn: () => void): Timer;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  after(ms, fn) {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return { cancel: () => clearTimeout(t) };
+  },
+  every(ms, fn) {
+    const t = setInterval(fn, ms);
+    t.unref();
+    return { cancel: () => clearInterval(t) };
+  },
+};
+
+/** What happened to a name in the folder: it appeared or went (`rename`), or was written to (`change`). */
+export type FolderEvent = 'rename' | 'change';
+
+/** Watches one folder; throws when it cannot (the folder is gone). */
+export interface FolderWatcher {
+  watch(
+    dir: string,
+    onEvent: (event: FolderEvent, name: string) => void,
+    onError: (error: Error) => void,
+  ): { close(): void };
+}
+
+/** Node's fs.watch (inotify on Linux), not holding the process open. */
+export const nodeWatcher: FolderWatcher = {
+  watch(dir, onEvent, onError) {
+    const w = watch(dir, { persistent: false }, (event, name) => {
+      if (name) onEvent(event === 'change' ? 'change' : 'rename', name);
+    });
+    w.on('error', onError);
+    return w;
+  },
+};
 
 export interface FolderSourceOptions {
   readonly dir: string;
@@ -18,6 +69,10 @@ export interface FolderSourceOptions {
   readonly onError?: (error: Error) => void;
   /** How often the whole folder is looked at again, in case an event was missed (default 5000 ms). */
   readonly rescanMs?: number;
+  /** What tells of changes in the folder (default: fs.watch). */
+  readonly watcher?: FolderWatcher;
+  /** What times settling, grace periods and rescans (default: the system's). */
+  readonly clock?: Clock;
 }
 
 interface Seen {
@@ -43,14 +98,20 @@ export class FolderSource {
   readonly #seen = new Map<string, Seen>();
   /** path → "size:mtime" of what was handed over last. */
   readonly #handled = new Map<string, string>();
-  readonly #timers = new Map<string, NodeJS.Timeout>();
-  #watcher: FSWatcher | undefined;
-  #rescan: NodeJS.Timeout | undefined;
+  readonly #timers = new Map<string, Timer>();
+  readonly #clock: Clock;
+  readonly #watcher: FolderWatcher;
+  /** Looks under way, started by a timer: what {@link settled} waits for. */
+  readonly #running = new Set<Promise<void>>();
+  #watching: { close(): void } | undefined;
+  #rescan: Timer | undefined;
   #closed = false;
 
   private constructor(options: FolderSourceOptions) {
     this.#options = options;
     this.#settleMs = options.settleMs ?? 1000;
+    this.#clock = options.clock ?? systemClock;
+    this.#watcher = options.watcher ?? nodeWatcher;
   }
 
   /** Starts watching `dir` (created if missing) and looks at what is already there. */
@@ -58,8 +119,7 @@ export class FolderSource {
     const source = new FolderSource(options);
     await mkdir(options.dir, { recursive: true });
     source.#watch();
-    source.#rescan = setInterval(() => void source.#scan(), options.rescanMs ?? 5000);
-    source.#rescan.unref();
+    source.#rescan = source.#clock.every(options.rescanMs ?? 5000, () => source.#track(source.#scan()));
     await source.#scan();
     return source;
   }
@@ -67,19 +127,22 @@ export class FolderSource {
   #watch(): void {
     if (this.#closed) return;
     try {
-      this.#watcher = watch(this.#options.dir, { persistent: false }, (event, name) => {
-        if (!name || !isPackage(name)) return;
-        const path = join(this.#options.dir, name);
-        if (event === 'change') {
-          // Being written: any earlier observation no longer counts.
-          this.#seen.set(path, { size: -1, mtimeMs: -1, since: Date.now() });
-          this.#schedule(path, this.#settleMs, false);
-        } else {
-          this.#seen.delete(path);
-          this.#schedule(path, RENAME_GRACE_MS, true);
-        }
-      });
-      this.#watcher.on('error', () => this.#rewatch());
+      this.#watching = this.#watcher.watch(
+        this.#options.dir,
+        (event, name) => {
+          if (!isPackage(name)) return;
+          const path = join(this.#options.dir, name);
+          if (event === 'change') {
+            // Being written: any earlier observation no longer counts.
+            this.#seen.set(path, { size: -1, mtimeMs: -1, since: this.#clock.now() });
+            this.#schedule(path, this.#settleMs, false);
+          } else {
+            this.#seen.delete(path);
+            this.#schedule(path, RENAME_GRACE_MS, true);
+          }
+        },
+        () => this.#rewatch(),
+      );
     } catch {
       this.#rewatch();
     }
@@ -87,20 +150,37 @@ export class FolderSource {
 
   /** The folder was deleted (or could not be watched): watch it again once it is back. */
   #rewatch(): void {
-    this.#watcher?.close();
-    this.#watcher = undefined;
+    this.#watching?.close();
+    this.#watching = undefined;
     if (this.#closed) return;
-    const retry = setTimeout(async () => {
-      try {
-        await mkdir(this.#options.dir, { recursive: true });
-        this.#watch();
-        await this.#scan();
-      } catch (error) {
-        this.#options.onError?.(error as Error);
-        this.#rewatch();
-      }
-    }, 200);
-    retry.unref();
+    this.#clock.after(200, () =>
+      this.#track(
+        (async () => {
+          try {
+            await mkdir(this.#options.dir, { recursive: true });
+            this.#watch();
+            await this.#scan();
+          } catch (error) {
+            this.#options.onError?.(error as Error);
+            this.#rewatch();
+          }
+        })(),
+      ),
+    );
+  }
+
+  /** Keeps a look started by a timer until it ends, for {@link settled}. */
+  #track(work: Promise<void>): void {
+    this.#running.add(work);
+    void work.finally(() => this.#running.delete(work));
+  }
+
+  /**
+   * Resolves once every look started by a timer so far (and those they started) has ended:
+   * files handed over and answered, refusals quarantined. For tests that move the clock.
+   */
+  async settled(): Promise<void> {
+    while (this.#running.size > 0) await Promise.all(this.#running);
   }
 
   /**
@@ -117,7 +197,7 @@ export class FolderSource {
     try {
       names = await readdir(this.#options.dir);
     } catch (error) {
-      if (errnoOf(error) === 'ENOENT' && !this.#watcher) return;
+      if (errnoOf(error) === 'ENOENT' && !this.#watching) return;
       if (errnoOf(error) === 'ENOENT') this.#rewatch();
       else this.#options.onError?.(error as Error);
       return;
@@ -133,12 +213,11 @@ export class FolderSource {
   }
 
   #schedule(path: string, delay: number, renamed: boolean): void {
-    clearTimeout(this.#timers.get(path));
-    const timer = setTimeout(() => {
+    this.#timers.get(path)?.cancel();
+    const timer = this.#clock.after(delay, () => {
       this.#timers.delete(path);
-      void this.#check(path, renamed);
-    }, delay);
-    timer.unref();
+      this.#track(this.#check(path, renamed));
+    });
     this.#timers.set(path, timer);
   }
 
@@ -160,7 +239,7 @@ export class FolderSource {
     if (this.#handled.get(path) === key) return;
     const seen = this.#seen.get(path);
     if (!(renamed && !seen)) {
-      const now = Date.now();
+      const now = this.#clock.now();
       if (!seen || seen.size !== info.size || seen.mtimeMs !== info.mtimeMs) {
         this.#seen.set(path, { size: info.size, mtimeMs: info.mtimeMs, since: now });
         this.#schedule(path, this.#settleMs, false);
@@ -206,9 +285,9 @@ export class FolderSource {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#watcher?.close();
-    clearInterval(this.#rescan);
-    for (const t of this.#timers.values()) clearTimeout(t);
+    this.#watching?.close();
+    this.#rescan?.cancel();
+    for (const t of this.#timers.values()) t.cancel();
     this.#timers.clear();
   }
 }

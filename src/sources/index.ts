@@ -1,1 +1,10 @@
-export { FolderSource, type FolderSourceOptions } from './folder-source.js';
+export {
+  type Clock,
+  type FolderEvent,
+  FolderSource,
+  type FolderSourceOptions,
+  type FolderWatcher,
+  nodeWatcher,
+  systemClock,
+  type Timer,
+} from './folder-source.js';

@@ -5,7 +5,7 @@
  * land on it, nor on its collector.
  */
 import type { Worker } from 'node:worker_threads';
-import { PackageRejectedError, REJECTION_CODES, type RejectionCode } from '../errors.js';
+import { deserializeError } from '../thread-errors.js';
 import { startThread } from '../threads.js';
 import type { HashRange, HashReply, HashRequest } from './hash-worker.js';
 
@@ -17,15 +17,6 @@ type Job =
       : never
     : never;
 type Done = Extract<HashReply, { ok: true }>;
-
-function toError(error: Extract<HashReply, { ok: false }>['error']): Error {
-  if (error.code && (REJECTION_CODES as readonly string[]).includes(error.code))
-    return new PackageRejectedError(error.code as RejectionCode, error.message, {
-      details: error.details ?? {},
-    });
-  // A file-system error keeps its errno code (ENOENT, EIO...), as if it had been read here.
-  return Object.assign(new Error(error.message), error.code ? { code: error.code } : {});
-}
 
 /** A job that was on the hashing thread when it died. */
 class HashThreadLostError extends Error {}
@@ -46,7 +37,7 @@ class HashThread {
       if (this.#pending.size === 0) this.#worker.unref();
       if (!reply.ok && reply.stopping) this.#stopped = true;
       if (reply.ok) p?.resolve(reply);
-      else p?.reject(toError(reply.error));
+      else p?.reject(deserializeError(reply.error));
     });
     const fail = (error: Error) => {
       this.#stopped = true;

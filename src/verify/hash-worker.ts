@@ -10,9 +10,9 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
-import { errnoOf, HotocrError } from '../errors.js';
 // The archive module alone: the package index would also load the manifest schema.
 import { scanDescriptor } from '../package/archive.js';
+import { type SerializedError, serializeError } from '../thread-errors.js';
 
 export interface HashRange {
   readonly name: string;
@@ -49,7 +49,7 @@ export type HashReply =
   | {
       id: number;
       ok: false;
-      error: { code?: string; message: string; details?: Record<string, unknown> };
+      error: SerializedError;
       /** The thread could not take its own priority back, and stops after this reply. */
       stopping?: boolean;
     };
@@ -165,17 +165,11 @@ port.on('message', (request: HashRequest) => {
       );
       if (!restored) port.close();
     } catch (error) {
-      const e = error instanceof Error ? error : new Error(String(error));
-      const code = error instanceof HotocrError ? error.code : errnoOf(error);
       const restored = (error as { restored?: boolean }).restored !== false;
       port.postMessage({
         id: request.id,
         ok: false,
-        error: {
-          message: e.message,
-          ...(code ? { code } : {}),
-          ...(error instanceof HotocrError ? { details: { ...error.details } } : {}),
-        },
+        error: serializeError(error),
         ...(restored ? {} : { stopping: true }),
       } satisfies HashReply);
       if (!restored) port.close();

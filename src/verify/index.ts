@@ -17,6 +17,7 @@ export {
 } from './oms-verify.js';
 export { parsePem } from './pem.js';
 export { isDerEcdsaSignature, verifySignature, verifyWithKey } from './signature.js';
+export { signerCertificate } from './signer-certificate.js';
 export {
   type DeniedEntry,
   parseDenyList,

@@ -5,9 +5,9 @@ import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pino from 'pino';
+import { type RunningServer, startServer } from '../../src/app/index.js';
 import { readServeConfig } from '../../src/config.js';
 import { keyFileSigner, keygen, pack, writeBundledSource } from '../../src/pack/index.js';
-import { type RunningServer, startServer } from '../../src/server/index.js';
 
 const run = promisify(execFile);
 const CLI = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.js');

@@ -1,5 +1,5 @@
 import type { Registry } from '../registry/index.js';
-import type { SignerInfo, TrustEntry } from '../verify/index.js';
+import { signerCertificate, type TrustEntry } from '../verify/index.js';
 
 /** How long before an expiry the log starts to warn, and how often it warns again. */
 export const EXPIRY_WARNING_MS = 14 * 86_400_000;
@@ -9,14 +9,6 @@ const AGAIN_MS = 86_400_000;
 export interface Expiring {
   readonly what: string;
   readonly at: Date;
-}
-
-/**
- * The certificate a version was signed with, whose end matters while it serves: a hotocr
- * package's signer.pem or an OMS package's chain (a keyless certificate is judged at its log time).
- */
-export function signerCertificate(signer: SignerInfo): { subject: string; notAfter: string } | undefined {
-  return signer.kind === 'certificate' || signer.kind === 'oms-certificate' ? signer : undefined;
 }
 
 /** What ends soonest first: signer certificates of versions that serve or are ready, trusted keys and roots. */

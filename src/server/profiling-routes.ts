@@ -1,6 +1,8 @@
 import { Session } from 'node:inspector/promises';
 import { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { HotocrError } from '../errors.js';
+import type { SchemaTypes } from './schemas.js';
 
 /**
  * On-demand profiles of the server's main thread (the HTTP layer, decoding, routing; the
@@ -60,4 +62,61 @@ export class Profiler {
       return Readable.from(chunks);
     });
   }
+}
+
+export interface ProfilingRouteOptions {
+  /** The admin token check every profiling route runs first. */
+  readonly admin: (request: FastifyRequest) => Promise<void>;
+}
+
+/** On-demand CPU profiles and heap snapshots of the main thread, for admins. */
+export async function profilingRoutes(app: FastifyInstance, options: ProfilingRouteOptions): Promise<void> {
+  const { admin } = options;
+  const profiler = new Profiler();
+  // Request types come from the route schemas.
+  const typed = app.withTypeProvider<SchemaTypes>();
+  typed.post(
+    '/v1/admin/profile/cpu',
+    {
+      onRequest: admin,
+      schema: {
+        summary: 'A CPU profile of the main thread over N seconds (.cpuprofile)',
+        tags: ['admin'],
+        security: [{ bearer: [] }],
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { seconds: { type: 'number', minimum: 0.1, maximum: 120, default: 10 } },
+        },
+      },
+    },
+    async (request, reply) => {
+      const { seconds } = request.query;
+      const controller = new AbortController();
+      reply.raw.once('close', () => controller.abort());
+      const profile = await profiler.cpu(seconds, controller.signal);
+      void reply
+        .header('content-type', 'application/json')
+        .header('content-disposition', `attachment; filename="hotocr-${Date.now()}.cpuprofile"`);
+      return profile;
+    },
+  );
+  app.post(
+    '/v1/admin/profile/heap',
+    {
+      onRequest: admin,
+      schema: {
+        summary: 'A heap snapshot of the main thread (.heapsnapshot)',
+        tags: ['admin'],
+        security: [{ bearer: [] }],
+      },
+    },
+    async (_request, reply) => {
+      const snapshot = await profiler.heap();
+      void reply
+        .header('content-type', 'application/json')
+        .header('content-disposition', `attachment; filename="hotocr-${Date.now()}.heapsnapshot"`);
+      return reply.send(snapshot);
+    },
+  );
 }

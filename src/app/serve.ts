@@ -3,19 +3,18 @@ import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import type { ServeConfig } from '../config.js';
 import { HotocrError } from '../errors.js';
-import { canRestorePriority, Loaders, onInferenceThreads } from '../loaders/index.js';
+import { canRestorePriority, InferenceThreads, Loaders } from '../loaders/index.js';
 import { formatReference, OciClient, type OciReference, parseReference } from '../oci/index.js';
 import { ensureBundledPackage } from '../pack/index.js';
 import { MODEL_NAME } from '../package/manifest.js';
 import { Registry, StateStore, warmUp } from '../registry/index.js';
+import type { Router } from '../routing/index.js';
+import { clearUploads, createApp, type TrustReload } from '../server/index.js';
 import { FolderSource } from '../sources/index.js';
 import { RegistrySource } from '../sources/registry-source.js';
 import { entryDigests, hashFile, TrustStore, verifyPackage } from '../verify/index.js';
-import { createApp } from './app.js';
 import { ExpiryWatch, expiring } from './expiry.js';
-import type { Router } from './routing.js';
-import { type TrustReload, TrustWatch } from './trust.js';
-import { clearUploads } from './uploads.js';
+import { TrustWatch } from './trust-watch.js';
 
 export interface RunningServer {
   readonly app: FastifyInstance;
@@ -76,7 +75,9 @@ export async function startServer(
   // after a change are verified with the new trust. Set as soon as the registry exists.
   let trustWatch: TrustWatch | undefined;
   const trust = () => trustWatch?.current ?? initialTrust;
-  const loaders = await Loaders.create({ plugins: config.loaders, defaultRuntime: config.runtime });
+  // The process's inference threads: every built-in loader runs on them, the metrics count them.
+  const threads = new InferenceThreads();
+  const loaders = await Loaders.create({ plugins: config.loaders, defaultRuntime: config.runtime, threads });
   logger.info(
     {
       loaders: loaders.entries.map((e) => (e.plugin ? `${e.loader.name} (${e.plugin})` : e.loader.name)),
@@ -232,6 +233,7 @@ export async function startServer(
   try {
     ({ app, router } = await createApp({
       registry,
+      threads,
       logger,
       uploadsDir,
       bodyLimit: config.bodyLimit,
@@ -298,7 +300,7 @@ export async function startServer(
       'no admin token: the management API refuses every call (set --admin-token-file or HOTOCR_ADMIN_TOKEN)',
     );
   let closing: Promise<void> | undefined;
-  const unwatchThreads = onInferenceThreads((event) => {
+  const unwatchThreads = threads.on((event) => {
     if (event.type === 'lost') logger.error({ err: event.error }, 'inference thread lost');
     else if (event.type === 'replaced')
       logger.warn(
@@ -324,6 +326,8 @@ export async function startServer(
         await Promise.all(registrySources.map((s) => s.close()));
         await app.close();
         await registry.close();
+        // Last: the versions released above have handed their threads back.
+        await threads.close();
       })();
       return closing;
     },
