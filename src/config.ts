@@ -260,7 +260,7 @@ export const SERVE_SETTINGS = {
   trust: value({
     flag: '--trust <file_or_dir>',
     env: 'HOTOCR_TRUST',
-    help: 'trusted public keys, pinned root certificates and *.deny lists',
+    help: 'trusted public keys, pinned root certificates, *.deny lists and *.identities (Sigstore signers of keyless OMS packages)',
     parse: text,
   }),
   models: value({

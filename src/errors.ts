@@ -33,6 +33,7 @@ export const REJECTION_CODES = [
   'IDENTITY_MISMATCH',
   'TLOG_INVALID',
   'MODEL_UNREADABLE',
+  'MODEL_NOT_FLAT',
 ] as const;
 
 export type RejectionCode = (typeof REJECTION_CODES)[number];

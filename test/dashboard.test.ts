@@ -1,7 +1,8 @@
 // test-needs: model, browser
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PDFDocument, StandardFonts } from 'pdf-lib';
@@ -12,6 +13,7 @@ import { readServeConfig } from '../src/config.js';
 import { bundledManifest, keyFileSigner, pack, writeBundledSource } from '../src/pack/index.js';
 import { renderText } from './helpers/images.js';
 import { tempDir } from './helpers/tmp.js';
+import { until } from './helpers/until.js';
 
 /** Screenshots land here (git ignores it). */
 const ARTIFACTS = join(import.meta.dirname, '..', '..', 'test-artifacts');
@@ -214,5 +216,29 @@ describe('the dashboard', () => {
     await en.waitFor({ state: 'detached', timeout: 20_000 });
     assert.equal(server.registry.active('en'), undefined);
     assert.equal(await ppocr.locator('[data-testid=active-version]').textContent(), '4.0.0');
+  });
+
+  test('says who signed each version: an OMS package by its key, marked OMS', async () => {
+    // An EC key trusted beside the development one (the trust file is read again on change).
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const keyPath = join(work, 'oms.key');
+    await writeFile(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    const trustFile = join(home, 'dev-key', 'signing.pub');
+    await appendFile(trustFile, publicKey.export({ type: 'spki', format: 'pem' }));
+    const keys = async () =>
+      ((await (await fetch(`${server.url}/v1/models`)).json()) as { trust: { kind: string }[] }).trust.filter(
+        (t) => t.kind === 'key',
+      ).length;
+    await until(async () => (await keys()) === 2, 'the EC key trusted');
+    const src = await writeBundledSource(join(work, 'src-4.2.0'), '4.2.0');
+    const zip = join(work, 'ppocr-4.2.0.zip');
+    await pack(src, { signer: await keyFileSigner(keyPath), out: zip, format: 'oms' });
+    await rename(zip, join(models, 'ppocr-4.2.0.zip'));
+    const ppocr = page.locator('section.model[data-model=ppocr]');
+    await ppocr.locator('[data-testid=active-version]', { hasText: '4.2.0' }).waitFor({ timeout: 30_000 });
+    const row = ppocr.locator('tr.state-active');
+    assert.match((await row.textContent()) ?? '', /OMS key [0-9a-f]+.* signing\.pub/);
+    assert.doesNotMatch((await ppocr.textContent()) ?? '', /undefined/);
+    await shot('oms-signer');
   });
 });

@@ -1,12 +1,13 @@
 // test-needs: softhsm
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { generateKeyPairSync, sign, verify } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { chmod, copyFile, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { ecdsaRawToDer } from '../src/pack/index.js';
+import { checkOmsPackage } from './helpers/oms.js';
 import { opensslKey } from './helpers/openssl.js';
 import { sourceDir } from './helpers/packages.js';
 import { tempDir } from './helpers/tmp.js';
@@ -167,6 +168,61 @@ describe('signing inside a PKCS#11 token (SoftHSM)', () => {
     assert.equal(noPin.code, 2);
     assert.match(noPin.stderr, /HOTOCR_PKCS11_PIN/);
     assert.deepEqual(await outputs(), before);
+  });
+
+  test('--format oms signs inside the token with P-384 and P-521 (SHA-384, SHA-512): the package checks out by an independent reading', async () => {
+    const tool = ['--module', MODULE, '--token-label', 'release', '--login', '--pin', PIN];
+    for (const [label, curve, id] of [
+      ['ec384-oms', 'secp384r1', '03'],
+      ['ec521-oms', 'secp521r1', '04'],
+    ] as const) {
+      await sh(
+        'pkcs11-tool',
+        ...tool,
+        '--keypairgen',
+        '--key-type',
+        `EC:${curve}`,
+        '--label',
+        label,
+        '--id',
+        id,
+      );
+      // pkcs11-tool cannot export these keys as DER; its listing gives the point to build the PEM from.
+      const listing = await sh(
+        'pkcs11-tool',
+        ...['--module', MODULE, '--token-label', 'release', '--list-objects', '--type', 'pubkey'],
+      );
+      const block = listing
+        .split('Public Key Object')
+        .find((b) => new RegExp(`label:\\s+${label}\\n`).test(b));
+      const point = Buffer.from(/EC_POINT:\s+([0-9a-f]+)/.exec(block!)![1]!, 'hex');
+      // A DER OCTET STRING (04, a length of one or two bytes) around 04 || x || y.
+      const raw = point.subarray(point[1]! & 0x80 ? 2 + (point[1]! & 0x7f) : 2);
+      const size = (raw.length - 1) / 2;
+      const pem = createPublicKey({
+        key: {
+          kty: 'EC',
+          crv: curve === 'secp384r1' ? 'P-384' : 'P-521',
+          x: raw.subarray(1, 1 + size).toString('base64url'),
+          y: raw.subarray(1 + size).toString('base64url'),
+        },
+        format: 'jwk',
+      }).export({ type: 'spki', format: 'pem' }) as string;
+      await writeFile(join(work, `${label}.pub`), pem);
+      const out = join(work, 'out', `${label}.zip`);
+      const packed = await hotocr(['pack', src, '--format', 'oms', ...p11(label), '--out', out], {
+        HOTOCR_PKCS11_PIN: PIN,
+      });
+      assert.equal(packed.code, 0, packed.stderr);
+      assert.match(packed.stdout, curve === 'secp384r1' ? /ecdsa-p384-sha384/ : /ecdsa-p521-sha512/);
+      await checkOmsPackage(
+        out,
+        await readFile(join(work, `${label}.pub`), 'utf8'),
+        join(work, `unpacked-${label}`),
+      );
+      const verified = await hotocr(['verify', out, '--trust', join(work, `${label}.pub`)]);
+      assert.equal(verified.code, 0, verified.stdout);
+    }
   });
 });
 

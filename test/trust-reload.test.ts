@@ -3,7 +3,8 @@
  * Trust that changes while the server serves: a key added to the trust folder makes the next
  * package it signed acceptable, a key removed makes the next one refused, a broken file keeps
  * the trust in use; versions a removed key signed are retired only when an operator asks;
- * SIGHUP reads the folder again; the expiry gauges show certificates' and keys' real dates.
+ * SIGHUP reads the folder again; Sigstore identities are read with the keys; the expiry
+ * gauges show certificates' and keys' real dates.
  */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
@@ -131,6 +132,45 @@ describe('trust that changes while serving', () => {
       assert.equal(none.status, 409);
       assert.equal(none.body.error?.code, 'NO_TRUSTED_VERSION');
       assert.equal(server.registry.active('ppocr')?.version, '5.0.0');
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('Sigstore identities added to the trust folder while serving are read with it; a bad line keeps the trust in use', async () => {
+    const a = await key('ids-a');
+    const trust = join(work, 'trust-ids');
+    await mkdir(trust, { recursive: true });
+    await copyFile(a.publicKeyPath, join(trust, 'a.pub'));
+    const { server, events } = await serve(join(work, 'home-ids'), trust);
+    const trustEvents = () => events.filter((e) => e.type === 'trust');
+    const listed = async () =>
+      (
+        (await call(server, 'GET', '/v1/models')).body as unknown as {
+          trust: { kind: string; source: string; identity?: string; issuer?: string }[];
+        }
+      ).trust.filter((t) => t.kind === 'identity');
+    try {
+      await writeFile(
+        join(trust, 'release.identities'),
+        '# who may sign keyless\nrelease@example.com https://accounts.google.com\n',
+      );
+      await until(() => trustEvents().length >= 1, 'trust read again');
+      const added = trustEvents()[0]!;
+      assert.deepEqual(added.type === 'trust' && added.added.map((e) => [e.kind, e.source]), [
+        ['identity', 'release.identities:2'],
+      ]);
+      assert.deepEqual(
+        (await listed()).map((t) => [t.identity, t.issuer]),
+        [['release@example.com', 'https://accounts.google.com']],
+      );
+
+      await writeFile(join(trust, 'release.identities'), 'release@example.com\n');
+      await until(() => trustEvents().length >= 2, 'trust read again (bad line)');
+      const refused = trustEvents()[1]!;
+      assert.equal(refused.type === 'trust' && refused.error?.code, 'TRUST_STORE_INVALID');
+      assert.match(refused.type === 'trust' ? refused.error!.message : '', /release\.identities line 1/);
+      assert.equal((await listed()).length, 1, 'the identities in use are kept');
     } finally {
       await server.close();
     }

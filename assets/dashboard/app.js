@@ -51,11 +51,19 @@ async function admin(method, path, body) {
   return answer;
 }
 
+/** Who signed a version: a key, a certificate, or for OpenSSF Model Signing also a keyless identity. */
 function describeSigner(signer) {
   if (!signer) return '';
-  return signer.kind === 'certificate'
-    ? `${signer.subject} (${short(signer.fingerprint)})`
-    : `key ${short(signer.fingerprint)} ${signer.source ?? ''}`;
+  const oms = signer.kind.startsWith('oms-') ? 'OMS ' : '';
+  switch (signer.kind) {
+    case 'certificate':
+    case 'oms-certificate':
+      return `${oms}${signer.subject} (${short(signer.fingerprint)})`;
+    case 'oms-sigstore':
+      return `OMS keyless ${signer.identity} (${signer.issuer})`;
+    default:
+      return `${oms}key ${short(signer.fingerprint)} ${signer.source ?? ''}`;
+  }
 }
 
 /**

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type Expiring, ExpiryWatch } from './expiry.js';
+import type { Registry } from '../registry/index.js';
+import { type Expiring, ExpiryWatch, expiring } from './expiry.js';
 
 const DAY = 86_400_000;
 
@@ -36,4 +37,29 @@ test('warns from 14 days before an expiry, once a day, until and after it', () =
   now += 10 * DAY; // the key has expired: still said, each day
   watch.look();
   assert.match(warned.at(-1)!, /old\.pub\): -\d+/);
+});
+
+test('counts the certificate of an OMS package signed with a certificate chain, as that of a hotocr package', () => {
+  const notAfter = '2027-01-01T00:00:00.000Z';
+  const version = (kind: string, state = 'active') => ({
+    name: 'ppocr',
+    version: `${kind}-${state}`,
+    state,
+    signer: { kind, subject: `CN=${kind}`, notAfter, fingerprint: 'ab', root: 'CN=root', algorithm: 'x' },
+  });
+  const registry = {
+    versions: () => [
+      version('certificate'),
+      version('oms-certificate'),
+      version('oms-certificate', 'released'),
+      version('oms-key'),
+    ],
+  } as unknown as Registry;
+  assert.deepEqual(
+    expiring(registry, []).map((e) => e.what),
+    [
+      'the signer certificate CN=certificate of ppocr certificate-active',
+      'the signer certificate CN=oms-certificate of ppocr oms-certificate-active',
+    ],
+  );
 });

@@ -1,5 +1,5 @@
 import type { Registry } from '../registry/index.js';
-import type { TrustEntry } from '../verify/index.js';
+import { signerCertificate, type TrustEntry } from '../verify/index.js';
 
 /** How long before an expiry the log starts to warn, and how often it warns again. */
 export const EXPIRY_WARNING_MS = 14 * 86_400_000;
@@ -14,12 +14,14 @@ export interface Expiring {
 /** What ends soonest first: signer certificates of versions that serve or are ready, trusted keys and roots. */
 export function expiring(registry: Registry, trust: readonly TrustEntry[]): Expiring[] {
   const items: Expiring[] = [];
-  for (const v of registry.versions())
-    if (v.signer.kind === 'certificate' && (v.state === 'active' || v.state === 'ready'))
+  for (const v of registry.versions()) {
+    const certificate = signerCertificate(v.signer);
+    if (certificate && (v.state === 'active' || v.state === 'ready'))
       items.push({
-        what: `the signer certificate ${v.signer.subject} of ${v.name} ${v.version}`,
-        at: new Date(v.signer.notAfter),
+        what: `the signer certificate ${certificate.subject} of ${v.name} ${v.version}`,
+        at: new Date(certificate.notAfter),
       });
+  }
   for (const e of trust)
     if (e.notAfter && e.kind !== 'deny')
       items.push({

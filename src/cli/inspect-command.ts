@@ -5,13 +5,14 @@ import {
   CHECKSUM_FILE,
   MANIFEST_FILE,
   type Manifest,
+  OMS_SIGNATURE_FILE,
   PackageArchive,
   parseChecksumFile,
   parseManifest,
   SIGNATURE_FILE,
   SIGNER_FILE,
 } from '../package/index.js';
-import { hashFile, parsePem } from '../verify/index.js';
+import { hashFile, parseOmsBundle, parseOmsStatement, parsePem } from '../verify/index.js';
 import { formatBytes } from './output.js';
 
 interface Inspection {
@@ -31,6 +32,8 @@ interface Inspection {
   }[];
   checksumError: string | null;
   signatureBytes: number | null;
+  /** For a ZIP signed with OpenSSF Model Signing: how model.sig says it is signed, and the model digest (not checked). */
+  oms: { material: 'key' | 'certificate' | 'keyless'; keyHint: string | null; modelDigest: string } | null;
   signerCertificates: {
     subject: string;
     issuer: string;
@@ -43,13 +46,29 @@ interface Inspection {
 async function inspect(path: string): Promise<Inspection> {
   const archive = await PackageArchive.open(path);
   try {
-    let listed = new Map<string, string>();
+    let listed: ReadonlyMap<string, string> = new Map<string, string>();
     let checksumError: string | null = null;
-    if (archive.has(CHECKSUM_FILE)) {
+    let oms: Inspection['oms'] = null;
+    const describe = (e: unknown) => (e instanceof HotocrError ? `${e.code}: ${e.message}` : String(e));
+    // Signed with OpenSSF Model Signing: the entries are listed by model.sig's statement.
+    if (archive.has(OMS_SIGNATURE_FILE) && !archive.has(CHECKSUM_FILE) && !archive.has(SIGNATURE_FILE)) {
+      try {
+        const bundle = parseOmsBundle(await archive.readSmall(OMS_SIGNATURE_FILE));
+        const statement = parseOmsStatement(bundle.payload);
+        listed = statement.resources;
+        oms = {
+          material: bundle.material.kind,
+          keyHint: bundle.material.kind === 'key' ? (bundle.material.hint ?? null) : null,
+          modelDigest: statement.digest,
+        };
+      } catch (e) {
+        checksumError = describe(e);
+      }
+    } else if (archive.has(CHECKSUM_FILE)) {
       try {
         listed = parseChecksumFile(await archive.readSmall(CHECKSUM_FILE));
       } catch (e) {
-        checksumError = e instanceof HotocrError ? `${e.code}: ${e.message}` : String(e);
+        checksumError = describe(e);
       }
     } else checksumError = `no ${CHECKSUM_FILE}`;
     const entries: Inspection['entries'] = [];
@@ -104,6 +123,7 @@ async function inspect(path: string): Promise<Inspection> {
       entries,
       checksumError,
       signatureBytes,
+      oms,
       signerCertificates,
     };
   } finally {
@@ -123,13 +143,30 @@ function printText(r: Inspection): void {
   } else out.push(`manifest ${r.manifestError}`);
   out.push('entries');
   for (const e of r.entries) {
-    const mark = e.matches === null ? '(not listed)' : e.matches ? 'ok' : 'MISMATCH';
+    const mark =
+      r.oms && e.name === OMS_SIGNATURE_FILE
+        ? '(the signature)'
+        : e.matches === null
+          ? '(not listed)'
+          : e.matches
+            ? 'ok'
+            : 'MISMATCH';
     out.push(
       `  ${e.name.padEnd(20)} ${formatBytes(e.size).padStart(10)} ${e.method.padEnd(8)} ${e.sha256.slice(0, 16)}  ${mark}`,
     );
   }
   if (r.checksumError) out.push(`checksum ${r.checksumError}`);
-  out.push(`signature ${r.signatureBytes === null ? 'none' : `${r.signatureBytes} bytes`}`);
+  if (r.oms) {
+    const by =
+      r.oms.material === 'key'
+        ? `by key${r.oms.keyHint ? ` ${r.oms.keyHint.slice(0, 16)}...` : ''}`
+        : r.oms.material === 'certificate'
+          ? 'by a certificate chain'
+          : 'keyless, Sigstore';
+    out.push(
+      `signature ${OMS_SIGNATURE_FILE} (OpenSSF Model Signing, ${by}), model digest ${r.oms.modelDigest}`,
+    );
+  } else out.push(`signature ${r.signatureBytes === null ? 'none' : `${r.signatureBytes} bytes`}`);
   for (const c of r.signerCertificates)
     out.push(`signer   ${c.subject} (issuer ${c.issuer}, valid ${c.notBefore} to ${c.notAfter})`);
   process.stdout.write(`${out.join('\n')}\n`);
@@ -138,7 +175,7 @@ function printText(r: Inspection): void {
 export function inspectCommand(): Command {
   return new Command('inspect')
     .description(
-      'show a package: manifest, entries and their hashes, signer certificate (reads only; does not verify)',
+      "show a package: manifest, entries and their hashes against checksum.sha256 (or model.sig's statement), signer certificate (reads only; does not verify)",
     )
     .argument('<package>', 'the package (.zip)')
     .option('--json', 'print the inspection as JSON', false)

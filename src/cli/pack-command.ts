@@ -1,8 +1,15 @@
 import { createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { readPkcs11Pin } from '../config.js';
-import { commandSigner, keyFileSigner, type PackageSigner, type PackProgress, pack } from '../pack/index.js';
+import {
+  commandSigner,
+  keyFileSigner,
+  type PackageSigner,
+  type PackFormat,
+  type PackProgress,
+  pack,
+} from '../pack/index.js';
 import { keyFingerprint, shortFingerprint } from '../verify/index.js';
 import { formatBytes } from './output.js';
 
@@ -26,6 +33,7 @@ function progressPrinter(): (p: PackProgress) => void {
 interface PackFlags {
   key?: string;
   out: string;
+  format: PackFormat;
   cert?: string;
   pkcs11Module?: string;
   pkcs11Token?: string;
@@ -81,14 +89,27 @@ async function signerOf(opts: PackFlags, command: Command): Promise<PackageSigne
   return commandSigner({ command: opts.signCommand!, publicKey: publicKey! });
 }
 
+function parseFormat(value: string): PackFormat {
+  if (value === 'hotocr' || value === 'oms') return value;
+  throw new InvalidArgumentError(
+    'give hotocr or oms (hotocr: checksum.sha256 and signature.sig; oms: model.sig, OpenSSF Model Signing).',
+  );
+}
+
 export function packCommand(): Command {
   const command: Command = new Command('pack')
     .description(
-      'build and sign a hotocr/v1 package from the files of SRC_DIR (config.json, graphs, dictionary); the package is verified before it is written',
+      'build and sign a hotocr/v1 package from the files of SRC_DIR (config.json, graphs, dictionary), signed as hotocr signs (checksum.sha256, signature.sig) or with OpenSSF Model Signing (model.sig, --format oms); the package is verified before it is written',
     )
     .argument('<src_dir>', 'folder holding config.json and the files it names (flat)')
     .requiredOption('--out <file>', 'package to write, e.g. ppocr-2.1.0.zip')
-    .option('--key <file>', 'private key (PEM) to sign checksum.sha256 with')
+    .option(
+      '--format <format>',
+      "hotocr, or oms: sign with OpenSSF Model Signing as the reference's `model_signing sign key` does (EC keys P-256, P-384, P-521 only)",
+      parseFormat,
+      'hotocr',
+    )
+    .option('--key <file>', 'private key (PEM) to sign with')
     .option(
       '--pkcs11-module <lib>',
       'sign inside a PKCS#11 token instead, through this library (e.g. libsofthsm2.so)',
@@ -98,24 +119,38 @@ export function packCommand(): Command {
     .option('--pkcs11-pin-file <file>', 'file holding the token PIN (else HOTOCR_PKCS11_PIN)')
     .option(
       '--sign-command <cmd>',
-      'sign with an external program: it reads the bytes on stdin and writes the signature (raw or base64) on stdout',
+      "sign with an external program: it reads the bytes on stdin and writes the signature (raw or base64) on stdout; with --format oms it hashes with the curve's digest (openssl dgst -sha384 -sign for P-384)",
     )
     .option(
       '--public-key <file>',
       'with --sign-command: the public key (PEM) its signatures must verify with',
     )
-    .option('--cert <file>', "the signer's certificate then any intermediates (PEM), stored as signer.pem")
+    .option(
+      '--cert <file>',
+      "the signer's certificate then any intermediates (PEM), stored as signer.pem (not with --format oms)",
+    )
     .action(async (srcDir: string, opts: PackFlags) => {
+      if (opts.format === 'oms' && opts.cert)
+        command.error(
+          'error: --cert stores signer.pem, which --format oms does not write: an OMS package is signed by key, as `model_signing sign key` signs (with --sign-command, give the key with --public-key)',
+          { exitCode: 2 },
+        );
       const signer = await signerOf(opts, command);
       try {
         const result = await pack(srcDir, {
           signer,
           out: opts.out,
+          format: opts.format,
           ...(opts.cert ? { certificateChain: await readFile(opts.cert) } : {}),
           onProgress: progressPrinter(),
         });
+        const key = `key ${shortFingerprint(keyFingerprint(signer.publicKey))}`;
+        const how =
+          result.signature.format === 'oms'
+            ? `signed OMS (model.sig) ${result.signature.algorithm} (${key})\nmodel digest ${result.signature.modelDigest}`
+            : `signed ${result.signature.algorithm} (${key})`;
         process.stdout.write(
-          `${result.path}: ${result.manifest.name} ${result.manifest.version}, ${result.files.length} files, signed ${signer.algorithm} (key ${shortFingerprint(keyFingerprint(signer.publicKey))})\nsha256 ${result.sha256}\n`,
+          `${result.path}: ${result.manifest.name} ${result.manifest.version}, ${result.files.length} files, ${how}\nsha256 ${result.sha256}\n`,
         );
       } finally {
         signer.close?.();

@@ -14,14 +14,21 @@ import {
 import { EXIT } from './output.js';
 
 export function describeSigner(signer: SignerInfo): string {
-  return signer.kind === 'key'
-    ? `key ${shortFingerprint(signer.fingerprint)} (${signer.source}, ${signer.algorithm}${signer.notAfter ? `, trusted until ${signer.notAfter}` : ''})`
-    : `certificate "${signer.subject}" ${shortFingerprint(signer.fingerprint)} under root "${signer.root}" (${signer.algorithm})`;
+  switch (signer.kind) {
+    case 'key':
+    case 'oms-key':
+      return `key ${shortFingerprint(signer.fingerprint)} (${signer.source}, ${signer.algorithm}${signer.notAfter ? `, trusted until ${signer.notAfter}` : ''})`;
+    case 'certificate':
+    case 'oms-certificate':
+      return `certificate "${signer.subject}" ${shortFingerprint(signer.fingerprint)} under root "${signer.root}" (${signer.algorithm})`;
+    case 'oms-sigstore':
+      return `${signer.identity} (issuer ${signer.issuer}${signer.trustedAs ? `, trusted by ${signer.trustedAs}` : ''}), keyless: certificate ${shortFingerprint(signer.fingerprint)}, logged ${signer.integratedTime} at index ${signer.logIndex} (${signer.trustedRoot})`;
+  }
 }
 
 function describeOmsSigner(signer: OmsSigner): string {
   return signer.kind === 'keyless'
-    ? `${signer.identity} (issuer ${signer.issuer}), keyless: certificate ${shortFingerprint(signer.fingerprint)}, logged ${signer.integratedTime} at index ${signer.logIndex} (${signer.trustedRoot})`
+    ? describeSigner({ ...signer, kind: 'oms-sigstore' })
     : describeSigner(signer);
 }
 
@@ -60,7 +67,7 @@ export function verifyCommand(): Command {
     )
     .option(
       '--trust <file_or_dir>',
-      'trusted public keys and/or pinned root certificates (PEM file or folder); optional for a keyless OMS signature',
+      'trusted public keys and/or pinned root certificates (PEM file or folder), and *.identities (IDENTITY ISSUER lines) trusted for a keyless OMS signature when --identity is not given',
     )
     .option('--signature <file>', 'OMS: the signature (model.sig) of PATH, a single file or a folder')
     .option(

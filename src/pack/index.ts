@@ -10,5 +10,5 @@ export {
 export { type CommandSignerOptions, commandSigner } from './command-signer.js';
 export { ecdsaRawToDer } from './ecdsa.js';
 export { type KeygenOptions, type KeygenResult, type KeyType, keygen } from './keygen.js';
-export { type PackOptions, type PackProgress, type PackResult, pack } from './pack.js';
+export { type PackFormat, type PackOptions, type PackProgress, type PackResult, pack } from './pack.js';
 export { keyFileSigner, type PackageSigner } from './signer.js';

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { lstat, readdir, readFile, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import yazl from 'yazl';
 import { HotocrError, messageOf, PackError } from '../errors.js';
@@ -10,6 +10,7 @@ import {
   formatChecksumFile,
   MANIFEST_FILE,
   type Manifest,
+  OMS_SIGNATURE_FILE,
   parseManifest,
   referencedFiles,
   SIGNATURE_FILE,
@@ -23,6 +24,7 @@ import {
   type VerifiedPackage,
   verifyPackage,
 } from '../verify/index.js';
+import { OMS_IGNORE_PATHS, omsBundle, omsSchemeOf, omsStatement } from './oms-sign.js';
 import type { PackageSigner } from './signer.js';
 
 const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
@@ -37,9 +39,14 @@ export interface PackProgress {
   readonly total: number;
 }
 
+/** What a package is signed as: hotocr's checksum.sha256 and signature.sig, or OpenSSF Model Signing's model.sig. */
+export type PackFormat = 'hotocr' | 'oms';
+
 export interface PackOptions {
   readonly signer: PackageSigner;
   readonly out: string;
+  /** Default `hotocr`. */
+  readonly format?: PackFormat;
   /** PEM: the signer certificate, then any intermediates; stored as signer.pem. */
   readonly certificateChain?: Buffer;
   readonly onProgress?: (progress: PackProgress) => void;
@@ -48,8 +55,13 @@ export interface PackOptions {
 export interface PackResult {
   readonly path: string;
   readonly manifest: Manifest;
+  /** SHA-256 of the package file: its identity on a server. */
   readonly sha256: string;
   readonly files: readonly { name: string; size: number; sha256: string }[];
+  /** How it was signed: the scheme and, for OMS, the statement's subject digest (the model's). */
+  readonly signature:
+    | { readonly format: 'hotocr'; readonly algorithm: string }
+    | { readonly format: 'oms'; readonly algorithm: string; readonly modelDigest: string };
 }
 
 async function hashWithProgress(
@@ -69,13 +81,22 @@ async function hashWithProgress(
 }
 
 /**
- * Builds and signs a `hotocr/v1` package from the files of `srcDir` (flat; an existing
- * checksum.sha256, signature.sig or signer.pem there is ignored and regenerated). The
- * package is written under a temporary name, verified with the signer's own public key,
- * then renamed into place: a failed pack leaves no file behind.
+ * Builds and signs a package from the files of `srcDir` (flat), as a `hotocr/v1` package or,
+ * with `format: 'oms'`, as a ZIP signed with OpenSSF Model Signing (`model.sig`) as the
+ * reference's key method signs. Signature files already in `srcDir` (checksum.sha256,
+ * signature.sig and signer.pem; for OMS also model.sig and the git paths) are ignored and made
+ * again. The package is written
+ * under a temporary name, verified with the signer's own public key, then renamed into place:
+ * a failed pack leaves no file behind.
  */
 export async function pack(srcDir: string, options: PackOptions): Promise<PackResult> {
-  const names = (await readdir(srcDir)).filter((n) => !UNLISTED_ENTRIES.has(n)).sort();
+  const oms = options.format === 'oms';
+  // Refused before anything is read: a key OMS does not sign with makes no package.
+  const scheme = oms ? omsSchemeOf(options.signer) : options.signer.algorithm;
+  // The signature files of the format being written are made again, as are the paths the
+  // reference leaves out of an OMS statement (model.sig among them).
+  const skipped = new Set<string>([...UNLISTED_ENTRIES, ...(oms ? OMS_IGNORE_PATHS : [])]);
+  const names = (await readdir(srcDir)).filter((n) => !skipped.has(n)).sort();
   const files: { name: string; path: string; size: number; sha256: string }[] = [];
   for (const name of names) {
     const path = join(srcDir, name);
@@ -110,13 +131,31 @@ export async function pack(srcDir: string, options: PackOptions): Promise<PackRe
         `${MANIFEST_FILE} names ${JSON.stringify(name)}, which is not in ${srcDir}.`,
       );
   }
+  if (oms && options.certificateChain)
+    throw new PackError(
+      'USAGE',
+      'An OMS package is signed as the reference signs with a key: it carries no certificate chain.',
+    );
   // Before anything is hashed, signed or written: a chain verify would refuse makes no package.
   if (options.certificateChain) checkCertificateChain(options.certificateChain, options.signer);
   for (const file of files)
     file.sha256 = await hashWithProgress(file.path, file.name, file.size, options.onProgress);
 
-  const checksum = formatChecksumFile(files.map((f) => [f.name, f.sha256] as const));
-  const signature = await options.signer.sign(checksum);
+  const signed: { name: string; bytes: Buffer }[] = [];
+  let modelDigest = '';
+  if (oms) {
+    const statement = omsStatement(
+      basename(resolve(srcDir)),
+      files.map((f) => ({ name: f.name, sha256: f.sha256 })),
+    );
+    modelDigest = statement.digest;
+    signed.push({ name: OMS_SIGNATURE_FILE, bytes: await omsBundle(statement.bytes, options.signer) });
+  } else {
+    const checksum = formatChecksumFile(files.map((f) => [f.name, f.sha256] as const));
+    signed.push({ name: CHECKSUM_FILE, bytes: checksum });
+    signed.push({ name: SIGNATURE_FILE, bytes: await options.signer.sign(checksum) });
+    if (options.certificateChain) signed.push({ name: SIGNER_FILE, bytes: options.certificateChain });
+  }
 
   const tmp = join(dirname(options.out), `.${basename(options.out)}.${randomBytes(6).toString('hex')}.tmp`);
   try {
@@ -124,10 +163,7 @@ export async function pack(srcDir: string, options: PackOptions): Promise<PackRe
     const entryOptions = { mtime: ENTRY_TIME, mode: 0o100644 };
     for (const file of files)
       zip.addFile(file.path, file.name, { ...entryOptions, compress: !STORE.test(file.name) });
-    zip.addBuffer(checksum, CHECKSUM_FILE, { ...entryOptions, compress: false });
-    zip.addBuffer(signature, SIGNATURE_FILE, { ...entryOptions, compress: false });
-    if (options.certificateChain)
-      zip.addBuffer(options.certificateChain, SIGNER_FILE, { ...entryOptions, compress: false });
+    for (const entry of signed) zip.addBuffer(entry.bytes, entry.name, { ...entryOptions, compress: false });
     zip.end();
     await pipeline(zip.outputStream, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
     const verified = await selfVerify(tmp, options);
@@ -137,6 +173,9 @@ export async function pack(srcDir: string, options: PackOptions): Promise<PackRe
       manifest,
       sha256: verified.sha256,
       files: files.map(({ name, size, sha256 }) => ({ name, size, sha256 })),
+      signature: oms
+        ? { format: 'oms', algorithm: scheme, modelDigest }
+        : { format: 'hotocr', algorithm: scheme },
     };
   } catch (error) {
     await rm(tmp, { force: true });

@@ -3,7 +3,7 @@ import { messageOf, PackError } from '../errors.js';
 import { algorithmOf, digestOf } from '../verify/index.js';
 import { ecdsaRawToDer } from './ecdsa.js';
 import { loadPkcs11Binding } from './pkcs11-binding.js';
-import type { PackageSigner } from './signer.js';
+import { checkScheme, type PackageSigner } from './signer.js';
 
 export interface Pkcs11Options {
   /** The PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so. */
@@ -17,9 +17,10 @@ export interface Pkcs11Options {
 }
 
 /** Named curves by the DER of their OID (CKA_EC_PARAMS), as JWK names them. */
-const CURVES: Record<string, 'P-256' | 'P-384'> = {
+const CURVES: Record<string, 'P-256' | 'P-384' | 'P-521'> = {
   '06082a8648ce3d030107': 'P-256',
   '06052b81040022': 'P-384',
+  '06052b81040023': 'P-521',
 };
 
 const b64url = (b: Buffer) => b.toString('base64url');
@@ -45,7 +46,9 @@ function describe(error: unknown): string {
 /**
  * Signs inside a PKCS#11 token (an HSM, a smart card, SoftHSM): the private key never
  * leaves it. RSA keys sign with RSA-PSS (SHA-256, MGF1-SHA-256, 32-byte salt); EC keys with
- * ECDSA over our SHA-256 digest, the token's raw r||s turned into DER as openssl writes it.
+ * ECDSA over the scheme's digest (SHA-256 for P-256 and, in a hotocr package, P-384; SHA-384
+ * and SHA-512 for P-384 and P-521 in an OMS one), the token's raw r||s turned into DER as
+ * openssl writes it.
  * The public key is read from the token, to self-verify the package before it is written.
  */
 export async function pkcs11Signer(options: Pkcs11Options): Promise<PackageSigner> {
@@ -142,7 +145,7 @@ export async function pkcs11Signer(options: Pkcs11Options): Promise<PackageSigne
       if (!curve)
         throw new PackError(
           'KEY_INVALID',
-          `The key "${options.key}" is on a curve hotocr does not use (P-256, P-384).`,
+          `The key "${options.key}" is on a curve hotocr does not use (P-256, P-384, P-521).`,
         );
       const point = unwrapOctetString(attribute(publicHandle, pkcs11js.CKA_EC_POINT));
       const size = (point.length - 1) / 2;
@@ -166,9 +169,10 @@ export async function pkcs11Signer(options: Pkcs11Options): Promise<PackageSigne
       algorithm,
       publicKey,
       close,
-      async sign(data) {
+      async sign(data, scheme = algorithm) {
+        checkScheme(publicKey, scheme, `The key "${options.key}"`);
         try {
-          if (algorithm === 'rsa-pss-sha256') {
+          if (scheme === 'rsa-pss-sha256') {
             p11.C_SignInit(
               session!,
               {
@@ -185,8 +189,8 @@ export async function pkcs11Signer(options: Pkcs11Options): Promise<PackageSigne
             return Buffer.from(p11.C_Sign(session!, data, Buffer.alloc(1024)));
           }
           p11.C_SignInit(session!, { mechanism: pkcs11js.CKM_ECDSA }, privateKey);
-          // The token signs the digest: SHA-256 for P-256 and P-384, SHA-512 for P-521.
-          const digest = createHash(digestOf(algorithm) ?? 'sha256')
+          // The token signs the digest the scheme names, computed here.
+          const digest = createHash(digestOf(scheme) ?? 'sha256')
             .update(data)
             .digest();
           return ecdsaRawToDer(Buffer.from(p11.C_Sign(session!, digest, Buffer.alloc(256))));

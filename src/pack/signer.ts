@@ -1,14 +1,23 @@
 import { constants, createPrivateKey, createPublicKey, type KeyObject, sign } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { messageOf, PackError } from '../errors.js';
-import { algorithmOf, digestOf, type SignatureAlgorithm } from '../verify/index.js';
+import { algorithmOf, algorithmsOf, digestOf, type SignatureAlgorithm } from '../verify/index.js';
 
-/** Produces the signature over `checksum.sha256`: a key file, a PKCS#11 token, or an external command. */
+/**
+ * Produces a package's signature (over `checksum.sha256`, or over an OMS envelope): a key
+ * file, a PKCS#11 token, or an external command.
+ */
 export interface PackageSigner {
+  /** The scheme a hotocr package is signed with for this key. */
   readonly algorithm: SignatureAlgorithm;
   /** The public half, to check a certificate against and to self-verify the written package. */
   readonly publicKey: KeyObject;
-  sign(data: Buffer): Promise<Buffer>;
+  /**
+   * Signs `data` under `scheme` (default `algorithm`): OMS fixes the digest by the curve where
+   * hotocr keeps SHA-256 for P-384. An external command hashes as it was told on its own
+   * command line, so it ignores `scheme`; the caller checks what it returns.
+   */
+  sign(data: Buffer, scheme?: SignatureAlgorithm): Promise<Buffer>;
   /** Ends a session with a token, if the signer holds one. Safe to call twice. */
   close?(): void;
 }
@@ -29,8 +38,9 @@ export async function keyFileSigner(path: string, passphrase?: string): Promise<
   return {
     algorithm,
     publicKey,
-    async sign(data) {
-      switch (algorithm) {
+    async sign(data, scheme = algorithm) {
+      checkScheme(publicKey, scheme, path);
+      switch (scheme) {
         case 'rsa-pss-sha256':
           // Digest-length salt: what OpenSSL 3.1+ writes by default; verifiers recover either length.
           return sign('sha256', data, {
@@ -41,8 +51,15 @@ export async function keyFileSigner(path: string, passphrase?: string): Promise<
         case 'ed25519':
           return sign(null, data, key);
         default:
-          return sign(digestOf(algorithm), data, { key, dsaEncoding: 'der' });
+          return sign(digestOf(scheme), data, { key, dsaEncoding: 'der' });
       }
     },
   };
+}
+
+/** Refuses a scheme this key cannot sign under (a P-256 key asked for SHA-384, an RSA key for ECDSA). */
+export function checkScheme(publicKey: KeyObject, scheme: SignatureAlgorithm, keyName: string): void {
+  const all = algorithmsOf(publicKey);
+  if (Array.isArray(all) && all.includes(scheme)) return;
+  throw new PackError('KEY_INVALID', `${keyName} cannot sign as ${scheme}.`);
 }

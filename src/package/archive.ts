@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import yauzl from 'yauzl';
 import { errnoOf, messageOf, PackageRejectedError } from '../errors.js';
+import { OMS_SIGNATURE_FILE } from './checksum-file.js';
 import { type ArchiveLimits, DEFAULT_LIMITS } from './limits.js';
 
 const openAsync = promisify(openFd);
@@ -31,7 +32,7 @@ export interface ArchiveEntry {
 }
 
 function reject(
-  code: 'ARCHIVE_INVALID' | 'ARCHIVE_TOO_LARGE' | 'PATH_UNSAFE' | 'ENTRY_DUPLICATE',
+  code: 'ARCHIVE_INVALID' | 'ARCHIVE_TOO_LARGE' | 'PATH_UNSAFE' | 'ENTRY_DUPLICATE' | 'MODEL_NOT_FLAT',
   message: string,
   details: Record<string, unknown> = {},
   cause?: unknown,
@@ -118,7 +119,17 @@ function checkUnicodePath(
     );
 }
 
-function checkName(name: string, entry: yauzl.Entry): void {
+/** An entry refused only for being, or lying in, a folder: what it is told as depends on the whole archive. */
+interface FolderEntry {
+  readonly name: string;
+  readonly message: string;
+}
+
+/**
+ * Refuses an unsafe name at once; a folder, or an entry in one, is returned instead, for the
+ * caller to refuse once it knows whether the archive is a signed model directory (model.sig).
+ */
+function checkName(name: string, entry: yauzl.Entry): FolderEntry | undefined {
   const shown = JSON.stringify(name);
   const unixMode =
     entry.versionMadeBy >> 8 === 3 ? (entry.externalFileAttributes >>> 16) & UNIX_TYPE_MASK : 0;
@@ -127,17 +138,8 @@ function checkName(name: string, entry: yauzl.Entry): void {
       entry: name,
     });
   }
-  if (
-    name.endsWith('/') ||
-    unixMode === UNIX_DIRECTORY ||
-    (entry.externalFileAttributes & DOS_DIRECTORY) !== 0
-  ) {
-    reject(
-      'PATH_UNSAFE',
-      `Entry ${shown} is a folder; a package is flat (no folders): zip the files alone.`,
-      { entry: name },
-    );
-  }
+  const folder =
+    name.endsWith('/') || unixMode === UNIX_DIRECTORY || (entry.externalFileAttributes & DOS_DIRECTORY) !== 0;
   if (name.startsWith('/') || /^[A-Za-z]:/.test(name)) {
     reject('PATH_UNSAFE', `Entry ${shown} has an absolute path; entries must be bare file names.`, {
       entry: name,
@@ -151,13 +153,16 @@ function checkName(name: string, entry: yauzl.Entry): void {
   if (name.split('/').includes('..')) {
     reject('PATH_UNSAFE', `Entry ${shown} climbs out of the package with "..".`, { entry: name });
   }
-  if (name.includes('/')) {
-    reject(
-      'PATH_UNSAFE',
-      `Entry ${shown} is inside a folder; a package is flat: zip the files alone (zip -j).`,
-      { entry: name },
-    );
-  }
+  if (folder)
+    return {
+      name,
+      message: `Entry ${shown} is a folder; a package is flat (no folders): zip the files alone.`,
+    };
+  if (name.includes('/'))
+    return {
+      name,
+      message: `Entry ${shown} is inside a folder; a package is flat: zip the files alone (zip -j).`,
+    };
   if (!SAFE_NAME.test(name)) {
     reject(
       'PATH_UNSAFE',
@@ -165,6 +170,7 @@ function checkName(name: string, entry: yauzl.Entry): void {
       { entry: name },
     );
   }
+  return undefined;
 }
 
 /**
@@ -419,11 +425,16 @@ async function readCentralDirectory(
 ): Promise<Map<string, yauzl.Entry>> {
   const entries = new Map<string, yauzl.Entry>();
   const folded = new Map<string, string>();
+  let folder: FolderEntry | undefined;
   let total = 0;
   try {
     for await (const entry of zip.eachEntry()) {
       const name = decodeName(entry);
-      checkName(name, entry);
+      const inFolder = checkName(name, entry);
+      if (inFolder) {
+        folder ??= inFolder;
+        continue;
+      }
       if (entries.has(name)) {
         reject('ENTRY_DUPLICATE', `Entry ${JSON.stringify(name)} appears twice; each name must be unique.`, {
           entry: name,
@@ -481,6 +492,17 @@ async function readCentralDirectory(
   } catch (error) {
     if (error instanceof PackageRejectedError) throw error;
     reject('ARCHIVE_INVALID', `The archive's central directory is corrupt (${messageOf(error)}).`, {}, error);
+  }
+  if (folder) {
+    // A model directory signed with OpenSSF Model Signing keeps its folders; say so, rather
+    // than call a producer's ordinary layout unsafe.
+    if (entries.has(OMS_SIGNATURE_FILE))
+      reject(
+        'MODEL_NOT_FLAT',
+        `The package carries ${OMS_SIGNATURE_FILE} and folders (${JSON.stringify(folder.name)}): it is a model directory with folders, signed with OpenSSF Model Signing, but a hotocr package is flat. Move every file of the model to its top folder, sign it again, and zip the files alone.`,
+        { entry: folder.name },
+      );
+    reject('PATH_UNSAFE', folder.message, { entry: folder.name });
   }
   return entries;
 }

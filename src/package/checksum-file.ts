@@ -3,6 +3,8 @@ import { PackageRejectedError } from '../errors.js';
 export const CHECKSUM_FILE = 'checksum.sha256';
 export const SIGNATURE_FILE = 'signature.sig';
 export const SIGNER_FILE = 'signer.pem';
+/** An OpenSSF Model Signing signature, carried by a ZIP in place of the two above. */
+export const OMS_SIGNATURE_FILE = 'model.sig';
 /** Entries the checksum list never names: itself and what signs it. */
 export const UNLISTED_ENTRIES: ReadonlySet<string> = new Set([CHECKSUM_FILE, SIGNATURE_FILE, SIGNER_FILE]);
 

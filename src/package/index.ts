@@ -2,6 +2,7 @@ export { type ArchiveEntry, collect, PackageArchive } from './archive.js';
 export {
   CHECKSUM_FILE,
   formatChecksumFile,
+  OMS_SIGNATURE_FILE,
   parseChecksumFile,
   SIGNATURE_FILE,
   SIGNER_FILE,

@@ -2,7 +2,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry as PromRegis
 import type { InferenceThreads } from '../loaders/index.js';
 import type { ModelVersion, Registry } from '../registry/index.js';
 import type { RegistrySourceStatus } from '../sources/registry-source.js';
-import type { TrustEntry } from '../verify/index.js';
+import { signerCertificate, type TrustEntry } from '../verify/index.js';
 import type { Admission } from './admission.js';
 
 /** What the metrics read besides the registry: the trust in use, and the registry followed. */
@@ -167,9 +167,11 @@ export class Metrics {
       registers: [prom],
       collect() {
         this.reset();
-        for (const v of versionsNow())
-          if (v.signer.kind === 'certificate' && (v.state === 'active' || v.state === 'ready'))
-            this.set({ name: v.name, version: v.version }, Date.parse(v.signer.notAfter) / 1000);
+        for (const v of versionsNow()) {
+          const certificate = signerCertificate(v.signer);
+          if (certificate && (v.state === 'active' || v.state === 'ready'))
+            this.set({ name: v.name, version: v.version }, Date.parse(certificate.notAfter) / 1000);
+        }
       },
     });
     new Gauge({

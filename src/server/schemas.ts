@@ -50,7 +50,8 @@ export const versionSchema = {
     source: { type: 'string', description: 'bundled, cli, folder, upload, restore or rollback' },
     signer: {
       type: 'object',
-      description: 'The key (fingerprint) or certificate (subject, root) that signed it',
+      description:
+        'Who signed it, by kind: key (fingerprint, source) or certificate (subject, root) for a hotocr package; oms-key, oms-certificate or oms-sigstore (identity, issuer) for one signed with OpenSSF Model Signing',
       additionalProperties: true,
     },
     loadedAt: { type: ['string', 'null'] },
@@ -98,16 +99,19 @@ export const modelsSchema = {
     },
     trust: {
       type: 'array',
-      description: 'Every trusted key and pinned root, and each deny-list line, with when trusting it ends',
+      description:
+        'Every trusted key and pinned root, each deny-list line, and each Sigstore identity trusted to sign keyless OMS packages, with when trusting it ends',
       items: {
         type: 'object',
         required: ['kind', 'fingerprint', 'source'],
         properties: {
-          kind: { type: 'string', enum: ['key', 'root', 'deny'] },
+          kind: { type: 'string', enum: ['key', 'root', 'deny', 'identity'] },
           fingerprint: { type: 'string' },
           source: { type: 'string' },
           subject: { type: 'string' },
           notAfter: { type: 'string' },
+          identity: { type: 'string', description: "kind identity: the signing certificate's identity" },
+          issuer: { type: 'string', description: 'kind identity: its OIDC issuer' },
         },
       },
     },

@@ -1,11 +1,12 @@
 import { PackageRejectedError } from '../errors.js';
+import { OMS_SIGNATURE_FILE } from '../package/index.js';
+
+export { OMS_SIGNATURE_FILE };
 
 /** The only bundle media type an OMS v1.0 signature is written in. */
 export const OMS_BUNDLE_MEDIA_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
 /** The DSSE payload type of an in-toto statement. */
 export const IN_TOTO_PAYLOAD_TYPE = 'application/vnd.in-toto+json';
-/** The file name of an OMS signature beside the model's files. */
-export const OMS_SIGNATURE_FILE = 'model.sig';
 /**
  * The most bytes `model.sig` may have. A statement lists one name and digest (about 120
  * bytes) per file, so this leaves room for about 100 000 files.

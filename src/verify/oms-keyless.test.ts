@@ -49,11 +49,11 @@ function check(
     trust: TrustStore;
   }> = {},
 ): OmsSigner {
+  const { identity = IDENTITY, issuer = ISSUER, ...rest } = options;
   return verifyKeyless(parseOmsBundle(Buffer.from(bundle)), {
-    identity: IDENTITY,
-    issuer: ISSUER,
+    identities: [{ identity, issuer }],
     trustedRoot: publicGood,
-    ...options,
+    ...rest,
   });
 }
 

@@ -15,9 +15,13 @@ export interface KeylessPolicy {
   readonly identity: string;
   /** The OIDC issuer that vouched for it (Fulcio's issuer extension). */
   readonly issuer: string;
+  /** Where it was said (a trust-store file and line); undefined for `--identity` and `--issuer`. */
+  readonly source?: string;
 }
 
-export interface KeylessOptions extends KeylessPolicy {
+export interface KeylessOptions {
+  /** Whom to trust: the signature must come from one of these, identity and issuer together. */
+  readonly identities: readonly KeylessPolicy[];
   readonly trustedRoot: SigstoreTrustedRoot;
   /** When given, its deny lists apply to the signing certificate and its key. */
   readonly trust?: TrustStore;
@@ -135,18 +139,7 @@ export function verifyKeyless(bundle: OmsBundle, options: KeylessOptions): OmsSi
   const certificate = parseCertificate(bundle.material.certificate);
   const names = certificateIdentities(bundle.material.certificate);
   const issuer = signer.identity?.extensions?.issuer;
-  if (!names.includes(options.identity))
-    fail(
-      'IDENTITY_MISMATCH',
-      `model.sig was signed by ${names.map((n) => JSON.stringify(n)).join(', ') || 'a certificate with no e-mail, URI or username name'}, not by ${JSON.stringify(options.identity)} (--identity).`,
-      { identity: names, expected: options.identity },
-    );
-  if (issuer !== options.issuer)
-    fail(
-      'IDENTITY_MISMATCH',
-      `model.sig's certificate was issued for an identity vouched for by ${JSON.stringify(issuer ?? null)}, not by ${JSON.stringify(options.issuer)} (--issuer).`,
-      { issuer: issuer ?? null, expected: options.issuer },
-    );
+  const policy = matchIdentity(names, issuer, options.identities);
   const denied = options.trust?.deniedAny(certificate.fingerprint, certificate.keyFingerprint);
   if (denied)
     fail('CERT_CHAIN_INVALID', `The signing certificate is on the deny list (${describeDenied(denied)}).`, {
@@ -159,11 +152,45 @@ export function verifyKeyless(bundle: OmsBundle, options: KeylessOptions): OmsSi
     algorithm:
       omsAlgorithmOf(certificate.node.publicKey)?.algorithm ??
       String(certificate.node.publicKey.asymmetricKeyType),
-    identity: options.identity,
-    issuer: options.issuer,
+    identity: policy.identity,
+    issuer: policy.issuer,
+    ...(policy.source !== undefined ? { trustedAs: policy.source } : {}),
     fingerprint: certificate.fingerprint,
     integratedTime: new Date(Number(entry.integratedTime) * 1000).toISOString(),
     logIndex: String(entry.logIndex),
     trustedRoot: options.trustedRoot.source,
   };
+}
+
+const said = (p: KeylessPolicy, flag: string) => p.source ?? flag;
+
+/**
+ * The trusted identity the certificate matches: one of its names is the identity and its
+ * issuer extension the issuer, of the same entry, both exactly. Refused with IDENTITY_MISMATCH,
+ * saying which half failed.
+ */
+function matchIdentity(
+  names: readonly string[],
+  issuer: string | undefined,
+  policies: readonly KeylessPolicy[],
+): KeylessPolicy {
+  const match = policies.find((p) => names.includes(p.identity) && p.issuer === issuer);
+  if (match) return match;
+  const sameName = policies.filter((p) => names.includes(p.identity));
+  if (sameName.length === 0)
+    fail(
+      'IDENTITY_MISMATCH',
+      `model.sig was signed by ${names.map((n) => JSON.stringify(n)).join(', ') || 'a certificate with no e-mail, URI or username name'}, not by ${policies
+        .slice(0, 5)
+        .map((p) => `${JSON.stringify(p.identity)} (${said(p, '--identity')})`)
+        .join(', ')}${policies.length > 5 ? ` or ${policies.length - 5} other trusted identities` : ''}.`,
+      { identity: names, expected: policies.map((p) => p.identity) },
+    );
+  fail(
+    'IDENTITY_MISMATCH',
+    `model.sig's certificate was issued for an identity vouched for by ${JSON.stringify(issuer ?? null)}, not by ${sameName
+      .map((p) => `${JSON.stringify(p.issuer)} (${said(p, '--issuer')})`)
+      .join(', ')}.`,
+    { issuer: issuer ?? null, expected: sameName.map((p) => p.issuer) },
+  );
 }

@@ -315,3 +315,17 @@ export function ignoreRule(rules: {
   ];
   return (name) => named.find(([prefix]) => isUnder(name, prefix))?.[1];
 }
+
+/**
+ * A hotocr package is flat: a statement listing a file in a folder (a model directory with
+ * folders, signed as it was) cannot describe one, whatever the archive holds.
+ */
+export function refuseFolders(statement: OmsStatement): void {
+  const nested = [...statement.resources.keys()].find((name) => name.includes('/'));
+  if (nested)
+    fail(
+      'MODEL_NOT_FLAT',
+      `model.sig's statement lists ${shown(nested)}, a file in a folder: the model was signed as a directory with folders, but a hotocr package is flat. Move every file of the model to its top folder, sign it again, and zip the files alone.`,
+      { entry: nested },
+    );
+}

@@ -43,6 +43,8 @@ export type OmsSigner =
       identity: string;
       /** Its OIDC issuer extension, which matched `--issuer`. */
       issuer: string;
+      /** The trust-store file and line that name this identity, when the trust store did. */
+      trustedAs?: string;
       /** SHA-256 of the short-lived signing certificate (DER), hex. */
       fingerprint: string;
       /** When the transparency log recorded the signature: the time the certificate was valid at. */

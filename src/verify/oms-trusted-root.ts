@@ -26,22 +26,38 @@ export interface SigstoreTrustedRoot {
  * `trusted_root.json`, e.g. for a private Sigstore instance or a newer public-good root).
  * One that cannot be read is TRUST_STORE_INVALID, an operator error.
  */
-export async function loadSigstoreTrustedRoot(path?: string): Promise<SigstoreTrustedRoot> {
-  if (path !== undefined) {
-    let text: string;
-    try {
-      const bytes = await readFile(path);
-      if (bytes.length > MAX_TRUSTED_ROOT_BYTES)
-        throw new TrustStoreError(`${path} is ${bytes.length} bytes: too large for a Sigstore trusted root.`);
-      text = bytes.toString('utf8');
-    } catch (cause) {
-      if (cause instanceof TrustStoreError) throw cause;
-      throw new TrustStoreError(`Cannot read the Sigstore trusted root ${path}: ${messageOf(cause)}.`, {
-        cause,
-      });
-    }
-    return { material: trustMaterialOf(text, basename(path)), source: basename(path) };
+export function loadSigstoreTrustedRoot(path?: string): Promise<SigstoreTrustedRoot> {
+  if (path !== undefined) return readTrustedRoot(path);
+  // The embedded one never changes while the process runs: read once, by whoever asks first.
+  if (!embedded) {
+    const reading = readEmbeddedRoot();
+    embedded = reading;
+    reading.catch(() => {
+      if (embedded === reading) embedded = undefined; // a failure is reported, and tried again next time
+    });
   }
+  return embedded;
+}
+
+let embedded: Promise<SigstoreTrustedRoot> | undefined;
+
+async function readTrustedRoot(path: string): Promise<SigstoreTrustedRoot> {
+  let text: string;
+  try {
+    const bytes = await readFile(path);
+    if (bytes.length > MAX_TRUSTED_ROOT_BYTES)
+      throw new TrustStoreError(`${path} is ${bytes.length} bytes: too large for a Sigstore trusted root.`);
+    text = bytes.toString('utf8');
+  } catch (cause) {
+    if (cause instanceof TrustStoreError) throw cause;
+    throw new TrustStoreError(`Cannot read the Sigstore trusted root ${path}: ${messageOf(cause)}.`, {
+      cause,
+    });
+  }
+  return { material: trustMaterialOf(text, basename(path)), source: basename(path) };
+}
+
+async function readEmbeddedRoot(): Promise<SigstoreTrustedRoot> {
   const require = createRequire(import.meta.url);
   let seeds: unknown;
   let version = 'unknown';

@@ -14,9 +14,16 @@ import {
 } from '../package/index.js';
 import { MAX_BUNDLE_BYTES, OMS_SIGNATURE_FILE, parseOmsBundle } from './oms-bundle.js';
 import { type KeylessPolicy, verifyKeyless } from './oms-keyless.js';
-import { coverArchive, coverDirectory, coverFile, ignoreRule, type OmsCoverage } from './oms-model.js';
+import {
+  coverArchive,
+  coverDirectory,
+  coverFile,
+  ignoreRule,
+  type OmsCoverage,
+  refuseFolders,
+} from './oms-model.js';
 import { type OmsSigner, verifyCertificateSigned, verifyKeySigned } from './oms-signer.js';
-import { normalizeModelPath, parseOmsStatement } from './oms-statement.js';
+import { normalizeModelPath, type OmsStatement, parseOmsStatement } from './oms-statement.js';
 import { loadSigstoreTrustedRoot, type SigstoreTrustedRoot } from './oms-trusted-root.js';
 import type { TrustStore } from './trust-store.js';
 import { checkManifest, DEFAULT_TRUST_BUDGET_MS, trustDeadline } from './verify-package.js';
@@ -126,6 +133,7 @@ async function verifyForm(path: string, form: OmsForm, options: OmsVerifyOptions
       const operator = operatorPaths(options.ignorePaths ?? [], undefined);
       const bundle = await archive.readSmall(OMS_SIGNATURE_FILE);
       const { signer, statement } = await trustStage(bundle, options);
+      refuseFolders(statement);
       const ignore = ignoreRule({ gitPaths: false, operator, signed: statement.ignorePaths });
       const coverage = await coverArchive(archive, statement, ignore, options);
       const covered = coverage.files.some((f) => f.name === MANIFEST_FILE);
@@ -168,7 +176,7 @@ async function verifyForm(path: string, form: OmsForm, options: OmsVerifyOptions
 function result(
   path: string,
   form: OmsForm,
-  statement: ReturnType<typeof parseOmsStatement>,
+  statement: OmsStatement,
   signer: OmsSigner,
   coverage: OmsCoverage,
   manifest?: Manifest,
@@ -271,24 +279,31 @@ function operatorPaths(paths: readonly string[], root: string | undefined): stri
   });
 }
 
-/** Reads the bundle and checks its signature by flavour, within the trust stage's time budget; then the statement. */
-async function trustStage(
+/**
+ * Reads the bundle and checks its signature by flavour, within the trust stage's time budget;
+ * then the statement. A keyless signature is trusted for `options.keyless` when given, else for
+ * the identities the trust store names.
+ */
+export async function trustStage(
   bytes: Buffer,
   options: OmsVerifyOptions,
-): Promise<{ signer: OmsSigner; statement: ReturnType<typeof parseOmsStatement> }> {
+): Promise<{ signer: OmsSigner; statement: OmsStatement }> {
   const bundle = parseOmsBundle(bytes);
   const now = options.now ?? new Date();
   let signer: OmsSigner;
   if (bundle.material.kind === 'keyless') {
-    if (!options.keyless)
+    const identities = options.keyless ? [options.keyless] : (options.trust?.identities ?? []);
+    if (identities.length === 0)
       throw new PackageRejectedError(
         'KEY_UNTRUSTED',
-        'model.sig is a keyless (Sigstore) signature: say whom to trust with --identity and --issuer.',
+        'model.sig is a keyless (Sigstore) signature: say whom to trust with --identity and --issuer, or in a .identities file of the trust folder (docs/SIGNING.md).',
       );
     const trustedRoot = options.trustedRoot ?? (await loadSigstoreTrustedRoot());
     const checkpoint = trustDeadline(options, 'model');
     signer = verifyKeyless(bundle, {
-      ...options.keyless,
+      identities: identities.map((i) =>
+        'line' in i ? { identity: i.identity, issuer: i.issuer, source: `${i.source} line ${i.line}` } : i,
+      ),
       trustedRoot,
       ...(options.trust ? { trust: options.trust } : {}),
     });

@@ -1,4 +1,4 @@
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { messageOf, TrustStoreError } from '../errors.js';
@@ -30,16 +30,36 @@ export interface DeniedEntry {
   readonly note?: string;
 }
 
-/** A key or pinned root as reports show it. */
+/**
+ * A Sigstore identity trusted to sign models keyless (OpenSSF Model Signing): the signing
+ * certificate must name `identity` and have been issued on `issuer`'s word, both exactly.
+ */
+export interface TrustedIdentity {
+  /** An e-mail address, a URI or a Sigstore username, as the certificate names its subject. */
+  readonly identity: string;
+  /** The OIDC issuer's URL, as Fulcio records it in the certificate. */
+  readonly issuer: string;
+  /** The file (base name) and line it was written on, for messages. */
+  readonly source: string;
+  readonly line: number;
+}
+
+/** A key, pinned root, deny-list line or Sigstore identity as reports show it. */
 export interface TrustEntry {
-  /** A key trusted to sign, a pinned root, or a deny-list line. */
-  readonly kind: 'key' | 'root' | 'deny';
-  /** SHA-256 of the key (SubjectPublicKeyInfo) or of the root certificate (DER), hex. */
+  /** A key trusted to sign, a pinned root, a deny-list line, or a Sigstore identity. */
+  readonly kind: 'key' | 'root' | 'deny' | 'identity';
+  /**
+   * SHA-256 of the key (SubjectPublicKeyInfo) or of the root certificate (DER), hex; for an
+   * identity, of its line as written in canonical form (`IDENTITY ISSUER`).
+   */
   readonly fingerprint: string;
-  /** The trust-store file that holds it (`file:line` for a deny-list line). */
+  /** The trust-store file that holds it (`file:line` for a deny-list line or an identity). */
   readonly source: string;
   /** A root's subject. */
   readonly subject?: string;
+  /** An identity's subject name and OIDC issuer. */
+  readonly identity?: string;
+  readonly issuer?: string;
   /** When trusting it ends (ISO time), if it does. */
   readonly notAfter?: string;
 }
@@ -69,6 +89,7 @@ function notAfterOf(before: string, source: string): { notAfter?: Date } {
 
 const TRUST_FILE = /\.(pem|pub|crt|cer)$/i;
 const DENY_FILE = /\.deny$/i;
+const IDENTITY_FILE = /\.identities$/i;
 
 /**
  * Reads a deny list: one SHA-256 fingerprint per line (64 hex digits, colons allowed, as
@@ -97,37 +118,84 @@ export function parseDenyList(source: string, text: string): DeniedEntry[] {
 }
 
 /**
- * The keys and pinned root certificates a server or `hotocr verify` trusts. Never the
- * system store: only what the operator named.
+ * Reads a list of Sigstore identities: one per line, the identity (an e-mail address, a URI or
+ * a username, as the signing certificate names it) then, after spaces, the OIDC issuer's URL;
+ * both are compared exactly. A line starting with `#` is a comment. Anything else is refused,
+ * so that a typo never trusts someone unintended, nor silently trusts no one.
+ */
+export function parseIdentityList(source: string, text: string): TrustedIdentity[] {
+  const identities: TrustedIdentity[] = [];
+  text.split(/\r?\n/).forEach((raw, index) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const fail = (why: string): never => {
+      throw new TrustStoreError(
+        `${source} line ${index + 1}: ${JSON.stringify(line.slice(0, 120))} ${why} (a line is IDENTITY ISSUER, e.g. release@example.com https://accounts.google.com).`,
+      );
+    };
+    const fields = line.split(/\s+/);
+    if (fields.length !== 2) fail(`has ${fields.length} field(s), not 2`);
+    const [identity, issuer] = fields as [string, string];
+    let url: URL | undefined;
+    try {
+      url = new URL(issuer);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:'))
+      fail(`names an issuer that is not an http(s) URL: ${JSON.stringify(issuer)}`);
+    identities.push({ identity, issuer, source, line: index + 1 });
+  });
+  return identities;
+}
+
+/**
+ * The keys, pinned root certificates and Sigstore identities a server or `hotocr verify`
+ * trusts. Never the system store: only what the operator named.
  */
 export class TrustStore {
   readonly keys: readonly TrustedKey[];
   readonly roots: readonly TrustedRoot[];
   /** Certificates and keys refused wherever they appear, by SHA-256 fingerprint. */
   readonly denied: ReadonlyMap<string, DeniedEntry>;
+  /** Who may sign OMS models keyless (Sigstore), each an identity and an issuer matched exactly. */
+  readonly identities: readonly TrustedIdentity[];
 
-  private constructor(keys: TrustedKey[], roots: TrustedRoot[], denied: readonly DeniedEntry[]) {
+  private constructor(
+    keys: TrustedKey[],
+    roots: TrustedRoot[],
+    denied: readonly DeniedEntry[],
+    identities: readonly TrustedIdentity[],
+  ) {
     this.keys = keys;
     this.roots = roots;
     this.denied = new Map(denied.map((d) => [d.fingerprint, d]));
+    this.identities = identities;
   }
 
   /**
-   * Reads one PEM file, or every `*.pem|*.pub|*.crt|*.cer` file of a folder (not recursive)
-   * and its deny lists (`*.deny`).
+   * Reads one PEM file (or one `*.identities` list), or every `*.pem|*.pub|*.crt|*.cer` file of
+   * a folder (not recursive), its deny lists (`*.deny`) and its Sigstore identity lists
+   * (`*.identities`).
    */
   static async load(path: string): Promise<TrustStore> {
-    let files: string[];
+    let files: string[] = [];
     let denyFiles: string[] = [];
+    let identityFiles: string[] = [];
     try {
       const info = await stat(path);
       if (info.isDirectory()) {
         const names = (await readdir(path)).sort();
         files = names.filter((n) => TRUST_FILE.test(n)).map((n) => join(path, n));
         denyFiles = names.filter((n) => DENY_FILE.test(n)).map((n) => join(path, n));
-        if (files.length === 0) {
-          throw new TrustStoreError(`The trust folder ${path} holds no .pem, .pub, .crt or .cer file.`);
+        identityFiles = names.filter((n) => IDENTITY_FILE.test(n)).map((n) => join(path, n));
+        if (files.length === 0 && identityFiles.length === 0) {
+          throw new TrustStoreError(
+            `The trust folder ${path} holds no .pem, .pub, .crt, .cer or .identities file.`,
+          );
         }
+      } else if (IDENTITY_FILE.test(path)) {
+        identityFiles = [path];
       } else {
         files = [path];
       }
@@ -139,10 +207,15 @@ export class TrustStore {
     }
     const read = (list: string[]) =>
       Promise.all(list.map(async (file) => ({ source: basename(file), text: await readFile(file, 'utf8') })));
-    const [texts, denyTexts] = await Promise.all([read(files), read(denyFiles)]);
+    const [texts, denyTexts, identityTexts] = await Promise.all([
+      read(files),
+      read(denyFiles),
+      read(identityFiles),
+    ]);
     return TrustStore.fromPem(
       texts,
       denyTexts.flatMap(({ source, text }) => parseDenyList(source, text)),
+      identityTexts.flatMap(({ source, text }) => parseIdentityList(source, text)),
     );
   }
 
@@ -173,7 +246,14 @@ export class TrustStore {
       fingerprint: d.fingerprint,
       source: `${d.source}:${d.line}`,
     }));
-    return [...keys, ...roots, ...denied];
+    const identities: TrustEntry[] = this.identities.map((i) => ({
+      kind: 'identity',
+      fingerprint: createHash('sha256').update(`${i.identity} ${i.issuer}`).digest('hex'),
+      source: `${i.source}:${i.line}`,
+      identity: i.identity,
+      issuer: i.issuer,
+    }));
+    return [...keys, ...roots, ...denied, ...identities];
   }
 
   /** The deny-list entry naming any of these fingerprints, if one does. */
@@ -185,10 +265,14 @@ export class TrustStore {
     return undefined;
   }
 
-  /** Builds a store from PEM texts (`source` names each in error messages) and deny-list entries. */
+  /**
+   * Builds a store from PEM texts (`source` names each in error messages), deny-list entries
+   * and Sigstore identities.
+   */
   static fromPem(
     files: readonly { source: string; text: string }[],
     denied: readonly DeniedEntry[] = [],
+    identities: readonly TrustedIdentity[] = [],
   ): TrustStore {
     const keys: TrustedKey[] = [];
     const roots: TrustedRoot[] = [];
@@ -213,7 +297,7 @@ export class TrustStore {
         }
       }
     }
-    return new TrustStore(keys, roots, denied);
+    return new TrustStore(keys, roots, denied, identities);
   }
 }
 

@@ -9,6 +9,7 @@ import {
   DEFAULT_LIMITS,
   MANIFEST_FILE,
   type Manifest,
+  OMS_SIGNATURE_FILE,
   PackageArchive,
   parseChecksumFile,
   parseManifest,
@@ -20,11 +21,25 @@ import {
 import { verifyChain } from './cert-chain.js';
 import { hashDescriptor, hashFile } from './hash-thread.js';
 import { algorithmsOf, digestOf, type SignatureAlgorithm } from './key-kind.js';
+import { verifyOmsArchive } from './oms-package.js';
+import type { OmsSigner } from './oms-signer.js';
+import type { SigstoreTrustedRoot } from './oms-trusted-root.js';
 import { explainRsaFailure, isDerEcdsaSignature, verifyWithKey } from './signature.js';
 import { describeDenied, type TrustedKey, type TrustStore } from './trust-store.js';
 
-/** Who signed a package that verified. */
+type OmsFlavour<K extends OmsSigner['kind'], As extends string> = { kind: As } & Omit<
+  Extract<OmsSigner, { kind: K }>,
+  'kind'
+>;
+
+/**
+ * Who signed a package that verified: a trusted key or a certificate over checksum.sha256, or,
+ * for a ZIP signed with OpenSSF Model Signing, its key, certificate or Sigstore identity.
+ */
 export type SignerInfo =
+  | OmsFlavour<'key', 'oms-key'>
+  | OmsFlavour<'certificate', 'oms-certificate'>
+  | OmsFlavour<'keyless', 'oms-sigstore'>
   | {
       kind: 'key';
       algorithm: SignatureAlgorithm;
@@ -88,6 +103,11 @@ export interface VerifyOptions {
    * thread, throwing the signal's reason, with the archive closed.
    */
   readonly signal?: AbortSignal;
+  /**
+   * The Sigstore trusted root a keyless OMS signature is checked against (default: the
+   * public-good one embedded in @sigstore/tuf).
+   */
+  readonly sigstoreTrustedRoot?: SigstoreTrustedRoot;
 }
 
 /** The default time allowed for the trust stage: a linear chain of at most five certificates takes milliseconds. */
@@ -124,7 +144,8 @@ function fail(code: RejectionCode, message: string, details: Record<string, unkn
   throw new PackageRejectedError(code, message, { details });
 }
 
-async function hashStream(
+/** Hashes an entry's stream (keeping its bytes when asked); a corrupt entry is ARCHIVE_INVALID. */
+export async function hashStream(
   stream: Readable,
   name: string,
   keep: boolean,
@@ -192,10 +213,14 @@ export async function verifyPackage(path: string, options: VerifyOptions): Promi
     throw error;
   }
   let sha256: string | undefined;
+  const hashed = (hash: string) => {
+    sha256 = hash;
+  };
   try {
-    return await verifyOpened(archive, path, options, (hash) => {
-      sha256 = hash;
-    });
+    // A ZIP signed with OpenSSF Model Signing carries model.sig in place of the two files.
+    if (archive.has(OMS_SIGNATURE_FILE) && !archive.has(CHECKSUM_FILE) && !archive.has(SIGNATURE_FILE))
+      return await verifyOmsArchive(archive, path, options, hashed);
+    return await verifyOpened(archive, path, options, hashed);
   } catch (error) {
     if (error instanceof PackageRejectedError) {
       // Refused before its bytes were read (a signature no trusted key made): the archive's

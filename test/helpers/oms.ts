@@ -3,16 +3,20 @@
  * DSSE envelope and Sigstore bundle laid out as the reference's `model_signing sign key` and
  * `sign certificate` write them. hotocr itself only verifies them.
  */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import {
   createHash,
   createPrivateKey,
   createPublicKey,
   type KeyObject,
   sign,
+  verify,
   X509Certificate,
 } from 'node:crypto';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { dsse } from '@sigstore/core';
 
 export const FIXTURES = new URL('../../../test/fixtures/oms/', import.meta.url).pathname;
@@ -144,4 +148,78 @@ export async function signFolder(
   );
   await writeFile(join(dir, 'model.sig'), text);
   return text;
+}
+
+/** The statement of an OMS package, as `checkOmsPackage` read it. */
+export interface CheckedStatement {
+  readonly _type: string;
+  readonly subject: readonly { name: string; digest: { sha256: string } }[];
+  readonly predicateType: string;
+  readonly predicate: {
+    readonly serialization: Record<string, unknown> & { ignore_paths?: string[] };
+    readonly resources: readonly { algorithm: string; digest: string; name: string }[];
+  };
+}
+
+/**
+ * Checks an OMS package by a path that shares nothing with hotocr's verifier: `unzip` unpacks
+ * it, the DSSE pre-authentication encoding is built here by hand and checked with node:crypto
+ * against `publicPem` (the digest fixed by the curve), and every file's SHA-256 and the
+ * subject digest are computed again. Throws an assertion error on the first difference.
+ */
+export async function checkOmsPackage(
+  zip: string,
+  publicPem: string,
+  unpackTo: string,
+): Promise<{ statement: CheckedStatement; unpacked: string; bundle: Record<string, unknown> }> {
+  await mkdir(unpackTo, { recursive: true });
+  await promisify(execFile)('unzip', ['-q', '-o', zip, '-d', unpackTo]);
+
+  const bundle = JSON.parse(await readFile(join(unpackTo, 'model.sig'), 'utf8'));
+  assert.equal(bundle.mediaType, 'application/vnd.dev.sigstore.bundle.v0.3+json');
+  const key = createPublicKey(publicPem);
+  const spkiPem = key.export({ type: 'spki', format: 'pem' }) as string;
+  assert.deepEqual(bundle.verificationMaterial, {
+    publicKey: { hint: createHash('sha256').update(spkiPem).digest('hex') },
+    tlogEntries: [],
+  });
+  const envelope = bundle.dsseEnvelope;
+  assert.equal(envelope.payloadType, 'application/vnd.in-toto+json');
+  assert.equal(envelope.signatures.length, 1);
+  const payload = Buffer.from(envelope.payload, 'base64');
+  const pae = Buffer.concat([
+    Buffer.from(
+      `DSSEv1 ${Buffer.byteLength(envelope.payloadType)} ${envelope.payloadType} ${payload.length} `,
+    ),
+    payload,
+  ]);
+  const curveDigest = DIGEST[key.asymmetricKeyDetails?.namedCurve ?? ''];
+  assert.ok(curveDigest, 'an EC key on P-256, P-384 or P-521');
+  assert.ok(
+    verify(curveDigest, pae, { key, dsaEncoding: 'der' }, Buffer.from(envelope.signatures[0].sig, 'base64')),
+    `the DSSE signature verifies over the PAE with ${curveDigest}`,
+  );
+
+  const statement = JSON.parse(payload.toString('utf8')) as CheckedStatement;
+  assert.equal(statement._type, 'https://in-toto.io/Statement/v1');
+  assert.equal(statement.predicateType, 'https://model_signing/signature/v1.0');
+  assert.equal(statement.predicate.serialization.method, 'files');
+  assert.equal(statement.predicate.serialization.hash_type, 'sha256');
+  assert.equal(statement.predicate.serialization.allow_symlinks, false);
+  const names = statement.predicate.resources.map((r) => r.name);
+  assert.deepEqual(names, [...names].sort(), 'resources in path order');
+  const unpacked = (await readdir(unpackTo)).filter((n) => n !== 'model.sig').sort();
+  assert.deepEqual(names, unpacked, 'every file of the package is listed, and only those');
+  const root = createHash('sha256');
+  for (const resource of statement.predicate.resources) {
+    assert.equal(resource.algorithm, 'sha256');
+    const digest = createHash('sha256')
+      .update(await readFile(join(unpackTo, resource.name)))
+      .digest('hex');
+    assert.equal(resource.digest, digest, `${resource.name}'s digest`);
+    root.update(Buffer.from(digest, 'hex'));
+  }
+  assert.equal(statement.subject.length, 1);
+  assert.equal(statement.subject[0]!.digest.sha256, root.digest('hex'), 'the subject digest');
+  return { statement, unpacked: unpackTo, bundle };
 }

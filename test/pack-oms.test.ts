@@ -1,0 +1,254 @@
+/**
+ * `hotocr pack --format oms`: packages signed with OpenSSF Model Signing as the reference's key
+ * method signs, checked here by an independent reading (unzip, a PAE built by hand, the digests
+ * computed again), verified as a folder by `hotocr verify`, and refused for keys OMS does not sign with.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { copyFile, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { checkOmsPackage } from './helpers/oms.js';
+import { opensslKey, type TestKeyType } from './helpers/openssl.js';
+import { FILES, sourceDir } from './helpers/packages.js';
+import { tempDir } from './helpers/tmp.js';
+
+const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
+const run = promisify(execFile);
+const work = tempDir();
+let counter = 0;
+
+async function hotocr(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], {
+      env: { ...process.env, HOTOCR_HOME: join(work, 'home') },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+async function freshSource(): Promise<string> {
+  counter += 1;
+  return sourceDir(join(work, `model-${counter}`));
+}
+
+/** The files of the output folder, to see that a refused pack leaves nothing, not even a temporary file. */
+const outputs = async () =>
+  (await readdir(work)).filter((n) => n.endsWith('.zip') || n.endsWith('.tmp')).sort();
+
+let p384: { key: string; pub: string };
+
+before(async () => {
+  p384 = await opensslKey(work, 'release-p384', 'ec-p384');
+});
+
+describe('hotocr pack --format oms', () => {
+  for (const type of ['ec-p256', 'ec-p384', 'ec-p521'] as TestKeyType[])
+    test(`with a ${type} key file: the package checks out by an independent reading, and the folder verifies with hotocr verify`, async () => {
+      const key = await opensslKey(work, `key-${type}`, type);
+      const src = await freshSource();
+      const out = join(work, `oms-${type}.zip`);
+      const packed = await hotocr('pack', src, '--format', 'oms', '--key', key.key, '--out', out);
+      assert.equal(packed.code, 0, packed.stderr);
+      assert.match(packed.stdout, /OMS \(model\.sig\) ecdsa-p(256-sha256|384-sha384|521-sha512)/);
+      const check = await checkOmsPackage(
+        out,
+        await readFile(key.pub, 'utf8'),
+        join(work, `unpacked-${type}`),
+      );
+      assert.deepEqual(
+        check.statement.predicate.resources.map((r) => r.name),
+        ['cls.onnx', 'config.json', 'det.onnx', 'keys.txt', 'rec.onnx'],
+      );
+      assert.equal(check.statement.subject[0]!.name, src.split('/').pop());
+      assert.match(packed.stdout, new RegExp(`model digest ${check.statement.subject[0]!.digest.sha256}`));
+      assert.deepEqual(check.statement.predicate.serialization.ignore_paths, [
+        '.git',
+        '.gitattributes',
+        '.github',
+        '.gitignore',
+        'model.sig',
+      ]);
+      // The folder it was made from, with the signature beside its files, as the reference leaves it.
+      await copyFile(join(check.unpacked, 'model.sig'), join(src, 'model.sig'));
+      const folder = await hotocr('verify', src, '--trust', key.pub, '--json');
+      assert.equal(folder.code, 0, folder.stdout + folder.stderr);
+      const report = JSON.parse(folder.stdout);
+      assert.equal(report.form, 'directory');
+      assert.equal(report.flavour, 'key');
+      assert.equal(report.digest, check.statement.subject[0]!.digest.sha256);
+      // And the ZIP, as a server takes it.
+      const zip = await hotocr('verify', out, '--trust', key.pub);
+      assert.equal(zip.code, 0, zip.stdout);
+    });
+
+  test('a model.sig already in the folder is made again, not packed as a file', async () => {
+    const src = await freshSource();
+    await writeFile(join(src, 'model.sig'), '{"left": "by an earlier signing"}');
+    const out = join(work, 'resigned.zip');
+    const packed = await hotocr('pack', src, '--format', 'oms', '--key', p384.key, '--out', out);
+    assert.equal(packed.code, 0, packed.stderr);
+    const check = await checkOmsPackage(
+      out,
+      await readFile(p384.pub, 'utf8'),
+      join(work, 'unpacked-resigned'),
+    );
+    assert.ok(!check.statement.predicate.resources.some((r) => r.name === 'model.sig'));
+  });
+
+  test('without --format oms, a model.sig in the folder is one more file of the hotocr package, as before', async () => {
+    const src = await freshSource();
+    await writeFile(join(src, 'model.sig'), '{"left": "by an earlier signing"}');
+    const out = join(work, 'hotocr-with-model-sig.zip');
+    assert.equal((await hotocr('pack', src, '--key', p384.key, '--out', out)).code, 0);
+    const { stdout } = await run('unzip', ['-p', out, 'checksum.sha256']);
+    assert.match(stdout, / {2}model\.sig$/m);
+    assert.equal((await hotocr('verify', out, '--trust', p384.pub)).code, 0);
+  });
+
+  for (const type of ['rsa', 'ed25519'] as TestKeyType[])
+    test(`refuses a ${type} key with a sentence saying why, and writes nothing`, async () => {
+      const key = await opensslKey(work, `refused-${type}`, type);
+      const before = await outputs();
+      const out = join(work, `refused-${type}.zip`);
+      const packed = await hotocr(
+        'pack',
+        await freshSource(),
+        '--format',
+        'oms',
+        '--key',
+        key.key,
+        '--out',
+        out,
+      );
+      assert.equal(packed.code, 1);
+      assert.match(packed.stderr, /^KEY_INVALID: .*ECDSA on P-256, P-384 or P-521/);
+      assert.match(packed.stderr, type === 'rsa' ? /an RSA key/ : /an ED25519 key/);
+      assert.deepEqual(await outputs(), before);
+    });
+
+  test('signs through --sign-command with the curve digest (openssl dgst -sha384 for P-384)', async () => {
+    const out = join(work, 'command.zip');
+    const packed = await hotocr(
+      'pack',
+      await freshSource(),
+      '--format',
+      'oms',
+      '--sign-command',
+      `openssl dgst -sha384 -sign '${p384.key}'`,
+      '--public-key',
+      p384.pub,
+      '--out',
+      out,
+    );
+    assert.equal(packed.code, 0, packed.stderr);
+    await checkOmsPackage(out, await readFile(p384.pub, 'utf8'), join(work, 'unpacked-command'));
+  });
+
+  test('refuses a command that hashes with another digest than its curve, or signs with another key; writes nothing', async () => {
+    const before = await outputs();
+    const sha256 = await hotocr(
+      'pack',
+      await freshSource(),
+      '--format',
+      'oms',
+      '--sign-command',
+      `openssl dgst -sha256 -sign '${p384.key}'`,
+      '--public-key',
+      p384.pub,
+      '--out',
+      join(work, 'wrong-digest.zip'),
+    );
+    assert.equal(sha256.code, 1);
+    assert.match(sha256.stderr, /^PACK_SELF_CHECK_FAILED: .*SHA384.*openssl dgst -sha384/);
+    const other = await opensslKey(work, 'other-p384', 'ec-p384');
+    const stranger = await hotocr(
+      'pack',
+      await freshSource(),
+      '--format',
+      'oms',
+      '--sign-command',
+      `openssl dgst -sha384 -sign '${other.key}'`,
+      '--public-key',
+      p384.pub,
+      '--out',
+      join(work, 'wrong-key.zip'),
+    );
+    assert.equal(stranger.code, 1);
+    assert.match(stranger.stderr, /^PACK_SELF_CHECK_FAILED: /);
+    assert.deepEqual(await outputs(), before);
+  });
+
+  test('hotocr inspect reads an OMS package against its statement: each entry ok or MISMATCH, and how it is signed', async () => {
+    const out = join(work, 'inspected.zip');
+    assert.equal(
+      (await hotocr('pack', await freshSource(), '--format', 'oms', '--key', p384.key, '--out', out)).code,
+      0,
+    );
+    const text = await hotocr('inspect', out);
+    assert.equal(text.code, 0, text.stderr);
+    assert.doesNotMatch(text.stdout, /not listed|no checksum\.sha256|signature none/);
+    assert.match(text.stdout, /^ {2}det\.onnx .* ok$/m);
+    assert.match(
+      text.stdout,
+      /^signature model\.sig \(OpenSSF Model Signing, by key [0-9a-f]{16}\.\.\.\), model digest [0-9a-f]{64}$/m,
+    );
+    const json = JSON.parse((await hotocr('inspect', out, '--json')).stdout) as {
+      entries: { name: string; matches: boolean | null }[];
+      oms: { material: string; modelDigest: string } | null;
+    };
+    assert.deepEqual(
+      json.entries.map((e) => [e.name, e.matches]),
+      [
+        ['cls.onnx', true],
+        ['config.json', true],
+        ['det.onnx', true],
+        ['keys.txt', true],
+        ['rec.onnx', true],
+        ['model.sig', null],
+      ],
+    );
+    assert.equal(json.oms?.material, 'key');
+    // A dictionary changed after signing, zipped again with its model.sig.
+    const dir = join(work, 'inspect-tampered');
+    await run('unzip', ['-q', out, '-d', dir]);
+    await writeFile(join(dir, 'keys.txt'), 'x\n');
+    const bad = join(work, 'inspect-tampered.zip');
+    await run('zip', ['-q', '-j', bad, ...FILES.map((f) => join(dir, f)), join(dir, 'model.sig')]);
+    assert.match((await hotocr('inspect', bad)).stdout, /^ {2}keys\.txt .* MISMATCH$/m);
+  });
+
+  test('--cert, and a format it does not know, are usage errors', async () => {
+    const src = await freshSource();
+    const cert = await hotocr(
+      'pack',
+      src,
+      '--format',
+      'oms',
+      '--key',
+      p384.key,
+      '--cert',
+      p384.pub,
+      '--out',
+      join(work, 'cert.zip'),
+    );
+    assert.equal(cert.code, 2);
+    assert.match(cert.stderr, /--cert stores signer\.pem/);
+    const format = await hotocr(
+      'pack',
+      src,
+      '--format',
+      'onnx',
+      '--key',
+      p384.key,
+      '--out',
+      join(work, 'f.zip'),
+    );
+    assert.equal(format.code, 2);
+    assert.match(format.stderr, /hotocr or oms/);
+  });
+});
