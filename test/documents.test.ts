@@ -165,7 +165,7 @@ describe('PDFs in', () => {
   });
 
   test('a scanned PDF (a picture of text, no text of its own) becomes searchable', async () => {
-    const picture = await renderText(['SCANNED 2468'], { px: 48 });
+    const picture = await renderText(['SCANNED 2468', '扫描的中文'], { px: 48 });
     const doc = await PDFDocument.create();
     const image = await doc.embedPng(picture);
     const page = doc.addPage([image.width, image.height]);
@@ -183,6 +183,8 @@ describe('PDFs in', () => {
     await writeFile(out, Buffer.from(await res.arrayBuffer()));
     const text = pdftotext(out);
     assert.equal(text.match(/SCANNED2468/g)?.length, 1, text);
+    // Any script: the layer's font maps every character back to its Unicode text.
+    assert.match(text, /扫描的中文/);
     assert.equal(text.match(/TYPED1357/g)?.length, 1, text);
   });
 });

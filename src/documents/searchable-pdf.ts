@@ -2,11 +2,13 @@ import {
   beginText,
   endText,
   PDFDocument,
-  type PDFFont,
+  PDFHexString,
+  PDFName,
   type PDFPage,
+  type PDFRef,
+  PDFString,
   popGraphicsState,
   pushGraphicsState,
-  StandardFonts,
   setFontAndSize,
   setTextMatrix,
   setTextRenderingMode,
@@ -34,12 +36,11 @@ type Box = { x: number; y: number; width: number; height: number };
  * (only those read, in order); images become pages of their own, as JPEG at their resolution.
  * A PDF page that has text of its own already (born digital, or given a layer before) is
  * kept as it is: a second copy of its text would make search and `pdftotext` find every
- * word twice. Text is set in Helvetica: characters outside its Latin set are written as `?`.
+ * word twice. The text is in any script ({@link TextFont}).
  */
 export async function searchablePdf(doc: OpenDocument, pages: readonly PageText[]): Promise<Uint8Array> {
   const out = doc.kind === 'pdf' ? await trimmed(doc, pages) : await PDFDocument.create();
-  const font = await out.embedFont(StandardFonts.Helvetica);
-  const known = new Set(font.getCharacterSet());
+  const font = textFont(out, pages);
   for (const [i, page] of pages.entries()) {
     let target: PDFPage;
     let crop: Box;
@@ -59,7 +60,7 @@ export async function searchablePdf(doc: OpenDocument, pages: readonly PageText[
       target.drawImage(await out.embedJpg(jpeg), { x: 0, y: 0, ...size });
       crop = { x: 0, y: 0, ...size };
     }
-    writeLines(target, font, known, page, crop, rotation);
+    writeLines(target, font, page, crop, rotation);
   }
   return out.save();
 }
@@ -87,14 +88,7 @@ async function trimmed(doc: OpenDocument, pages: readonly PageText[]): Promise<P
  * rendered page's pixels, top-left origin, as the page is displayed (its /Rotate applied);
  * they are mapped back to the page's own coordinates.
  */
-function writeLines(
-  page: PDFPage,
-  font: PDFFont,
-  known: ReadonlySet<number>,
-  text: PageText,
-  crop: Box,
-  rotation: number,
-): void {
+function writeLines(page: PDFPage, font: TextFont, text: PageText, crop: Box, rotation: number): void {
   const turned = rotation === 90 || rotation === 270;
   const shown = turned
     ? { width: crop.height, height: crop.width }
@@ -117,12 +111,12 @@ function writeLines(
   const angle = (rotation * Math.PI) / 180;
   const cos = Math.cos(angle);
   const sin = Math.sin(angle);
-  const name = page.node.newFontDictionary(font.name, font.ref);
+  const name = page.node.newFontDictionary(FONT_NAME, font.ref);
   const operators = [pushGraphicsState(), beginText(), setTextRenderingMode(TextRenderingMode.Invisible)];
   let written = 0;
   for (const line of text.lines) {
-    const chars = [...line.text].map((c) => (known.has(c.codePointAt(0)!) ? c : '?')).join('');
-    if (chars.trim() === '') continue;
+    const chars = [...line.text];
+    if (line.text.trim() === '') continue;
     const xs = line.box.map((p) => p[0]);
     const ys = line.box.map((p) => p[1]);
     const left = Math.min(...xs) * sx;
@@ -131,7 +125,8 @@ function writeLines(
     const bottom = Math.max(...ys) * sy;
     const height = bottom - top;
     const width = right - left;
-    const natural = font.widthOfTextAtSize(chars, 1);
+    // Every glyph is an em wide.
+    const natural = chars.length;
     if (!(height > 0 && width > 0 && natural > 0)) continue;
     // An em as tall as the box, the baseline a fifth of it above the box's bottom, and the
     // text stretched to the box's width: selection and search highlight the line where it is.
@@ -141,10 +136,97 @@ function writeLines(
     operators.push(
       setFontAndSize(name, 1),
       setTextMatrix(h * cos, h * sin, -v * sin, v * cos, x, y),
-      showText(font.encodeText(chars)),
+      showText(font.encode(chars)),
     );
     written++;
   }
   operators.push(endText(), popGraphicsState());
   if (written > 0) page.pushOperators(...operators);
+}
+
+const FONT_NAME = 'GlyphLessFont';
+
+/**
+ * The font the text layer is set in: a composite font without glyphs (its text is never
+ * drawn), each character of the document a code of its own, mapped back to its Unicode text
+ * by a ToUnicode map, as Tesseract's PDF output does. Search, selection and `pdftotext` read
+ * any script with it (Chinese as well as Latin), where a standard font's character set is
+ * Latin alone.
+ */
+interface TextFont {
+  readonly ref: PDFRef;
+  /** The characters as codes of this font, for a text-showing operator. */
+  encode(chars: readonly string[]): PDFHexString;
+}
+
+function textFont(pdf: PDFDocument, pages: readonly PageText[]): TextFont {
+  // One code per distinct character, from 1 (0 is left unused), in the order first met.
+  const codes = new Map<string, number>();
+  for (const page of pages)
+    for (const line of page.lines)
+      for (const c of line.text) if (!codes.has(c) && codes.size < 0xfffe) codes.set(c, codes.size + 1);
+  const hex4 = (n: number) => n.toString(16).padStart(4, '0');
+  const utf16 = (c: string) => [...Array(c.length).keys()].map((i) => hex4(c.charCodeAt(i))).join('');
+  const entries = [...codes].map(([c, code]) => `<${hex4(code)}> <${utf16(c)}>`);
+  const blocks: string[] = [];
+  // At most 100 mappings to a block (the CMap format's limit).
+  for (let i = 0; i < entries.length; i += 100) {
+    const block = entries.slice(i, i + 100);
+    blocks.push(`${block.length} beginbfchar\n${block.join('\n')}\nendbfchar`);
+  }
+  const cmap = [
+    '/CIDInit /ProcSet findresource begin',
+    '12 dict begin',
+    'begincmap',
+    '/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def',
+    '/CMapName /Adobe-Identity-UCS def',
+    '/CMapType 2 def',
+    '1 begincodespacerange',
+    '<0000> <FFFF>',
+    'endcodespacerange',
+    ...blocks,
+    'endcmap',
+    'CMapName currentdict /CMap defineresource pop',
+    'end',
+    'end',
+  ].join('\n');
+  const { context } = pdf;
+  const descriptor = context.register(
+    context.obj({
+      Type: 'FontDescriptor',
+      FontName: FONT_NAME,
+      Flags: 4,
+      FontBBox: [0, 0, 1000, 1000],
+      ItalicAngle: 0,
+      Ascent: 1000,
+      Descent: 0,
+      CapHeight: 1000,
+      StemV: 80,
+    }),
+  );
+  const descendant = context.register(
+    context.obj({
+      Type: 'Font',
+      Subtype: 'CIDFontType2',
+      BaseFont: FONT_NAME,
+      CIDSystemInfo: { Registry: PDFString.of('Adobe'), Ordering: PDFString.of('Identity'), Supplement: 0 },
+      FontDescriptor: descriptor,
+      DW: 1000,
+      CIDToGIDMap: PDFName.of('Identity'),
+    }),
+  );
+  const ref = context.register(
+    context.obj({
+      Type: 'Font',
+      Subtype: 'Type0',
+      BaseFont: FONT_NAME,
+      Encoding: PDFName.of('Identity-H'),
+      DescendantFonts: [descendant],
+      ToUnicode: context.register(context.flateStream(cmap)),
+    }),
+  );
+  return {
+    ref,
+    encode: (chars) => PDFHexString.of(chars.map((c) => hex4(codes.get(c) ?? 0)).join('')),
+  };
 }
