@@ -259,6 +259,26 @@ describe('bad documents and limits', () => {
     assert.equal(await codeOf(res), 'DOCUMENT_ENCRYPTED');
   });
 
+  test('a PDF with only an owner password is read; a searchable copy is refused before a page is read', async () => {
+    const plain = join(work, 'plain-owner.pdf');
+    const restricted = join(work, 'owner-only.pdf');
+    await writeFile(plain, twoPages);
+    execFileSync('qpdf', ['--encrypt', '', 'owner-secret', '256', '--', plain, restricted]);
+    const bytes = await readFile(restricted);
+    const json = await ocr(bytes, 'application/pdf');
+    assert.equal(json.status, 200);
+    assert.match(textOf(((await json.json()) as DocumentBody).pages[1]!), /SECONDPAGE5678/);
+    // Ten pages take seconds to read: the refusal comes when the document is opened.
+    const longer = join(work, 'plain-owner-10.pdf');
+    await writeFile(longer, await pdfOf(Array.from({ length: 10 }, (_, i) => [`OWNER PAGE ${i + 1}`])));
+    execFileSync('qpdf', ['--encrypt', '', 'owner-secret', '256', '--', longer, restricted]);
+    const started = performance.now();
+    const pdf = await ocr(await readFile(restricted), 'application/pdf', '', { accept: 'application/pdf' });
+    assert.equal(pdf.status, 422);
+    assert.equal(await codeOf(pdf), 'DOCUMENT_ENCRYPTED');
+    assert.ok(performance.now() - started < 1500, `${(performance.now() - started).toFixed(0)} ms`);
+  });
+
   test('truncated, junk and corrupt PDFs are 400 DOCUMENT_INVALID', async () => {
     const truncated = await ocr(twoPages.subarray(0, Math.floor(twoPages.length * 0.6)), 'application/pdf');
     assert.equal(truncated.status, 400);

@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { readEnvironment } from '../config.js';
 import {
   bodyKind,
+  checkRewritable,
   DEFAULT_DPI,
   DEFAULT_MAX_PAGE_PIXELS,
   DEFAULT_MAX_PAGES,
@@ -134,6 +135,7 @@ export function ocrCommand(): Command {
               ...(pages ? { pages } : {}),
             });
             try {
+              if (opts.searchablePdf) checkRewritable(document);
               await readPages(file, document, read, opts, modelRef);
             } finally {
               document.close();

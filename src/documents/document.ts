@@ -38,6 +38,8 @@ export interface OpenDocument {
   readonly bytes: Uint8Array;
   /** Renders (or decodes) page `page` (from 1) to RGB; PAGE_RENDER_FAILED, naming it, when it cannot. */
   render(page: number): Promise<RgbImage>;
+  /** Whether the document is encrypted (a PDF with an owner password; never for images). */
+  readonly encrypted: boolean;
   /** Whether page `page` (from 1) has text of its own (born digital, or given a text layer before): never for images. */
   hasText(page: number): boolean;
   /** Frees the renderer's copy of the document; harmless twice. */
@@ -160,6 +162,7 @@ async function openPdf(bytes: Uint8Array, selection: readonly PageRange[] | unde
     }
     return {
       kind: 'pdf' as const,
+      encrypted: pdf.encrypted,
       pageCount,
       pages,
       dpi: limits.dpi,
@@ -216,6 +219,7 @@ async function openImages(bytes: Uint8Array, selection: readonly PageRange[] | u
   }
   return {
     kind: 'image' as const,
+    encrypted: false,
     pageCount,
     pages,
     dpi: density && density > 0 ? density : 72,

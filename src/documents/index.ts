@@ -13,4 +13,4 @@ export { type BodyKind, bodyKind, isPdf, isTiff } from './kind.js';
 export { jpegDataUrl } from './page-image.js';
 export { type PageRange, parsePageSelection, selectPages } from './page-selection.js';
 export { type PageRead, type ReadDocumentOptions, readDocument } from './read-document.js';
-export { type PageText, searchablePdf } from './searchable-pdf.js';
+export { checkRewritable, type PageText, searchablePdf } from './searchable-pdf.js';

@@ -10,6 +10,7 @@ import { PDFiumModule } from '@hyzyla/pdfium';
 type Pdfium = Awaited<ReturnType<typeof PDFiumModule>> & {
   _FPDF_InitLibrary(): void;
   _FPDF_GetPageSizeByIndex(document: number, index: number, width: number, height: number): number;
+  _FPDF_GetSecurityHandlerRevision(document: number): number;
   _FPDFText_LoadPage(page: number): number;
   _FPDFText_CountChars(textPage: number): number;
   _FPDFText_ClosePage(textPage: number): void;
@@ -113,6 +114,11 @@ export class PdfiumDocument {
       m._FPDF_ClosePage(page);
       m.wasmExports.free(buffer);
     }
+  }
+
+  /** Whether the PDF is encrypted (opened without a password: only an owner password restricts it). */
+  get encrypted(): boolean {
+    return this.#module._FPDF_GetSecurityHandlerRevision(this.#live()) !== -1;
   }
 
   /** How many characters of text page `index` (from 0) holds: 0 for a scan, or a page that cannot be loaded. */

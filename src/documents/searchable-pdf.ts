@@ -39,6 +39,7 @@ type Box = { x: number; y: number; width: number; height: number };
  * word twice. The text is in any script ({@link TextFont}).
  */
 export async function searchablePdf(doc: OpenDocument, pages: readonly PageText[]): Promise<Uint8Array> {
+  checkRewritable(doc);
   const out = doc.kind === 'pdf' ? await trimmed(doc, pages) : await PDFDocument.create();
   const font = textFont(out, pages);
   for (const [i, page] of pages.entries()) {
@@ -63,6 +64,19 @@ export async function searchablePdf(doc: OpenDocument, pages: readonly PageText[
     writeLines(target, font, page, crop, rotation);
   }
   return out.save();
+}
+
+/**
+ * Throws DOCUMENT_ENCRYPTED for a document no searchable copy can be written of: an
+ * encrypted PDF (one that opens without a password, an owner password restricting it) is
+ * read, but its pages cannot be rewritten. Asked before any page is read.
+ */
+export function checkRewritable(doc: Pick<OpenDocument, 'encrypted'>): void {
+  if (doc.encrypted)
+    throw new DocumentError(
+      'DOCUMENT_ENCRYPTED',
+      'The PDF is encrypted (an owner password restricts it): it can be read as JSON, but no searchable copy of it can be written. Ask for JSON, or remove its encryption first (qpdf --decrypt).',
+    );
 }
 
 /** The original PDF with the pages not read removed. */

@@ -2,6 +2,7 @@ import multipart from '@fastify/multipart';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
   bodyKind,
+  checkRewritable,
   DEFAULT_DPI,
   DEFAULT_MAX_PAGE_PIXELS,
   DEFAULT_MAX_PAGES,
@@ -445,7 +446,11 @@ async function documentOf(
   // Checked now, so that a refusal costs no wait for a slot; closed at once, so that a
   // document waiting in the queue holds no copy of itself in PDFium's memory.
   const checked = await openDocument(bytes, options);
-  checked.close();
+  try {
+    if (wantsPdf) checkRewritable(checked);
+  } finally {
+    checked.close();
+  }
   return { options, pages: checked.pages.length };
 }
 
