@@ -6,7 +6,9 @@
  * grows with the page count. Each way on a fresh server, warmed up first (an image and a page
  * of a PDF read); per way, pages per second and the growth of the server's resident set from
  * the warmed-up idle server to its peak while reading (sampled every 20 ms), medians over
- * --rounds. Also PDFium's rendering time alone, per page, in the bench's own process.
+ * --rounds. Also PDFium's rendering time alone, per page, and the longest the main thread
+ * stalls while pages render: PDFium called on the main thread itself, against the rendering
+ * thread the server uses (at the bench's resolution and at 300 dpi).
  *
  *   npm run build && node dist/bench/documents.js [--rounds 3] [--pages 20] [--dpi 150]
  */
@@ -16,6 +18,8 @@ import { join } from 'node:path';
 import { PDFDocument, StandardFonts } from 'pdf-lib';
 import sharp from 'sharp';
 import { openDocument } from '../src/documents/index.js';
+import { RemotePdf } from '../src/documents/pdf-thread.js';
+import { PdfiumDocument } from '../src/documents/pdfium.js';
 import { benchOptions } from './lib/options.js';
 import { startServer } from './lib/server.js';
 import { machine, median } from './lib/stats.js';
@@ -52,6 +56,59 @@ async function documentOf(count: number): Promise<Buffer> {
       page.drawText(LINES[(p + i) % LINES.length]!, { x: 72, y: 670 - i * 28, size: 14, font });
   }
   return Buffer.from(await doc.save());
+}
+
+/**
+ * The longest gap between ticks of a 1 ms timer while `run` goes on: how long the main
+ * thread could answer nothing.
+ */
+async function longestStall(run: () => Promise<void>): Promise<number> {
+  let last = performance.now();
+  let longest = 0;
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+  }, 1);
+  await run();
+  longest = Math.max(longest, performance.now() - last);
+  clearInterval(ticker);
+  return longest;
+}
+
+/** Pages rendered with PDFium on this thread, then through the rendering thread, at the bench's dpi and 300. */
+async function mainThreadStalls(pdf: Buffer, count: number) {
+  const out: { at: number; count: number; inProcess: number; thread: number }[] = [];
+  for (const at of [...new Set([dpi, 300])]) {
+    const size = { width: Math.floor((612 * at) / 72), height: Math.floor((792 * at) / 72) };
+    const local = await PdfiumDocument.open(pdf);
+    const remote = await RemotePdf.open(pdf);
+    // Each warmed once, then interleaved, medians of three.
+    local.render(0, size.width, size.height);
+    await remote.render(0, size.width, size.height);
+    const inProcess: number[] = [];
+    const thread: number[] = [];
+    for (let r = 0; r < 3; r++) {
+      inProcess.push(
+        await longestStall(async () => {
+          for (let i = 0; i < count; i++) {
+            local.render(i, size.width, size.height);
+            // A turn of the event loop between pages, as the server gives one.
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+        }),
+      );
+      thread.push(
+        await longestStall(async () => {
+          for (let i = 0; i < count; i++) await remote.render(i, size.width, size.height);
+        }),
+      );
+    }
+    local.close();
+    remote.close();
+    out.push({ at, count, inProcess: median(inProcess), thread: median(thread) });
+  }
+  return out;
 }
 
 async function rss(pid: number): Promise<number> {
@@ -109,6 +166,7 @@ try {
     );
   }
   opened.close();
+  const stalls = await mainThreadStalls(pdf, Math.min(pages, 5));
   const tokenFile = join(dir, 'token');
   await writeFile(tokenFile, 'bench-admin-token-0123456789abcdef\n');
   const short = await documentOf(2);
@@ -174,6 +232,10 @@ try {
   console.log(
     `PDFium rendering alone, in this process: ${median(renders).toFixed(1)} ms a page (median of ${renders.length})`,
   );
+  for (const { at, count, inProcess, thread } of stalls)
+    console.log(
+      `longest main-thread stall while ${count} pages render at ${at} dpi: PDFium on the main thread ${inProcess.toFixed(1)} ms, on the rendering thread ${thread.toFixed(1)} ms (${(inProcess / thread).toFixed(1)}x)`,
+    );
   const [doc, one, two] = Object.keys(ways) as [string, string, string];
   console.log(
     `document / one at a time: ${(rate(doc) / rate(one)).toFixed(2)}x; document / two at a time: ${(rate(doc) / rate(two)).toFixed(2)}x`,

@@ -3,7 +3,8 @@ import { DocumentError, HotocrError, messageOf } from '../errors.js';
 import { decodeImage, type RgbImage } from '../ocr/index.js';
 import { bodyKind } from './kind.js';
 import { type PageRange, selectPages } from './page-selection.js';
-import { PDFIUM_ERROR, PdfiumDocument, PdfOpenError } from './pdfium.js';
+import { PDFIUM_ERROR, PdfOpenError } from './pdf-errors.js';
+import { RemotePdf } from './pdf-thread.js';
 
 /** Resolution PDF pages are rendered at unless a request asks for another. */
 export const DEFAULT_DPI = 150;
@@ -41,7 +42,7 @@ export interface OpenDocument {
   /** Whether the document is encrypted (a PDF with an owner password; never for images). */
   readonly encrypted: boolean;
   /** Whether page `page` (from 1) has text of its own (born digital, or given a text layer before): never for images. */
-  hasText(page: number): boolean;
+  hasText(page: number): Promise<boolean>;
   /** Frees the renderer's copy of the document; harmless twice. */
   close(): void;
 }
@@ -120,9 +121,9 @@ async function openPdf(bytes: Uint8Array, selection: readonly PageRange[] | unde
       'DOCUMENT_INVALID',
       'The PDF is truncated: it does not end with %%EOF. Send the whole file.',
     );
-  let pdf: PdfiumDocument;
+  let pdf: RemotePdf;
   try {
-    pdf = await PdfiumDocument.open(bytes);
+    pdf = await RemotePdf.open(bytes);
   } catch (error) {
     if (!(error instanceof PdfOpenError)) throw error;
     if (error.reason === PDFIUM_ERROR.password || error.reason === PDFIUM_ERROR.security)
@@ -146,8 +147,9 @@ async function openPdf(bytes: Uint8Array, selection: readonly PageRange[] | unde
     checkCount(pages, limits);
     const scale = limits.dpi / 72;
     const sizes = new Map<number, { width: number; height: number }>();
-    for (const page of pages) {
-      const size = pdf.pageSize(page - 1);
+    const measured = await pdf.pageSizes(pages.map((p) => p - 1));
+    for (const [i, page] of pages.entries()) {
+      const size = measured[i];
       if (!size || !(size.width > 0 && size.height > 0))
         throw new DocumentError(
           'PAGE_RENDER_FAILED',
@@ -169,7 +171,7 @@ async function openPdf(bytes: Uint8Array, selection: readonly PageRange[] | unde
       bytes,
       async render(page: number): Promise<RgbImage> {
         const { width, height } = sizes.get(page)!;
-        const data = pdf.render(page - 1, width, height);
+        const data = await pdf.render(page - 1, width, height);
         if (!data)
           throw new DocumentError(
             'PAGE_RENDER_FAILED',
@@ -180,7 +182,7 @@ async function openPdf(bytes: Uint8Array, selection: readonly PageRange[] | unde
           );
         return { data, width, height };
       },
-      hasText: (page: number) => pdf.textChars(page - 1) > 0,
+      hasText: async (page: number) => (await pdf.textChars(page - 1)) > 0,
       close: () => pdf.close(),
     };
   } catch (error) {
@@ -243,7 +245,7 @@ async function openImages(bytes: Uint8Array, selection: readonly PageRange[] | u
         );
       }
     },
-    hasText: () => false,
+    hasText: async () => false,
     close: () => {},
   };
 }

@@ -1,4 +1,5 @@
 import { PDFiumModule } from '@hyzyla/pdfium';
+import { PDFIUM_ERROR, PdfOpenError } from './pdf-errors.js';
 
 /**
  * A thin adapter over PDFium compiled to WebAssembly (the `@hyzyla/pdfium` build): the few
@@ -17,9 +18,6 @@ type Pdfium = Awaited<ReturnType<typeof PDFiumModule>> & {
   HEAPF64: Float64Array;
 };
 
-/** FPDF_GetLastError's values (fpdfview.h). */
-export const PDFIUM_ERROR = { success: 0, unknown: 1, file: 2, format: 3, password: 4, security: 5, page: 6 };
-
 const BITMAP_BGR = 2;
 const FLAG_ANNOT = 0x01;
 // With REVERSE_BYTE_ORDER a BGR bitmap comes out RGB, the order the OCR pipeline takes.
@@ -34,13 +32,6 @@ function pdfium(): Promise<Pdfium> {
     return module;
   });
   return loading;
-}
-
-/** Why a PDF did not open: FPDF_GetLastError's value. */
-export class PdfOpenError extends Error {
-  constructor(readonly reason: number) {
-    super(`PDFium could not open the document (error ${reason})`);
-  }
 }
 
 /** An open PDF. Close it; closing twice is harmless. */

@@ -48,7 +48,7 @@ export async function searchablePdf(doc: OpenDocument, pages: readonly PageText[
     let rotation = 0;
     if (doc.kind === 'pdf') {
       target = out.getPage(i);
-      if (doc.hasText(page.page)) continue;
+      if (await doc.hasText(page.page)) continue;
       crop = target.getCropBox();
       rotation = (((target.getRotation().angle % 360) + 360) % 360) as number;
     } else {
