@@ -5,7 +5,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { PDFDocument, StandardFonts } from 'pdf-lib';
+import { concatTransformationMatrix, PDFDocument, StandardFonts } from 'pdf-lib';
 import pino from 'pino';
 import sharp from 'sharp';
 import { type RunningServer, startServer } from '../src/app/index.js';
@@ -186,6 +186,35 @@ describe('PDFs in', () => {
     // Any script: the layer's font maps every character back to its Unicode text.
     assert.match(text, /扫描的中文/);
     assert.equal(text.match(/TYPED1357/g)?.length, 1, text);
+  });
+
+  test("the layer lands on its line though the page's own content leaves a transformation in force", async () => {
+    const picture = await renderText(['PLACED 8642'], { px: 48 });
+    /** Where pdftotext finds the word PLACED in the searchable copy of a page made by `make`. */
+    const placed = async (dangling: boolean) => {
+      const doc = await PDFDocument.create();
+      const image = await doc.embedPng(picture);
+      const page = doc.addPage([image.width * 2, image.height * 2]);
+      page.drawImage(image, { x: 0, y: image.height, width: image.width, height: image.height });
+      // A `cm` with no `q ... Q` around it, as some producers leave: it draws nothing more, and
+      // must not move the layer (pdf-lib wraps a page's own content in q ... Q when it adds any).
+      if (dangling) page.pushOperators(concatTransformationMatrix(0.5, 0, 0, 0.5, 0, 0));
+      const res = await ocr(Buffer.from(await doc.save()), 'application/pdf', '?dpi=72', {
+        accept: 'application/pdf',
+      });
+      assert.equal(res.status, 200);
+      const out = join(work, `placed-${dangling}.pdf`);
+      await writeFile(out, Buffer.from(await res.arrayBuffer()));
+      const html = execFileSync('pdftotext', ['-bbox', out, '-'], { encoding: 'utf8' });
+      const word =
+        /<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">PLACED<\/word>/.exec(html);
+      assert.ok(word, html);
+      return word.slice(1).map(Number);
+    };
+    const clean = await placed(false);
+    const dangling = await placed(true);
+    for (const [i, v] of clean.entries())
+      assert.ok(Math.abs(v - dangling[i]!) < 1, `${clean} against ${dangling}`);
   });
 });
 

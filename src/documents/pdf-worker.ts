@@ -77,7 +77,11 @@ const documents = new Documents();
 port.on('message', (msg: PdfRequest) => {
   documents.handle(msg).then(
     ({ reply, transfer }) => port.postMessage(reply, transfer ?? []),
-    (error: unknown) =>
-      port.postMessage({ id: msg.id, ok: false, error: serializeError(error) } satisfies PdfReply),
+    (error: unknown) => {
+      port.postMessage({ id: msg.id, ok: false, error: serializeError(error) } satisfies PdfReply);
+      // PDFium trapped (out of memory, an abort): its state cannot be trusted for the next
+      // document. The thread ends; the main thread starts another for the next PDF.
+      if (error instanceof Error && error.name === 'RuntimeError') process.exit(1);
+    },
   );
 });

@@ -27,10 +27,17 @@ const WHITE = 0xffffffff;
 let loading: Promise<Pdfium> | undefined;
 
 function pdfium(): Promise<Pdfium> {
-  loading ??= (PDFiumModule({}) as Promise<Pdfium>).then((module) => {
-    module._FPDF_InitLibrary();
-    return module;
-  });
+  loading ??= (PDFiumModule({}) as Promise<Pdfium>).then(
+    (module) => {
+      module._FPDF_InitLibrary();
+      return module;
+    },
+    (error: unknown) => {
+      // Not kept: the next document tries again.
+      loading = undefined;
+      throw error;
+    },
+  );
   return loading;
 }
 

@@ -30,7 +30,10 @@ export interface LoadersOptions {
   readonly cwd?: string;
   /** Longest a plugin may take to load a package before the version fails (default 5 minutes). */
   readonly pluginTimeoutMs?: number;
-  /** The inference threads the built-in loaders run on (default: threads of these loaders' own). */
+  /**
+   * The inference threads the built-in loaders run on. Default: threads of these loaders'
+   * own, stopped when the versions on them are released (a server passes the process's).
+   */
   readonly threads?: InferenceThreads;
 }
 
@@ -248,7 +251,9 @@ export class Loaders {
 
   /** The built-in loaders alone. */
   static builtin(options: Omit<LoadersOptions, 'plugins' | 'cwd'> = {}): Loaders {
-    const threads = options.threads ?? new InferenceThreads();
+    // Threads of their own, stopped with each version released: nothing is left idle in an
+    // owner no one else can reach.
+    const threads = options.threads ?? new InferenceThreads({ idleKept: 0 });
     return new Loaders(
       builtinLoaders(threads).map((loader) => ({ loader })),
       { ...options, threads },
@@ -270,7 +275,7 @@ export class Loaders {
       names.add(loader.name);
       entries.push({ loader, plugin: spec });
     }
-    const threads = options.threads ?? new InferenceThreads();
+    const threads = options.threads ?? new InferenceThreads({ idleKept: 0 });
     entries.push(...builtinLoaders(threads).map((loader) => ({ loader })));
     return new Loaders(entries, { ...options, threads });
   }
