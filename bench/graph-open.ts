@@ -8,7 +8,7 @@
  *   the optimized form (what one thread of a version with new graphs does), and opening that
  *   form with none (what the other threads, and later versions of the same graph, do). Also
  *   checks that both sessions give the same outputs for the same input, value for value.
- * - A whole load, OcrWorkerPool.create with 2 inference threads: the CPU time of the process
+ * - A whole load, InferenceThreads.load with 2 inference threads: the CPU time of the process
  *   (every thread) and the wall time, for a package without digests (nothing kept or
  *   reused: the peer), with digests never seen (new graphs: one thread optimizes, the other
  *   opens the optimized form) and with digests seen before (both open the optimized form).
