@@ -12,6 +12,7 @@ import { type RunningServer, startServer } from '../src/app/index.js';
 import { readServeConfig } from '../src/config.js';
 import { keyFileSigner, pack, writeBundledSource } from '../src/pack/index.js';
 import { renderText } from './helpers/images.js';
+import { pdfOf } from './helpers/pdfs.js';
 import { tempDir } from './helpers/tmp.js';
 import { until } from './helpers/until.js';
 
@@ -24,22 +25,6 @@ interface DocumentBody {
   dpi: number;
   pages: { page: number; width: number; height: number; lines: { text: string; box: number[][] }[] }[];
   timings: Record<string, number>;
-}
-
-/** A PDF of Letter pages, each with its lines of text drawn large in Helvetica. */
-async function pdfOf(
-  pages: readonly (readonly string[])[],
-  size: [number, number] = [612, 792],
-): Promise<Buffer> {
-  const doc = await PDFDocument.create();
-  const font = await doc.embedFont(StandardFonts.HelveticaBold);
-  for (const lines of pages) {
-    const page = doc.addPage(size);
-    lines.forEach((line, i) => {
-      page.drawText(line, { x: 60, y: size[1] - 120 - i * 90, size: 40, font });
-    });
-  }
-  return Buffer.from(await doc.save());
 }
 
 /** Text with its spaces taken out: the model may read `A B` as `AB`, which is no concern here. */

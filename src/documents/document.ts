@@ -23,6 +23,11 @@ export interface DocumentOptions {
   readonly maxPages?: number;
   /** Most pixels of one rendered page (default {@link DEFAULT_MAX_PAGE_PIXELS}). */
   readonly maxPagePixels?: number;
+  /**
+   * A performance.now() time past which PDFium is not let run on the document: a page still
+   * rendering then stops the renderer, and the call fails with TIMEOUT.
+   */
+  readonly deadline?: number;
 }
 
 /** A document opened and checked against its limits: nothing rendered yet. */
@@ -67,7 +72,7 @@ export async function openDocument(bytes: Uint8Array, options: DocumentOptions =
       `The resolution must be ${MIN_DPI} to ${MAX_DPI} dpi, not ${limits.dpi}.`,
     );
   const kind = bodyKind(bytes);
-  if (kind === 'pdf') return openPdf(bytes, options.pages, limits);
+  if (kind === 'pdf') return openPdf(bytes, options.pages, limits, options.deadline);
   return openImages(bytes, options.pages, limits);
 }
 
@@ -115,7 +120,12 @@ function looksTruncated(bytes: Uint8Array): boolean {
   return !tail.includes('%%EOF');
 }
 
-async function openPdf(bytes: Uint8Array, selection: readonly PageRange[] | undefined, limits: Limits) {
+async function openPdf(
+  bytes: Uint8Array,
+  selection: readonly PageRange[] | undefined,
+  limits: Limits,
+  deadline: number | undefined,
+) {
   if (looksTruncated(bytes))
     throw new DocumentError(
       'DOCUMENT_INVALID',
@@ -123,9 +133,13 @@ async function openPdf(bytes: Uint8Array, selection: readonly PageRange[] | unde
     );
   let pdf: RemotePdf;
   try {
-    pdf = await RemotePdf.open(bytes);
+    pdf = await RemotePdf.open(bytes, { deadline });
   } catch (error) {
-    if (!(error instanceof PdfOpenError)) throw error;
+    if (error instanceof HotocrError) throw error;
+    if (!(error instanceof PdfOpenError))
+      throw new DocumentError('DOCUMENT_INVALID', `PDFium failed opening the PDF (${messageOf(error)}).`, {
+        cause: error,
+      });
     if (error.reason === PDFIUM_ERROR.password || error.reason === PDFIUM_ERROR.security)
       throw new DocumentError(
         'DOCUMENT_ENCRYPTED',
@@ -171,7 +185,15 @@ async function openPdf(bytes: Uint8Array, selection: readonly PageRange[] | unde
       bytes,
       async render(page: number): Promise<RgbImage> {
         const { width, height } = sizes.get(page)!;
-        const data = await pdf.render(page - 1, width, height);
+        const data = await pdf.render(page - 1, width, height).catch((error: unknown) => {
+          if (error instanceof HotocrError) throw error;
+          // PDFium trapped on the page (out of its memory, an abort): the page's doing.
+          throw new DocumentError(
+            'PAGE_RENDER_FAILED',
+            `PDFium failed rendering page ${page} (${messageOf(error)}); the document is refused.`,
+            { cause: error, details: { page } },
+          );
+        });
         if (!data)
           throw new DocumentError(
             'PAGE_RENDER_FAILED',

@@ -12,5 +12,6 @@ export {
 export { type BodyKind, bodyKind, isPdf, isTiff } from './kind.js';
 export { jpegDataUrl } from './page-image.js';
 export { type PageRange, parsePageSelection, selectPages } from './page-selection.js';
+export { type PdfRendererStats, pdfRendererStats, RETIRE_HEAP_BYTES } from './pdf-thread.js';
 export { type PageRead, type ReadDocumentOptions, readDocument } from './read-document.js';
 export { checkRewritable, type PageText, searchablePdf } from './searchable-pdf.js';

@@ -7,7 +7,7 @@ import { parentPort } from 'node:worker_threads';
 import { serializeError } from '../thread-errors.js';
 import { PdfOpenError } from './pdf-errors.js';
 import type { PdfReply, PdfRequest } from './pdf-thread.js';
-import { PdfiumDocument } from './pdfium.js';
+import { PdfiumDocument, pdfiumHeapBytes } from './pdfium.js';
 
 const port = parentPort!;
 
@@ -61,7 +61,7 @@ class Documents {
       case 'close':
         this.#open.get(msg.handle)?.close();
         this.#open.delete(msg.handle);
-        return { reply: { id: msg.id, ok: true, type: 'close' } };
+        return { reply: { id: msg.id, ok: true, type: 'close', heapBytes: pdfiumHeapBytes() } };
     }
   }
 
@@ -73,15 +73,20 @@ class Documents {
 }
 
 const documents = new Documents();
+/** The calls, answered one at a time in the order they came: the main thread counts on it. */
+let queue: Promise<void> = Promise.resolve();
 
 port.on('message', (msg: PdfRequest) => {
-  documents.handle(msg).then(
-    ({ reply, transfer }) => port.postMessage(reply, transfer ?? []),
-    (error: unknown) => {
-      port.postMessage({ id: msg.id, ok: false, error: serializeError(error) } satisfies PdfReply);
-      // PDFium trapped (out of memory, an abort): its state cannot be trusted for the next
-      // document. The thread ends; the main thread starts another for the next PDF.
-      if (error instanceof Error && error.name === 'RuntimeError') process.exit(1);
-    },
+  queue = queue.then(() =>
+    documents.handle(msg).then(
+      ({ reply, transfer }) => port.postMessage(reply, transfer ?? []),
+      (error: unknown) => {
+        // PDFium trapped (out of its memory, an abort): its state cannot be trusted for the
+        // next document. The thread ends; the main thread starts another for the next call.
+        const fatal = error instanceof Error && error.name === 'RuntimeError';
+        port.postMessage({ id: msg.id, ok: false, error: serializeError(error), fatal } satisfies PdfReply);
+        if (fatal) process.exit(1);
+      },
+    ),
   );
 });

@@ -25,11 +25,18 @@ const FLAG_REVERSE_BYTE_ORDER = 0x10;
 const WHITE = 0xffffffff;
 
 let loading: Promise<Pdfium> | undefined;
+let loaded: Pdfium | undefined;
+
+/** Bytes of WebAssembly memory PDFium holds: it grows with the heaviest page rendered, and never shrinks. */
+export function pdfiumHeapBytes(): number {
+  return loaded?.HEAPU8.length ?? 0;
+}
 
 function pdfium(): Promise<Pdfium> {
   loading ??= (PDFiumModule({}) as Promise<Pdfium>).then(
     (module) => {
       module._FPDF_InitLibrary();
+      loaded = module;
       return module;
     },
     (error: unknown) => {

@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
+import { pdfRendererStats } from '../documents/index.js';
 import type { InferenceThreads } from '../loaders/index.js';
 import type { ModelVersion, Registry } from '../registry/index.js';
 import type { RegistrySourceStatus } from '../sources/registry-source.js';
@@ -24,6 +25,7 @@ export class Metrics {
   readonly #requestSeconds: Histogram<'name' | 'version'>;
   readonly #requests: Counter<'name' | 'version' | 'status'>;
   readonly #canaryRollbacks: Counter<'name' | 'version' | 'cause'>;
+  readonly #documentPages: Counter<'name' | 'version' | 'kind'>;
 
   constructor(registry: Registry, admission: Admission, sources: MetricsSources = {}) {
     const prom = this.prom;
@@ -305,12 +307,35 @@ export class Metrics {
       labelNames: ['name', 'version', 'status'],
       registers: [prom],
     });
+    this.#documentPages = new Counter({
+      name: 'hotocr_document_pages_total',
+      help: 'Pages of documents read, by the version that read them and the kind of document (pdf, image: a multi-page TIFF).',
+      labelNames: ['name', 'version', 'kind'],
+      registers: [prom],
+    });
+    // The PDF rendering thread is the process's (docs/API.md, Documents), so these are the process's figures.
+    new Counter({
+      name: 'hotocr_pdf_renderer_stops_total',
+      help: 'PDF rendering threads stopped, by reason: deadline (a page still rendering at its request deadline), crashed (PDFium trapped or the thread died), retired (its PDFium memory grew past the limit) (process-wide).',
+      labelNames: ['reason'],
+      registers: [prom],
+      collect() {
+        this.reset();
+        const stats = pdfRendererStats();
+        for (const reason of ['deadline', 'crashed', 'retired'] as const) this.inc({ reason }, stats[reason]);
+      },
+    });
     this.#canaryRollbacks = new Counter({
       name: 'hotocr_canary_rollbacks_total',
       help: 'Splits ended by the canary guard, by canary version and cause (error-rate, p99).',
       labelNames: ['name', 'version', 'cause'],
       registers: [prom],
     });
+  }
+
+  /** Counts one page of a document read by model `name`'s version `version` (`name/version`). */
+  documentPage(name: string, version: string, kind: 'pdf' | 'image'): void {
+    this.#documentPages.inc({ name, version, kind });
   }
 
   /** Counts a split the canary guard ended. */

@@ -155,7 +155,7 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
     const deadline = started + options.requestTimeoutMs;
     const wantsPdf = accepts(request, 'application/pdf');
     const opened = performance.now();
-    const document = await documentOf(bytes, type, query, wantsPdf, documentLimits);
+    const document = await documentOf(bytes, type, query, wantsPdf, { ...documentLimits, deadline });
     if (document)
       return readPages(request, reply, bytes, document, {
         wantsPdf,
@@ -242,6 +242,7 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
             document,
             (image) => model.read(image, { signal }),
             async ({ image, ...page }) => {
+              metrics.documentPage(served.name, `${served.name}/${served.version}`, document.kind);
               pages.push(pageImages && !wantsPdf ? { ...page, jpeg: await jpegDataUrl(image) } : page);
             },
             { signal, deadline },
@@ -423,7 +424,7 @@ async function documentOf(
   type: string,
   query: { pages?: string; dpi?: number },
   wantsPdf: boolean,
-  limits: { maxPages: number; maxPagePixels: number; dpi: number },
+  limits: { maxPages: number; maxPagePixels: number; dpi: number; deadline: number },
 ): Promise<CheckedDocument | undefined> {
   const kind = bodyKind(bytes);
   if (type === 'application/pdf' && kind !== 'pdf')
@@ -441,6 +442,8 @@ async function documentOf(
     dpi: query.dpi ?? limits.dpi,
     maxPages: limits.maxPages,
     maxPagePixels: limits.maxPagePixels,
+    // PDFium is not let run past the request's deadline (a page built to keep it busy stops it).
+    deadline: limits.deadline,
     ...(selected ? { pages: parsePageSelection(query.pages!) } : {}),
   };
   // Checked now, so that a refusal costs no wait for a slot; closed at once, so that a
