@@ -270,7 +270,46 @@ describe('bad documents and limits', () => {
     execFileSync('qpdf', ['--encrypt', 'user-secret', 'owner-secret', '256', '--', plain, locked]);
     const res = await ocr(await readFile(locked), 'application/pdf');
     assert.equal(res.status, 422);
-    assert.equal(await codeOf(res), 'DOCUMENT_ENCRYPTED');
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'DOCUMENT_ENCRYPTED');
+    assert.match(body.error.message, /X-Document-Password/);
+  });
+
+  test('X-Document-Password opens a PDF that needs one; a wrong one is DOCUMENT_ENCRYPTED', async () => {
+    const plain = join(work, 'plain-pw.pdf');
+    await writeFile(plain, twoPages);
+    // AES-256 passwords are UTF-8 (qpdf takes them as typed); the older kinds' are Latin-1.
+    for (const [bits, password] of [
+      ['256', 'clé-secrète'],
+      ['128', 'user-secret'],
+    ] as const) {
+      const locked = join(work, `locked-${bits}.pdf`);
+      const aes = bits === '128' ? ['--use-aes=y'] : [];
+      execFileSync('qpdf', ['--encrypt', password, 'owner-secret', bits, ...aes, '--', plain, locked]);
+      const bytes = await readFile(locked);
+      // A header's bytes are the client's: Node gives them as Latin-1, and sends them back as such.
+      const raw = Buffer.from(password, 'utf8').toString('latin1');
+      const res = await ocr(bytes, 'application/pdf', '?pages=2', { 'x-document-password': raw });
+      assert.equal(res.status, 200, `${bits}: ${await res.clone().text()}`);
+      assert.match(textOf(((await res.json()) as DocumentBody).pages[0]!), /SECONDPAGE5678/);
+      const owner = await ocr(bytes, 'application/pdf', '?pages=1', {
+        'x-document-password': 'owner-secret',
+      });
+      assert.equal(owner.status, 200, `${bits}: the owner password opens it too`);
+      const wrong = await ocr(bytes, 'application/pdf', '', { 'x-document-password': 'guess' });
+      assert.equal(wrong.status, 422);
+      const refusal = (await wrong.json()) as { error: { code: string; message: string } };
+      assert.equal(refusal.error.code, 'DOCUMENT_ENCRYPTED');
+      assert.match(refusal.error.message, /password given does not open/);
+      assert.doesNotMatch(JSON.stringify(refusal), /guess/);
+      // No searchable copy is written of an encrypted PDF, even opened.
+      const pdf = await ocr(bytes, 'application/pdf', '', {
+        'x-document-password': raw,
+        accept: 'application/pdf',
+      });
+      assert.equal(pdf.status, 422);
+      assert.equal(await codeOf(pdf), 'DOCUMENT_ENCRYPTED');
+    }
   });
 
   test('a PDF with only an owner password is read; a searchable copy is refused before a page is read', async () => {
@@ -476,5 +515,24 @@ describe('hotocr ocr', () => {
     const limited = await hotocr('ocr', input, '--max-pages', '1');
     assert.equal(limited.code, 1);
     assert.match(limited.stderr, /cli\.pdf: DOCUMENT_TOO_LARGE: /);
+  });
+
+  test('--password-file opens a PDF that needs a password', async () => {
+    const input = join(work, 'cli-locked.pdf');
+    const plain = join(work, 'cli-plain.pdf');
+    await writeFile(plain, twoPages);
+    execFileSync('qpdf', ['--encrypt', 'cli-secret', 'owner-secret', '256', '--', plain, input]);
+    const without = await hotocr('ocr', input);
+    assert.equal(without.code, 1);
+    assert.match(without.stderr, /DOCUMENT_ENCRYPTED: .*--password-file/);
+    const file = join(work, 'cli-password');
+    await writeFile(file, 'cli-secret\n');
+    const r = await hotocr('ocr', input, '--pages', '1', '--password-file', file);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(squeeze(r.stdout), /FIRSTPAGE1234/);
+    await writeFile(file, '\n');
+    const empty = await hotocr('ocr', input, '--password-file', file);
+    assert.equal(empty.code, 2);
+    assert.match(empty.stderr, /holds no password/);
   });
 });

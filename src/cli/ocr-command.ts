@@ -17,7 +17,7 @@ import {
   readDocument,
   searchablePdf,
 } from '../documents/index.js';
-import { HotocrError } from '../errors.js';
+import { HotocrError, messageOf } from '../errors.js';
 import { loadOcrModel } from '../loaders/index.js';
 import { decodeImage, type OcrLine, type OcrResult, type RgbImage } from '../ocr/index.js';
 import { ensureBundledPackage } from '../pack/index.js';
@@ -34,6 +34,7 @@ interface OcrOptions {
   dpi: string;
   maxPages: string;
   searchablePdf?: string;
+  passwordFile?: string;
 }
 
 function integerIn(min: number, max: number, name: string) {
@@ -71,6 +72,10 @@ export function ocrCommand(): Command {
       new Option('--max-pages <n>', 'most pages read per document').default(String(DEFAULT_MAX_PAGES)),
     )
     .option(
+      '--password-file <file>',
+      'a file holding the password of PDFs that need one (one line; kept out of the process list)',
+    )
+    .option(
       '--searchable-pdf <out>',
       'write the document (one file) as a PDF with an invisible text layer where the lines were read',
     )
@@ -78,6 +83,7 @@ export function ocrCommand(): Command {
       const dpi = integerIn(MIN_DPI, MAX_DPI, '--dpi')(opts.dpi);
       const maxPages = integerIn(1, 10_000, '--max-pages')(opts.maxPages);
       const pages = opts.pages === undefined ? undefined : parsePageSelection(opts.pages);
+      const password = opts.passwordFile === undefined ? undefined : await readPassword(opts.passwordFile);
       if (opts.searchablePdf && files.length !== 1)
         throw new HotocrError('USAGE', '--searchable-pdf writes one document: give one file.');
       let packagePath: string;
@@ -133,6 +139,7 @@ export function ocrCommand(): Command {
               maxPages,
               maxPagePixels: DEFAULT_MAX_PAGE_PIXELS,
               ...(pages ? { pages } : {}),
+              ...(password ? { password } : {}),
             });
             try {
               if (opts.searchablePdf) checkRewritable(document);
@@ -150,6 +157,25 @@ export function ocrCommand(): Command {
         await model.release();
       }
     });
+}
+
+/** The password in `file`: its first line, as bytes (the line end is not part of it). */
+async function readPassword(file: string): Promise<Uint8Array> {
+  let text: Buffer;
+  try {
+    text = await readFile(file);
+  } catch (cause) {
+    throw new HotocrError('USAGE', `--password-file ${file} cannot be read: ${messageOf(cause)}.`, { cause });
+  }
+  const end = text.indexOf(0x0a);
+  let line = end < 0 ? text : text.subarray(0, end);
+  if (line.at(-1) === 0x0d) line = line.subarray(0, -1);
+  if (line.length === 0 || line.includes(0))
+    throw new HotocrError(
+      'USAGE',
+      `--password-file ${file} holds no password on its first line (or one with a NUL byte).`,
+    );
+  return line;
 }
 
 async function readPages(

@@ -4,7 +4,7 @@ import { decodeImage, type RgbImage } from '../ocr/index.js';
 import { bodyKind } from './kind.js';
 import { type PageRange, selectPages } from './page-selection.js';
 import { PDFIUM_ERROR, PdfOpenError } from './pdf-errors.js';
-import { RemotePdf } from './pdf-thread.js';
+import { type OpenOptions, RemotePdf } from './pdf-thread.js';
 
 /** Resolution PDF pages are rendered at unless a request asks for another. */
 export const DEFAULT_DPI = 150;
@@ -28,6 +28,8 @@ export interface DocumentOptions {
    * rendering then stops the renderer, and the call fails with TIMEOUT.
    */
   readonly deadline?: number;
+  /** The PDF's password, as the bytes typed, for one that needs one to open. */
+  readonly password?: Uint8Array;
 }
 
 /** A document opened and checked against its limits: nothing rendered yet. */
@@ -72,7 +74,8 @@ export async function openDocument(bytes: Uint8Array, options: DocumentOptions =
       `The resolution must be ${MIN_DPI} to ${MAX_DPI} dpi, not ${limits.dpi}.`,
     );
   const kind = bodyKind(bytes);
-  if (kind === 'pdf') return openPdf(bytes, options.pages, limits, options.deadline);
+  if (kind === 'pdf')
+    return openPdf(bytes, options.pages, limits, { deadline: options.deadline, password: options.password });
   return openImages(bytes, options.pages, limits);
 }
 
@@ -124,7 +127,7 @@ async function openPdf(
   bytes: Uint8Array,
   selection: readonly PageRange[] | undefined,
   limits: Limits,
-  deadline: number | undefined,
+  open: OpenOptions,
 ) {
   if (looksTruncated(bytes))
     throw new DocumentError(
@@ -133,17 +136,25 @@ async function openPdf(
     );
   let pdf: RemotePdf;
   try {
-    pdf = await RemotePdf.open(bytes, { deadline });
+    pdf = await RemotePdf.open(bytes, open);
   } catch (error) {
     if (error instanceof HotocrError) throw error;
     if (!(error instanceof PdfOpenError))
       throw new DocumentError('DOCUMENT_INVALID', `PDFium failed opening the PDF (${messageOf(error)}).`, {
         cause: error,
       });
-    if (error.reason === PDFIUM_ERROR.password || error.reason === PDFIUM_ERROR.security)
+    if (error.reason === PDFIUM_ERROR.password)
       throw new DocumentError(
         'DOCUMENT_ENCRYPTED',
-        'The PDF is encrypted with a password (or a security handler hotocr cannot open); send it decrypted.',
+        open.password?.length
+          ? 'The password given does not open the PDF; send its own password (the user or the owner password).'
+          : 'The PDF is encrypted with a password: send it with the document (X-Document-Password; hotocr ocr --password-file), or send the PDF decrypted.',
+        { cause: error, details: { passwordGiven: Boolean(open.password?.length) } },
+      );
+    if (error.reason === PDFIUM_ERROR.security)
+      throw new DocumentError(
+        'DOCUMENT_ENCRYPTED',
+        'The PDF is encrypted with a security handler PDFium cannot open (not the standard password one); send it decrypted.',
         { cause: error },
       );
     throw new DocumentError(

@@ -31,7 +31,7 @@ export const RETIRE_HEAP_BYTES = 512 * 1024 * 1024;
 const RETRIES = 3;
 
 export type PdfRequest =
-  | { id: number; type: 'open'; bytes: Uint8Array }
+  | { id: number; type: 'open'; bytes: Uint8Array; password?: Uint8Array }
   | { id: number; type: 'sizes'; handle: number; indexes: number[] }
   | { id: number; type: 'render'; handle: number; index: number; width: number; height: number }
   | { id: number; type: 'text'; handle: number; index: number }
@@ -211,6 +211,13 @@ function unexpected(reply: Answer): never {
   throw new Error(`The PDF renderer answered with a ${reply.type} reply.`);
 }
 
+export interface OpenOptions {
+  /** A performance.now() time: no call on the document runs past it. */
+  readonly deadline?: number | undefined;
+  /** The PDF's password, as bytes, when it needs one. */
+  readonly password?: Uint8Array | undefined;
+}
+
 interface Opened {
   thread: PdfThread;
   handle: number;
@@ -219,12 +226,15 @@ interface Opened {
 }
 
 /** Opens a copy of `bytes` on the current thread, again on a new one if that one is stopped under it. */
-async function openOnThread(bytes: Uint8Array, deadline: number | undefined): Promise<Opened> {
+async function openOnThread(bytes: Uint8Array, { deadline, password }: OpenOptions): Promise<Opened> {
   for (let attempt = 0; ; attempt++) {
     const thread = pdfThread();
     const copy = new Uint8Array(bytes);
     try {
-      const reply = await thread.send({ type: 'open', bytes: copy }, { transfer: [copy.buffer], deadline });
+      const reply = await thread.send(
+        { type: 'open', bytes: copy, ...(password ? { password } : {}) },
+        { transfer: [copy.buffer], deadline },
+      );
       if (reply.type === 'refused') throw new PdfOpenError(reply.reason);
       if (reply.type !== 'open') unexpected(reply);
       return { thread, handle: reply.handle, pageCount: reply.pageCount, encrypted: reply.encrypted };
@@ -254,13 +264,13 @@ function closeOn({ thread, handle }: Opened): void {
 /** A PDF open on the rendering thread. Close it; closing twice is harmless. */
 export class RemotePdf {
   readonly #bytes: Uint8Array;
-  readonly #deadline: number | undefined;
+  readonly #options: OpenOptions;
   #at: Opened;
   #closed = false;
 
-  private constructor(bytes: Uint8Array, deadline: number | undefined, at: Opened) {
+  private constructor(bytes: Uint8Array, options: OpenOptions, at: Opened) {
     this.#bytes = bytes;
-    this.#deadline = deadline;
+    this.#options = options;
     this.#at = at;
   }
 
@@ -269,8 +279,8 @@ export class RemotePdf {
    * (not copied) while the PDF is open: the document is opened again from it if its thread
    * is stopped for another document's sake. No call on it runs past `deadline`.
    */
-  static async open(bytes: Uint8Array, { deadline }: { deadline?: number } = {}): Promise<RemotePdf> {
-    return new RemotePdf(bytes, deadline, await openOnThread(bytes, deadline));
+  static async open(bytes: Uint8Array, options: OpenOptions = {}): Promise<RemotePdf> {
+    return new RemotePdf(bytes, options, await openOnThread(bytes, options));
   }
 
   get pageCount(): number {
@@ -313,12 +323,12 @@ export class RemotePdf {
     if (this.#closed) throw new Error('the document is closed');
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.#at.thread.send(request(this.#at.handle), { deadline: this.#deadline });
+        return await this.#at.thread.send(request(this.#at.handle), { deadline: this.#options.deadline });
       } catch (error) {
         if (!(error instanceof RendererStopped) || attempt >= RETRIES) throw stoppedToRefusal(error);
       }
       this.#at.thread.released();
-      this.#at = await openOnThread(this.#bytes, this.#deadline);
+      this.#at = await openOnThread(this.#bytes, this.#options);
       // Closed while it was opened again: the new copy is closed too.
       if (this.#closed) {
         closeOn(this.#at);

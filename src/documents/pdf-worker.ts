@@ -20,7 +20,7 @@ class Documents {
     switch (msg.type) {
       case 'open': {
         try {
-          const doc = await PdfiumDocument.open(msg.bytes);
+          const doc = await PdfiumDocument.open(msg.bytes, msg.password);
           const handle = this.#next++;
           this.#open.set(handle, doc);
           return {

@@ -60,13 +60,32 @@ export class PdfiumDocument {
     this.#bytes = bytes;
   }
 
-  /** Opens the PDF in `bytes` (copied into PDFium's memory) or throws PdfOpenError. */
-  static async open(bytes: Uint8Array): Promise<PdfiumDocument> {
+  /**
+   * Opens the PDF in `bytes` (copied into PDFium's memory), with `password` when it needs one
+   * (its bytes, as the user typed them: UTF-8 for AES-256, Latin-1 for the older kinds), or
+   * throws PdfOpenError.
+   */
+  static async open(bytes: Uint8Array, password?: Uint8Array): Promise<PdfiumDocument> {
     const m = await pdfium();
     const ptr = m.wasmExports.malloc(bytes.length);
     if (ptr === 0) throw new PdfOpenError(PDFIUM_ERROR.unknown);
     m.HEAPU8.set(bytes, ptr);
-    const handle = m._FPDF_LoadMemDocument(ptr, bytes.length, 0);
+    let secret = 0;
+    if (password && password.length > 0) {
+      secret = m.wasmExports.malloc(password.length + 1);
+      if (secret === 0) {
+        m.wasmExports.free(ptr);
+        throw new PdfOpenError(PDFIUM_ERROR.unknown);
+      }
+      m.HEAPU8.set(password, secret);
+      m.HEAPU8[secret + password.length] = 0;
+    }
+    const handle = m._FPDF_LoadMemDocument(ptr, bytes.length, secret);
+    if (secret !== 0) {
+      // PDFium keeps its own copy; this one is wiped before it is freed.
+      m.HEAPU8.fill(0, secret, secret + password!.length);
+      m.wasmExports.free(secret);
+    }
     if (handle === 0) {
       const reason = m._FPDF_GetLastError();
       m.wasmExports.free(ptr);

@@ -75,7 +75,7 @@ export function checkRewritable(doc: Pick<OpenDocument, 'encrypted'>): void {
   if (doc.encrypted)
     throw new DocumentError(
       'DOCUMENT_ENCRYPTED',
-      'The PDF is encrypted (an owner password restricts it): it can be read as JSON, but no searchable copy of it can be written. Ask for JSON, or remove its encryption first (qpdf --decrypt).',
+      'The PDF is encrypted (with a password, or an owner password that restricts it): it can be read as JSON, but no searchable copy of it can be written. Ask for JSON, or remove its encryption first (qpdf --decrypt).',
     );
 }
 

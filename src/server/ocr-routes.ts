@@ -155,7 +155,13 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
     const deadline = started + options.requestTimeoutMs;
     const wantsPdf = accepts(request, 'application/pdf');
     const opened = performance.now();
-    const document = await documentOf(bytes, type, query, wantsPdf, { ...documentLimits, deadline });
+    const password = header(request, 'x-document-password');
+    const document = await documentOf(bytes, type, query, wantsPdf, {
+      ...documentLimits,
+      deadline,
+      // The bytes the client sent: UTF-8 for a modern PDF's password, Latin-1 for an older one's.
+      ...(password ? { password: Buffer.from(password, 'latin1') } : {}),
+    });
     if (document)
       return readPages(request, reply, bytes, document, {
         wantsPdf,
@@ -308,6 +314,7 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
     properties: {
       'x-user-id': { type: 'string', maxLength: 256 },
       'x-model-version': { type: 'string', maxLength: 256 },
+      'x-document-password': { type: 'string', maxLength: 1024 },
     },
   } as const;
   const response = {
@@ -340,7 +347,7 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
     },
   } as const;
   const body =
-    'The body is the image (image/png, image/jpeg, image/webp, image/tiff), a document (application/pdf, a multi-page image/tiff) or either as a multipart/form-data file. A document is answered page by page, every page read by the same version; ?pages= selects pages, ?dpi= the resolution PDF pages are rendered at; Accept: application/pdf answers the document as a searchable PDF. X-User-Id keeps one user on one version during a split; X-Model-Version (name/version) pins a version of the model when its pinning is allowed.';
+    'The body is the image (image/png, image/jpeg, image/webp, image/tiff), a document (application/pdf, a multi-page image/tiff) or either as a multipart/form-data file. A document is answered page by page, every page read by the same version; ?pages= selects pages, ?dpi= the resolution PDF pages are rendered at; Accept: application/pdf answers the document as a searchable PDF. X-Document-Password opens a PDF that needs a password. X-User-Id keeps one user on one version during a split; X-Model-Version (name/version) pins a version of the model when its pinning is allowed.';
   // Request types come from the route schemas: the named route's `name` is typed by nameParams.
   const typed = app.withTypeProvider<SchemaTypes>();
   typed.post(
@@ -424,7 +431,7 @@ async function documentOf(
   type: string,
   query: { pages?: string; dpi?: number },
   wantsPdf: boolean,
-  limits: { maxPages: number; maxPagePixels: number; dpi: number; deadline: number },
+  limits: { maxPages: number; maxPagePixels: number; dpi: number; deadline: number; password?: Buffer },
 ): Promise<CheckedDocument | undefined> {
   const kind = bodyKind(bytes);
   if (type === 'application/pdf' && kind !== 'pdf')
@@ -444,6 +451,7 @@ async function documentOf(
     maxPagePixels: limits.maxPagePixels,
     // PDFium is not let run past the request's deadline (a page built to keep it busy stops it).
     deadline: limits.deadline,
+    ...(limits.password ? { password: limits.password } : {}),
     ...(selected ? { pages: parsePageSelection(query.pages!) } : {}),
   };
   // Checked now, so that a refusal costs no wait for a slot; closed at once, so that a
