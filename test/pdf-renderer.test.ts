@@ -50,7 +50,7 @@ describe('the PDF renderer under a rendering bomb', () => {
     const bomb = await renderBomb(5_000_000, 3);
     const page = await pdfOf([['AFTER THE BOMB 42']]);
     const bombed = ocr(bomb);
-    await sleep(TIMEOUT_MS / 2);
+    await sleep((TIMEOUT_MS * 2) / 3);
     const sent = performance.now();
     const res = await ocr(page);
     const body = (await res.json()) as { pages?: { lines: { text: string }[] }[]; error?: { code: string } };
