@@ -5,12 +5,21 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { copyFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { checkOmsPackage } from './helpers/oms.js';
-import { opensslKey, type TestKeyType } from './helpers/openssl.js';
+import {
+  CA_EXT,
+  LEAF_EXT,
+  opensslIssue,
+  opensslKey,
+  opensslRoot,
+  type TestKeyType,
+} from './helpers/openssl.js';
 import { FILES, sourceDir } from './helpers/packages.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -222,9 +231,56 @@ describe('hotocr pack --format oms', () => {
     assert.match((await hotocr('inspect', bad)).stdout, /^ {2}keys\.txt .* MISMATCH$/m);
   });
 
-  test('--cert, and a format it does not know, are usage errors', async () => {
+  test('with --cert: model.sig carries the chain, as the certificate method writes it, and verifies against its root', async () => {
+    const root = await opensslRoot(work, 'oms-root', { keyType: 'ec-p384' });
+    const intermediate = await opensslIssue(work, 'oms-int', root, { ext: CA_EXT, keyType: 'ec-p256' });
+    const leaf = await opensslIssue(work, 'oms-leaf', intermediate, { ext: LEAF_EXT, keyType: 'ec-p384' });
+    const chainPem = join(work, 'oms-chain.pem');
+    await writeFile(
+      chainPem,
+      (await readFile(leaf.cert, 'utf8')) + (await readFile(intermediate.cert, 'utf8')),
+    );
     const src = await freshSource();
-    const cert = await hotocr(
+    const out = join(work, 'oms-cert.zip');
+    const packed = await hotocr(
+      'pack',
+      src,
+      '--format',
+      'oms',
+      '--key',
+      leaf.key,
+      '--cert',
+      chainPem,
+      '--out',
+      out,
+    );
+    assert.equal(packed.code, 0, packed.stderr);
+    const der = (file: string) => new X509Certificate(readFileSync(file)).raw;
+    await checkOmsPackage(
+      out,
+      new X509Certificate(readFileSync(leaf.cert)).publicKey.export({
+        type: 'spki',
+        format: 'pem',
+      }) as string,
+      join(work, 'unpacked-cert'),
+      { chain: [der(leaf.cert), der(intermediate.cert)] },
+    );
+    const verified = await hotocr('verify', out, '--trust', root.cert, '--json');
+    assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+    const report = JSON.parse(verified.stdout);
+    assert.equal(report.flavour, 'certificate');
+    assert.match(JSON.stringify(report), /oms-leaf/);
+    // A root it does not chain to is refused.
+    const other = await opensslRoot(work, 'oms-other-root', { keyType: 'ec-p256' });
+    assert.equal((await hotocr('verify', out, '--trust', other.cert)).code, 1);
+  });
+
+  test('--cert for another key than the signing key, or a chain verify would refuse, writes nothing; a chain of one is taken', async () => {
+    const root = await opensslRoot(work, 'oms-root-2', { keyType: 'ec-p256' });
+    const leaf = await opensslIssue(work, 'oms-leaf-2', root, { ext: LEAF_EXT, keyType: 'ec-p256' });
+    const before = await outputs();
+    const src = await freshSource();
+    const wrongKey = await hotocr(
       'pack',
       src,
       '--format',
@@ -232,12 +288,52 @@ describe('hotocr pack --format oms', () => {
       '--key',
       p384.key,
       '--cert',
-      p384.pub,
+      leaf.cert,
       '--out',
-      join(work, 'cert.zip'),
+      join(work, 'wrong.zip'),
     );
-    assert.equal(cert.code, 2);
-    assert.match(cert.stderr, /--cert stores signer\.pem/);
+    assert.equal(wrongKey.code, 1, wrongKey.stderr);
+    assert.match(wrongKey.stderr, /CERT_INVALID.*not for the signing key/);
+    // No digitalSignature: a verifier (the reference's too) refuses it as a signer.
+    const noUsage = await opensslIssue(work, 'oms-leaf-3', root, {
+      ext: ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,keyEncipherment'],
+      keyType: 'ec-p256',
+    });
+    const refused = await hotocr(
+      'pack',
+      src,
+      '--format',
+      'oms',
+      '--key',
+      noUsage.key,
+      '--cert',
+      noUsage.cert,
+      '--out',
+      join(work, 'usage.zip'),
+    );
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /CERT_INVALID/);
+    assert.deepEqual(await outputs(), before);
+    // The same signer's own certificate, issued by the root itself: a chain of one.
+    const alone = join(work, 'oms-cert-alone.zip');
+    const packed = await hotocr(
+      'pack',
+      src,
+      '--format',
+      'oms',
+      '--key',
+      leaf.key,
+      '--cert',
+      leaf.cert,
+      '--out',
+      alone,
+    );
+    assert.equal(packed.code, 0, packed.stderr);
+    assert.equal((await hotocr('verify', alone, '--trust', root.cert)).code, 0);
+  });
+
+  test('a format it does not know is a usage error', async () => {
+    const src = await freshSource();
     const format = await hotocr(
       'pack',
       src,

@@ -127,14 +127,9 @@ export function packCommand(): Command {
     )
     .option(
       '--cert <file>',
-      "the signer's certificate then any intermediates (PEM), stored as signer.pem (not with --format oms)",
+      "the signer's certificate then any intermediates (PEM), stored as signer.pem; with --format oms, as model.sig's certificate chain (model_signing sign certificate)",
     )
     .action(async (srcDir: string, opts: PackFlags) => {
-      if (opts.format === 'oms' && opts.cert)
-        command.error(
-          'error: --cert stores signer.pem, which --format oms does not write: an OMS package is signed by key, as `model_signing sign key` signs (with --sign-command, give the key with --public-key)',
-          { exitCode: 2 },
-        );
       const signer = await signerOf(opts, command);
       try {
         const result = await pack(srcDir, {

@@ -78,10 +78,16 @@ export function omsStatement(
 /**
  * Signs a statement as the reference's key method does: ECDSA over the DSSE pre-authentication
  * encoding with the curve's digest, in a Sigstore v0.3 bundle whose verification material is
- * the key's hint (SHA-256 of its PEM). A signature that does not verify with the signer's
- * public key under that scheme (an external command that hashed otherwise) is refused here.
+ * the key's hint (SHA-256 of its PEM); or, given `chain` (DER, the signer's certificate
+ * first), as its certificate method does, the chain as the verification material. A
+ * signature that does not verify with the signer's public key under that scheme (an
+ * external command that hashed otherwise) is refused here.
  */
-export async function omsBundle(statement: Buffer, signer: PackageSigner): Promise<Buffer> {
+export async function omsBundle(
+  statement: Buffer,
+  signer: PackageSigner,
+  chain?: readonly Buffer[],
+): Promise<Buffer> {
   const scheme = omsSchemeOf(signer);
   const pae = dsse.preAuthEncoding(PAYLOAD_TYPE, statement);
   const signature = await signer.sign(pae, scheme);
@@ -99,7 +105,9 @@ export async function omsBundle(statement: Buffer, signer: PackageSigner): Promi
     );
   const bundle = {
     mediaType: BUNDLE_MEDIA_TYPE,
-    verificationMaterial: { publicKey: { hint: omsKeyHint(signer.publicKey) }, tlogEntries: [] },
+    verificationMaterial: chain
+      ? { x509CertificateChain: { certificates: chain.map((der) => ({ rawBytes: der.toString('base64') })) } }
+      : { publicKey: { hint: omsKeyHint(signer.publicKey) }, tlogEntries: [] },
     dsseEnvelope: {
       payload: statement.toString('base64'),
       payloadType: PAYLOAD_TYPE,

@@ -20,6 +20,7 @@ import {
 import {
   checkSignerChain,
   keyFingerprint,
+  parsePem,
   TrustStore,
   type VerifiedPackage,
   verifyPackage,
@@ -47,7 +48,10 @@ export interface PackOptions {
   readonly out: string;
   /** Default `hotocr`. */
   readonly format?: PackFormat;
-  /** PEM: the signer certificate, then any intermediates; stored as signer.pem. */
+  /**
+   * PEM: the signer certificate, then any intermediates; stored as signer.pem, or with
+   * `format: 'oms'` as the bundle's x509CertificateChain (the reference's certificate method).
+   */
   readonly certificateChain?: Buffer;
   readonly onProgress?: (progress: PackProgress) => void;
 }
@@ -131,11 +135,6 @@ export async function pack(srcDir: string, options: PackOptions): Promise<PackRe
         `${MANIFEST_FILE} names ${JSON.stringify(name)}, which is not in ${srcDir}.`,
       );
   }
-  if (oms && options.certificateChain)
-    throw new PackError(
-      'USAGE',
-      'An OMS package is signed as the reference signs with a key: it carries no certificate chain.',
-    );
   // Before anything is hashed, signed or written: a chain verify would refuse makes no package.
   if (options.certificateChain) checkCertificateChain(options.certificateChain, options.signer);
   for (const file of files)
@@ -149,7 +148,11 @@ export async function pack(srcDir: string, options: PackOptions): Promise<PackRe
       files.map((f) => ({ name: f.name, sha256: f.sha256 })),
     );
     modelDigest = statement.digest;
-    signed.push({ name: OMS_SIGNATURE_FILE, bytes: await omsBundle(statement.bytes, options.signer) });
+    const chain = options.certificateChain ? certificatesOf(options.certificateChain) : undefined;
+    signed.push({
+      name: OMS_SIGNATURE_FILE,
+      bytes: await omsBundle(statement.bytes, options.signer, chain),
+    });
   } else {
     const checksum = formatChecksumFile(files.map((f) => [f.name, f.sha256] as const));
     signed.push({ name: CHECKSUM_FILE, bytes: checksum });
@@ -210,13 +213,23 @@ function checkCertificateChain(chain: Buffer, signer: PackageSigner): void {
   }
 }
 
-/** Verifies the package just written with the signer's public key. */
+/** The DER of each certificate of a PEM chain, in order. */
+function certificatesOf(pem: Buffer): Buffer[] {
+  return parsePem(pem.toString('utf8'))
+    .filter((b) => b.type === 'CERTIFICATE')
+    .map((b) => b.der);
+}
+
+/**
+ * Verifies the package just written with the signer's public key. A store without roots checks
+ * a package that carries a chain (signer.pem, or an OMS bundle's) by key: whether the chain is
+ * acceptable is the verifier's policy, not the packer's.
+ */
 async function selfVerify(path: string, options: PackOptions): Promise<VerifiedPackage> {
   const pem = options.signer.publicKey.export({ type: 'spki', format: 'pem' }).toString();
-  // Trust the key alone (a store without roots checks signer.pem packages by key): whether the
-  // chain is acceptable is the verifier's policy, not the packer's.
+  const trust = TrustStore.fromPem([{ source: 'signing key', text: pem }]);
   try {
-    return await verifyPackage(path, { trust: TrustStore.fromPem([{ source: 'signing key', text: pem }]) });
+    return await verifyPackage(path, { trust });
   } catch (cause) {
     throw new PackError(
       'PACK_SELF_CHECK_FAILED',

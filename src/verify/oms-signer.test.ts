@@ -19,7 +19,7 @@ import { tempDir } from '../../test/helpers/tmp.js';
 import { PackageRejectedError, type RejectionCode } from '../errors.js';
 import { verifyChain } from './cert-chain.js';
 import { parseOmsBundle } from './oms-bundle.js';
-import { type OmsSigner, verifyCertificateSigned, verifyKeySigned } from './oms-signer.js';
+import { type OmsSigner, verifyTrustSigned } from './oms-signer.js';
 import { TrustStore } from './trust-store.js';
 
 const work = tempDir();
@@ -36,9 +36,7 @@ function check(
   const parsed = parseOmsBundle(Buffer.isBuffer(bundle) ? bundle : Buffer.from(bundle));
   const now = at.now ?? new Date();
   const options = { trust, now, validAt: at.validAt ?? now, checkpoint: () => {} };
-  return parsed.material.kind === 'key'
-    ? verifyKeySigned(parsed, options)
-    : verifyCertificateSigned(parsed, options);
+  return verifyTrustSigned(parsed, options);
 }
 
 function refuses(
@@ -319,12 +317,26 @@ describe('the certificate flavour', () => {
     );
   });
 
-  test('refuses a certificate chain when no root is pinned', async () => {
+  test('with no root pinned, takes a chain-signed bundle by its trusted key, as `model_signing verify key` and signer.pem do', async () => {
+    const bundle = readFileSync(join(FIXTURES, 'v1.0.1-certificate', 'model.sig'));
+    const signer = check(bundle, await TrustStore.load(join(KEYS, 'signing-key-pub.pem')));
+    assert.equal(signer.kind, 'key');
+    assert.equal(signer.kind === 'key' && signer.source, 'signing-key-pub.pem');
+    // Another key: refused as a stranger's signature.
+    const other = await opensslKey(work, 'other-p384', 'ec-p384');
+    refuses(bundle, await TrustStore.load(other.pub), 'KEY_UNTRUSTED', /certificate chain.*no root/);
+    // The chain's own key, trusted, over a statement changed after signing.
+    const parsed = JSON.parse(bundle.toString('utf8'));
+    const payload = JSON.parse(Buffer.from(parsed.dsseEnvelope.payload, 'base64').toString('utf8'));
+    payload.subject[0].name = 'renamed';
+    parsed.dsseEnvelope.payload = Buffer.from(JSON.stringify(payload)).toString('base64');
     refuses(
-      readFileSync(join(FIXTURES, 'v1.0.1-certificate', 'model.sig')),
+      JSON.stringify(parsed),
       await TrustStore.load(join(KEYS, 'signing-key-pub.pem')),
-      'KEY_UNTRUSTED',
-      /no root certificate/,
+      'SIGNATURE_INVALID',
+      /signing certificate's key/,
     );
+    // Nothing to check it with at all.
+    refuses(bundle, TrustStore.fromPem([]), 'KEY_UNTRUSTED', /no root certificate/);
   });
 });

@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, type KeyObject, verify } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject, verify, X509Certificate } from 'node:crypto';
 import { dsse } from '@sigstore/core';
 import { PackageRejectedError, type RejectionCode } from '../errors.js';
 import { verifyCertificateList } from './cert-chain.js';
@@ -95,18 +95,34 @@ function signedBytes(bundle: OmsBundle): Buffer {
 }
 
 /**
+ * A key- or certificate-signed bundle, checked by what the trust store holds: a chain against
+ * the pinned roots when there are any; otherwise the signature by a trusted key, the chain's
+ * signer standing for its key. So the reference's `model_signing verify key` takes a
+ * chain-signed bundle, and hotocr takes a `signer.pem` package when no root is pinned.
+ */
+export function verifyTrustSigned(bundle: OmsBundle, options: OmsTrustOptions): OmsSigner {
+  if (bundle.material.kind === 'certificate' && options.trust.roots.length > 0)
+    return verifyCertificateSigned(bundle, options);
+  return verifyKeySigned(bundle, options);
+}
+
+/**
  * The key flavour: the DSSE signature verifies with a trusted EC key (P-256 with SHA-256,
  * P-384 with SHA-384, P-521 with SHA-512), which is neither past its `Not-After` nor denied.
- * A key hint in the bundle must name that key, as the reference requires.
+ * A key hint in the bundle must name that key, as the reference requires. A chain-signed
+ * bundle is checked so too when no root is pinned ({@link verifyTrustSigned}).
  */
 export function verifyKeySigned(bundle: OmsBundle, options: OmsTrustOptions): OmsSigner {
   const { trust } = options;
-  if (bundle.material.kind !== 'key') throw new Error('not a key-signed bundle');
   const material = bundle.material;
+  if (material.kind === 'keyless') throw new Error('not a key- or certificate-signed bundle');
+  const what = material.kind === 'key' ? 'a key' : 'a certificate chain';
   if (trust.keys.length === 0)
     fail(
       'KEY_UNTRUSTED',
-      'model.sig is signed with a key, but the trust store holds no public key (--trust KEY.pub).',
+      material.kind === 'key'
+        ? 'model.sig is signed with a key, but the trust store holds no public key (--trust KEY.pub).'
+        : 'model.sig is signed with a certificate chain, but the trust store pins no root certificate (--trust CA.pem) and holds no public key.',
     );
   const signed = signedBytes(bundle);
   let match: { key: TrustedKey; algorithm: OmsAlgorithm } | undefined;
@@ -119,8 +135,8 @@ export function verifyKeySigned(bundle: OmsBundle, options: OmsTrustOptions): Om
     }
   }
   options.checkpoint();
-  if (!match) explainKeyFailure(bundle, trust.keys);
-  if (material.hint !== undefined && material.hint !== keyHint(match.key.key))
+  if (!match) explainKeyFailure(bundle, trust.keys, what);
+  if (material.kind === 'key' && material.hint !== undefined && material.hint !== keyHint(match.key.key))
     fail(
       'OMS_BUNDLE_INVALID',
       `model.sig's public key hint (${material.hint.slice(0, 80)}) names another key than trusted key ${match.key.source}, which made the signature: the bundle was edited.`,
@@ -136,35 +152,51 @@ export function verifyKeySigned(bundle: OmsBundle, options: OmsTrustOptions): Om
   };
 }
 
-/** Words the refusal of a key-flavour signature no trusted key accepts as precisely as the bundle allows. */
-function explainKeyFailure(bundle: OmsBundle, keys: readonly TrustedKey[]): never {
-  const material = bundle.material as Extract<OmsBundle['material'], { kind: 'key' }>;
+/** The key a bundle names for its signer: its hint or embedded key, or its signing certificate's key. */
+function namesKey(bundle: OmsBundle, key: KeyObject): boolean {
+  const material = bundle.material;
+  if (material.kind === 'key') {
+    const named = material.embedded ? embeddedKey(material.embedded) : undefined;
+    return (material.hint !== undefined && material.hint === keyHint(key)) || named?.equals(key) === true;
+  }
+  if (material.kind === 'certificate') {
+    try {
+      return new X509Certificate(material.chain[0]!).publicKey.equals(key);
+    } catch {
+      return false;
+    }
+  }
+  return false;
+}
+
+/** Words the refusal of a signature no trusted key accepts as precisely as the bundle allows. */
+function explainKeyFailure(bundle: OmsBundle, keys: readonly TrustedKey[], what: string): never {
   const ec = keys.filter((k) => omsAlgorithmOf(k.key));
+  const chain = bundle.material.kind === 'certificate';
+  const noRoot = chain ? ', and the trust store pins no root certificate to check its chain with' : '';
   if (ec.length === 0)
     fail(
       'KEY_UNTRUSTED',
-      `model.sig is signed with a key, and none of the ${keys.length} trusted key(s) is an EC key (P-256, P-384 or P-521), the only kind OMS signs with.`,
+      `model.sig is signed with ${what}${noRoot}; none of the ${keys.length} trusted key(s) is an EC key (P-256, P-384 or P-521), the only kind OMS signs with.`,
     );
   if (!isDerEcdsaSignature(bundle.signature))
     fail(
       'SIGNATURE_INVALID',
       `The DSSE signature in model.sig (${bundle.signature.length} bytes) is not a complete ECDSA signature: it is truncated or damaged.`,
     );
-  // The signer names its key (a hint, or the key itself in older bundles); neither is trusted
-  // for itself, but either tells a trusted key's signature over other bytes from a stranger's.
-  const named = material.embedded ? embeddedKey(material.embedded) : undefined;
-  const trustedNamed = ec.find(
-    (k) => (material.hint !== undefined && material.hint === keyHint(k.key)) || named?.equals(k.key) === true,
-  );
+  // The signer names its key (a hint, the key itself in older bundles, or its certificate);
+  // none is trusted for itself, but each tells a trusted key's signature over other bytes
+  // from a stranger's.
+  const trustedNamed = ec.find((k) => namesKey(bundle, k.key));
   if (trustedNamed)
     fail(
       'SIGNATURE_INVALID',
-      `model.sig names trusted key ${trustedNamed.source}, but its signature does not verify with it: the signed statement was changed after signing.`,
+      `model.sig names trusted key ${trustedNamed.source}${chain ? " (its signing certificate's key)" : ''}, but its signature does not verify with it: the signed statement was changed after signing.`,
       { key: trustedNamed.fingerprint },
     );
   fail(
     'KEY_UNTRUSTED',
-    `model.sig was not signed by any of the ${ec.length} trusted EC key(s): the model was signed (or re-signed) with a key this trust store does not hold.`,
+    `model.sig is signed with ${what}${noRoot}, and was not signed by any of the ${ec.length} trusted EC key(s): the model was signed (or re-signed) with a key this trust store does not hold.`,
     { trusted: ec.map((k) => k.fingerprint) },
   );
 }

@@ -22,7 +22,7 @@ import {
   type OmsCoverage,
   refuseFolders,
 } from './oms-model.js';
-import { type OmsSigner, verifyCertificateSigned, verifyKeySigned } from './oms-signer.js';
+import { type OmsSigner, verifyTrustSigned } from './oms-signer.js';
 import { normalizeModelPath, type OmsStatement, parseOmsStatement } from './oms-statement.js';
 import { loadSigstoreTrustedRoot, type SigstoreTrustedRoot } from './oms-trusted-root.js';
 import type { TrustStore } from './trust-store.js';
@@ -312,7 +312,7 @@ export async function trustStage(
     if (!options.trust)
       throw new PackageRejectedError(
         'KEY_UNTRUSTED',
-        `model.sig is signed with ${bundle.material.kind === 'key' ? 'a key' : 'a certificate chain'}: trust its ${bundle.material.kind === 'key' ? 'public key' : 'root certificate'} with --trust.`,
+        `model.sig is signed with ${bundle.material.kind === 'key' ? 'a key' : 'a certificate chain'}: trust its ${bundle.material.kind === 'key' ? 'public key' : "root certificate (or the signer's public key)"} with --trust.`,
       );
     const trust = {
       trust: options.trust,
@@ -323,10 +323,7 @@ export async function trustStage(
         'model',
       ),
     };
-    signer =
-      bundle.material.kind === 'key'
-        ? verifyKeySigned(bundle, trust)
-        : verifyCertificateSigned(bundle, trust);
+    signer = verifyTrustSigned(bundle, trust);
   }
   options.signal?.throwIfAborted();
   return { signer, statement: parseOmsStatement(bundle.payload) };

@@ -165,12 +165,15 @@ export interface CheckedStatement {
  * Checks an OMS package by a path that shares nothing with hotocr's verifier: `unzip` unpacks
  * it, the DSSE pre-authentication encoding is built here by hand and checked with node:crypto
  * against `publicPem` (the digest fixed by the curve), and every file's SHA-256 and the
- * subject digest are computed again. Throws an assertion error on the first difference.
+ * subject digest are computed again. With `chain` (DER), the bundle must carry that chain as
+ * the certificate method writes it, and `publicPem` is its signer's key. Throws an assertion
+ * error on the first difference.
  */
 export async function checkOmsPackage(
   zip: string,
   publicPem: string,
   unpackTo: string,
+  { chain }: { chain?: readonly Buffer[] } = {},
 ): Promise<{ statement: CheckedStatement; unpacked: string; bundle: Record<string, unknown> }> {
   await mkdir(unpackTo, { recursive: true });
   await promisify(execFile)('unzip', ['-q', '-o', zip, '-d', unpackTo]);
@@ -179,10 +182,13 @@ export async function checkOmsPackage(
   assert.equal(bundle.mediaType, 'application/vnd.dev.sigstore.bundle.v0.3+json');
   const key = createPublicKey(publicPem);
   const spkiPem = key.export({ type: 'spki', format: 'pem' }) as string;
-  assert.deepEqual(bundle.verificationMaterial, {
-    publicKey: { hint: createHash('sha256').update(spkiPem).digest('hex') },
-    tlogEntries: [],
-  });
+  // The key method names the key by its hint; the certificate method carries the chain, signer first.
+  assert.deepEqual(
+    bundle.verificationMaterial,
+    chain
+      ? { x509CertificateChain: { certificates: chain.map((der) => ({ rawBytes: der.toString('base64') })) } }
+      : { publicKey: { hint: createHash('sha256').update(spkiPem).digest('hex') }, tlogEntries: [] },
+  );
   const envelope = bundle.dsseEnvelope;
   assert.equal(envelope.payloadType, 'application/vnd.in-toto+json');
   assert.equal(envelope.signatures.length, 1);
