@@ -8,7 +8,8 @@
  * the warmed-up idle server to its peak while reading (sampled every 20 ms), medians over
  * --rounds. Also PDFium's rendering time alone, per page, and the longest the main thread
  * stalls while pages render: PDFium called on the main thread itself, against the rendering
- * thread the server uses (at the bench's resolution and at 300 dpi).
+ * thread the server uses (at the bench's resolution and at 300 dpi); and how long a plain page
+ * waits behind a rendering bomb, with the renderer's watchdog and without (see bombEffect).
  *
  *   npm run build && node dist/bench/documents.js [--rounds 3] [--pages 20] [--dpi 150]
  */
@@ -20,6 +21,7 @@ import sharp from 'sharp';
 import { openDocument } from '../src/documents/index.js';
 import { RemotePdf } from '../src/documents/pdf-thread.js';
 import { PdfiumDocument } from '../src/documents/pdfium.js';
+import { renderBomb } from '../test/helpers/pdfs.js';
 import { benchOptions } from './lib/options.js';
 import { startServer } from './lib/server.js';
 import { machine, median } from './lib/stats.js';
@@ -111,6 +113,48 @@ async function mainThreadStalls(pdf: Buffer, count: number) {
   return out;
 }
 
+/**
+ * A rendering bomb against the renderer's watchdog: a plain page asked for 200 ms after a bomb
+ * page (5 million rectangles, seconds to render) started, how long until it is rendered when
+ * the bomb's request has a 1 s deadline (the thread stopped at it, the plain page rendered on a
+ * new one) and when it has none (the plain page waits for the bomb). And what a stop costs the
+ * documents behind it: a new thread's first open, against an open on a running thread.
+ */
+async function bombEffect(plain: Buffer, bomb: Buffer) {
+  const waits: { stopped: number[]; waited: number[] } = { stopped: [], waited: [] };
+  const opens: { cold: number[]; warm: number[] } = { cold: [], warm: [] };
+  const page = await RemotePdf.open(plain);
+  await page.render(0, 1275, 1650);
+  for (let r = 0; r < 3; r++)
+    for (const deadline of [1000, undefined]) {
+      const heavy = await RemotePdf.open(bomb, deadline ? { deadline: performance.now() + deadline } : {});
+      const rendering = heavy.render(0, 1275, 1650).catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const t = performance.now();
+      await page.render(0, 1275, 1650);
+      (deadline ? waits.stopped : waits.waited).push(performance.now() - t);
+      await rendering;
+      heavy.close();
+      if (!deadline) continue;
+      // The bomb's thread was stopped: the next open starts one.
+      const tc = performance.now();
+      const cold = await RemotePdf.open(plain);
+      opens.cold.push(performance.now() - tc);
+      const tw = performance.now();
+      const warm = await RemotePdf.open(plain);
+      opens.warm.push(performance.now() - tw);
+      cold.close();
+      warm.close();
+    }
+  page.close();
+  return {
+    stopped: median(waits.stopped),
+    waited: median(waits.waited),
+    cold: median(opens.cold),
+    warm: median(opens.warm),
+  };
+}
+
 async function rss(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   return Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0) * 1024;
@@ -167,6 +211,7 @@ try {
   }
   opened.close();
   const stalls = await mainThreadStalls(pdf, Math.min(pages, 5));
+  const bombed = await bombEffect(await documentOf(1), await renderBomb(5_000_000));
   const tokenFile = join(dir, 'token');
   await writeFile(tokenFile, 'bench-admin-token-0123456789abcdef\n');
   const short = await documentOf(2);
@@ -236,6 +281,9 @@ try {
     console.log(
       `longest main-thread stall while ${count} pages render at ${at} dpi: PDFium on the main thread ${inProcess.toFixed(1)} ms, on the rendering thread ${thread.toFixed(1)} ms (${(inProcess / thread).toFixed(1)}x)`,
     );
+  console.log(
+    `a plain page asked for while a rendering bomb renders: ${bombed.stopped.toFixed(0)} ms with the bomb's request deadline at 1 s (its thread stopped), ${bombed.waited.toFixed(0)} ms without a deadline (${(bombed.waited / bombed.stopped).toFixed(1)}x); a new rendering thread's first open ${bombed.cold.toFixed(0)} ms, against ${bombed.warm.toFixed(1)} ms on a running one`,
+  );
   const [doc, one, two] = Object.keys(ways) as [string, string, string];
   console.log(
     `document / one at a time: ${(rate(doc) / rate(one)).toFixed(2)}x; document / two at a time: ${(rate(doc) / rate(two)).toFixed(2)}x`,

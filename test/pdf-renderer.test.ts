@@ -94,6 +94,23 @@ describe('the PDF rendering thread', () => {
     page.close();
   });
 
+  test('a call whose deadline passes while it waits its turn is refused there; the thread is not stopped', async () => {
+    const heavy = await RemotePdf.open(await renderBomb(1_000_000));
+    const late = await RemotePdf.open(await pdfOf([['LATE']]), { deadline: performance.now() + 300 });
+    const before = pdfRendererStats();
+    const rendering = heavy.render(0, 1275, 1650);
+    await assert.rejects(
+      late.render(0, 100, 130),
+      (e: unknown) => e instanceof HotocrError && e.code === 'TIMEOUT' && /waited/.test(e.message),
+    );
+    assert.equal((await rendering)?.length, 1275 * 1650 * 3, 'the page being rendered is done');
+    const after = pdfRendererStats();
+    assert.equal(after.deadline, before.deadline, 'no thread stopped');
+    assert.equal(after.started, before.started);
+    heavy.close();
+    late.close();
+  });
+
   test('a thread whose PDFium memory grew past the limit is retired once its documents are closed', async () => {
     const before = pdfRendererStats();
     // About 650 MB of PDFium memory to render.
@@ -109,7 +126,36 @@ describe('the PDF rendering thread', () => {
     assert.equal(after.crashed, before.crashed);
   });
 
+  test('no more than two threads live while heavy pages retire them', async () => {
+    const before = pdfRendererStats();
+    // A stays open on the first thread, so that it lives on once retired.
+    const a = await RemotePdf.open(await pdfOf([['A']]));
+    const first = await RemotePdf.open(await renderBomb(2_000_000));
+    await first.render(0, 1275, 1650);
+    first.close();
+    await until(async () => {
+      // Retired once the close is answered: the next document goes to a new thread.
+      const probe = await RemotePdf.open(await pdfOf([['PROBE']]));
+      probe.close();
+      return pdfRendererStats().started === before.started + 1;
+    }, 'a second thread');
+    const second = await RemotePdf.open(await renderBomb(2_000_000));
+    await second.render(0, 1275, 1650);
+    second.close();
+    // The second thread is past the limit too, but the first still lives: no third one.
+    for (let i = 0; i < 5; i++) {
+      const b = await RemotePdf.open(await pdfOf([['B']]));
+      assert.equal((await b.render(0, 100, 130))?.length, 100 * 130 * 3);
+      b.close();
+    }
+    assert.equal(pdfRendererStats().started, before.started + 1);
+    a.close();
+    await until(() => pdfRendererStats().retired === before.retired + 2, 'both to retire');
+  });
+
   test('PDFium running out of its memory fails the page, naming it, and the next document reads', async () => {
+    // A thread running already, so that the one started after the trap is counted alone.
+    (await RemotePdf.open(await pdfOf([['WARM']]))).close();
     const before = pdfRendererStats();
     // PDFium's WebAssembly memory stops at 2 GiB; ten million paths need more.
     const doc = await openDocument(await renderBomb(10_000_000));

@@ -159,7 +159,7 @@ export function ocrCommand(): Command {
     });
 }
 
-/** The password in `file`: its first line, as bytes (the line end is not part of it). */
+/** The password in `file`: its first line, as bytes (the line end, and a byte-order mark, are not part of it). */
 async function readPassword(file: string): Promise<Uint8Array> {
   let text: Buffer;
   try {
@@ -167,8 +167,10 @@ async function readPassword(file: string): Promise<Uint8Array> {
   } catch (cause) {
     throw new HotocrError('USAGE', `--password-file ${file} cannot be read: ${messageOf(cause)}.`, { cause });
   }
-  const end = text.indexOf(0x0a);
-  let line = end < 0 ? text : text.subarray(0, end);
+  // A byte-order mark some editors write is not part of the password.
+  const start = text.subarray(0, 3).equals(Buffer.from([0xef, 0xbb, 0xbf])) ? 3 : 0;
+  const end = text.indexOf(0x0a, start);
+  let line = end < 0 ? text.subarray(start) : text.subarray(start, end);
   if (line.at(-1) === 0x0d) line = line.subarray(0, -1);
   if (line.length === 0 || line.includes(0))
     throw new HotocrError(

@@ -4,7 +4,7 @@ import { decodeImage, type RgbImage } from '../ocr/index.js';
 import { bodyKind } from './kind.js';
 import { type PageRange, selectPages } from './page-selection.js';
 import { PDFIUM_ERROR, PdfOpenError } from './pdf-errors.js';
-import { type OpenOptions, RemotePdf } from './pdf-thread.js';
+import { type OpenOptions, PdfiumTrap, RemotePdf } from './pdf-thread.js';
 
 /** Resolution PDF pages are rendered at unless a request asks for another. */
 export const DEFAULT_DPI = 150;
@@ -138,11 +138,11 @@ async function openPdf(
   try {
     pdf = await RemotePdf.open(bytes, open);
   } catch (error) {
-    if (error instanceof HotocrError) throw error;
-    if (!(error instanceof PdfOpenError))
-      throw new DocumentError('DOCUMENT_INVALID', `PDFium failed opening the PDF (${messageOf(error)}).`, {
+    if (error instanceof PdfiumTrap)
+      throw new DocumentError('DOCUMENT_INVALID', `PDFium failed opening the PDF (${error.message}).`, {
         cause: error,
       });
+    if (!(error instanceof PdfOpenError)) throw error;
     if (error.reason === PDFIUM_ERROR.password)
       throw new DocumentError(
         'DOCUMENT_ENCRYPTED',
@@ -172,7 +172,16 @@ async function openPdf(
     checkCount(pages, limits);
     const scale = limits.dpi / 72;
     const sizes = new Map<number, { width: number; height: number }>();
-    const measured = await pdf.pageSizes(pages.map((p) => p - 1));
+    const measured = await pdf.pageSizes(pages.map((p) => p - 1)).catch((error: unknown) => {
+      if (!(error instanceof PdfiumTrap)) throw error;
+      throw new DocumentError(
+        'DOCUMENT_INVALID',
+        `PDFium failed reading the PDF's pages (${error.message}).`,
+        {
+          cause: error,
+        },
+      );
+    });
     for (const [i, page] of pages.entries()) {
       const size = measured[i];
       if (!size || !(size.width > 0 && size.height > 0))
@@ -196,15 +205,7 @@ async function openPdf(
       bytes,
       async render(page: number): Promise<RgbImage> {
         const { width, height } = sizes.get(page)!;
-        const data = await pdf.render(page - 1, width, height).catch((error: unknown) => {
-          if (error instanceof HotocrError) throw error;
-          // PDFium trapped on the page (out of its memory, an abort): the page's doing.
-          throw new DocumentError(
-            'PAGE_RENDER_FAILED',
-            `PDFium failed rendering page ${page} (${messageOf(error)}); the document is refused.`,
-            { cause: error, details: { page } },
-          );
-        });
+        const data = await pdf.render(page - 1, width, height).catch(trappedOn(page, 'rendering'));
         if (!data)
           throw new DocumentError(
             'PAGE_RENDER_FAILED',
@@ -215,13 +216,26 @@ async function openPdf(
           );
         return { data, width, height };
       },
-      hasText: async (page: number) => (await pdf.textChars(page - 1)) > 0,
+      hasText: async (page: number) =>
+        (await pdf.textChars(page - 1).catch(trappedOn(page, 'reading the text of'))) > 0,
       close: () => pdf.close(),
     };
   } catch (error) {
     pdf.close();
     throw error;
   }
+}
+
+/** PDFium trapped on a page (out of its memory, an abort): the page's doing, said naming it. */
+function trappedOn(page: number, doing: string) {
+  return (error: unknown): never => {
+    if (!(error instanceof PdfiumTrap)) throw error;
+    throw new DocumentError(
+      'PAGE_RENDER_FAILED',
+      `PDFium failed ${doing} page ${page} (${error.message}); the document is refused.`,
+      { cause: error, details: { page } },
+    );
+  };
 }
 
 async function openImages(bytes: Uint8Array, selection: readonly PageRange[] | undefined, limits: Limits) {

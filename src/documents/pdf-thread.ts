@@ -4,21 +4,24 @@
  * does not hold the process open.
  *
  * The thread answers its calls one at a time, in order, so the oldest call waiting for an
- * answer is the one PDFium is working on. WebAssembly cannot be interrupted, so a thread is
- * stopped, and another started for the next call, when:
+ * answer is the one PDFium is working on; a call whose deadline has passed when its turn
+ * comes is refused there (TIMEOUT) without being started. WebAssembly cannot be interrupted,
+ * so a thread is stopped, and another started for the next call, when:
  * - the call it is working on is still running at its request's deadline (a page built to
  *   keep a renderer busy for minutes must not hold up every other document): that call
  *   fails with TIMEOUT;
  * - it dies (PDFium trapped: out of its memory, an abort): the call it was working on fails
- *   with PAGE_RENDER_FAILED;
+ *   with the trap;
  * - its PDFium memory has grown past {@link RETIRE_HEAP_BYTES} (WebAssembly memory never
  *   shrinks, so one heavy page would otherwise keep its peak for the life of the process):
- *   it is retired once its last document is closed, and nothing fails.
+ *   it is retired once its last document is closed, and nothing fails. At most two threads
+ *   live at once: while one is being retired, its successor is not retired in turn.
  * The other calls it held had no part in it: their documents are opened again on the new
- * thread and the calls made there, so they go on as if nothing happened.
+ * thread and the calls made there, so they go on as if nothing happened (after
+ * {@link RETRIES} such stops in a row, RENDERER_UNAVAILABLE, 503).
  */
 import type { Worker } from 'node:worker_threads';
-import { DocumentError, HotocrError } from '../errors.js';
+import { HotocrError } from '../errors.js';
 import { deserializeError, type SerializedError } from '../thread-errors.js';
 import { startThread } from '../threads.js';
 import { PdfOpenError } from './pdf-errors.js';
@@ -29,13 +32,21 @@ type Size = { width: number; height: number };
 export const RETIRE_HEAP_BYTES = 512 * 1024 * 1024;
 /** Times a call is made again on a new thread after the one it waited on was stopped for another's sake. */
 const RETRIES = 3;
+/**
+ * How long past its deadline the running call is let go on before its thread is stopped: a
+ * call that starts just before its deadline and is refused at once (its answer on its way)
+ * does not cost a thread.
+ */
+const STOP_GRACE_MS = 50;
 
-export type PdfRequest =
-  | { id: number; type: 'open'; bytes: Uint8Array; password?: Uint8Array }
-  | { id: number; type: 'sizes'; handle: number; indexes: number[] }
-  | { id: number; type: 'render'; handle: number; index: number; width: number; height: number }
-  | { id: number; type: 'text'; handle: number; index: number }
-  | { id: number; type: 'close'; handle: number };
+/** A call to the thread; `until` (a wall-clock time, ms since the epoch): not started past it. */
+export type PdfRequest = { id: number; until?: number } & (
+  | { type: 'open'; bytes: Uint8Array; password?: Uint8Array }
+  | { type: 'sizes'; handle: number; indexes: number[] }
+  | { type: 'render'; handle: number; index: number; width: number; height: number }
+  | { type: 'text'; handle: number; index: number }
+  | { type: 'close'; handle: number }
+);
 
 export type PdfReply =
   | { id: number; ok: true; type: 'open'; handle: number; pageCount: number; encrypted: boolean }
@@ -48,7 +59,7 @@ export type PdfReply =
   | { id: number; ok: false; error: SerializedError; fatal: boolean };
 
 type Answer = Extract<PdfReply, { ok: true }>;
-type Request = PdfRequest extends infer R ? (R extends unknown ? Omit<R, 'id'> : never) : never;
+type Request = PdfRequest extends infer R ? (R extends unknown ? Omit<R, 'id' | 'until'> : never) : never;
 
 /** Why rendering threads were stopped, since the process started. */
 export interface PdfRendererStats {
@@ -78,6 +89,14 @@ function pastDeadline(): HotocrError {
 
 /** A call the thread held when it was stopped for another call's sake: made again on a new thread. */
 class RendererStopped extends Error {}
+
+/** PDFium trapped (out of its memory, an abort) on a call: the document's doing, said by the caller. */
+export class PdfiumTrap extends Error {
+  constructor(cause: Error) {
+    super(cause.message, { cause });
+    this.name = 'PdfiumTrap';
+  }
+}
 
 interface Pending {
   resolve(reply: Answer): void;
@@ -112,9 +131,11 @@ class PdfThread {
     if (deadline !== undefined && performance.now() >= deadline) return Promise.reject(pastDeadline());
     const id = this.#next++;
     this.#worker.ref();
+    // The thread has its own clock origin: it is told the deadline as a wall-clock time.
+    const until = deadline === undefined ? undefined : performance.timeOrigin + deadline;
     return new Promise<Answer>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, deadline });
-      this.#worker.postMessage({ ...request, id }, transfer);
+      this.#worker.postMessage({ ...request, id, ...(until === undefined ? {} : { until }) }, transfer);
       if (this.#pending.size === 1) this.#watchHead();
     });
   }
@@ -134,7 +155,8 @@ class PdfThread {
       if (reply.type === 'close' && reply.heapBytes > RETIRE_HEAP_BYTES) this.retired = true;
       p?.resolve(reply);
     } else {
-      p?.reject(deserializeError(reply.error));
+      const error = deserializeError(reply.error);
+      p?.reject(reply.fatal ? new PdfiumTrap(error) : error);
       if (reply.fatal) {
         // PDFium trapped and the thread is ending: the calls after this one go elsewhere now.
         stats.crashed++;
@@ -146,13 +168,16 @@ class PdfThread {
     this.#retireIfIdle();
   }
 
-  /** Watches the call the thread is working on: the oldest one unanswered. */
+  /**
+   * Watches the call the thread is working on: the oldest one unanswered. One whose deadline
+   * has passed already when its turn comes is refused by the thread without being started.
+   */
   #watchHead(): void {
     clearTimeout(this.#watch);
     this.#watch = undefined;
     if (this.dead) return;
     const head = this.#pending.entries().next().value;
-    if (!head || head[1].deadline === undefined) return;
+    if (!head || head[1].deadline === undefined || head[1].deadline <= performance.now()) return;
     const [id, { deadline }] = head;
     this.#watch = setTimeout(
       () => {
@@ -160,7 +185,7 @@ class PdfThread {
         stats.deadline++;
         this.#stop(pastDeadline());
       },
-      Math.max(0, deadline - performance.now()),
+      deadline - performance.now() + STOP_GRACE_MS,
     );
     this.#watch.unref();
   }
@@ -171,16 +196,11 @@ class PdfThread {
     this.#stop(undefined);
   }
 
-  /** The thread died on its own: PDFium trapped, or the thread failed. */
+  /** The thread died on its own without saying why (out of memory, a failure of the thread). */
   #died(why: string): void {
     if (this.dead) return;
     stats.crashed++;
-    this.#stop(
-      new DocumentError(
-        'PAGE_RENDER_FAILED',
-        `The PDF renderer stopped (${why}) while reading the document; it is refused.`,
-      ),
-    );
+    this.#stop(new PdfiumTrap(new Error(`the PDF renderer stopped (${why})`)));
   }
 
   /**
@@ -198,12 +218,26 @@ class PdfThread {
   }
 }
 
-const current: { thread: PdfThread | undefined } = { thread: undefined };
+/** The thread new documents go to, and the one being retired (its documents still open), if any. */
+const threads: { current: PdfThread | undefined; retiring: PdfThread | undefined } = {
+  current: undefined,
+  retiring: undefined,
+};
 
-/** The thread new documents are opened on. */
+/**
+ * The thread new documents are opened on. A retired thread is replaced, unless the one
+ * retired before it still lives: then it keeps taking documents, so that no more than two
+ * threads, and two PDFium memories, live at once.
+ */
 function pdfThread(): PdfThread {
-  if (!current.thread || current.thread.dead || current.thread.retired) current.thread = new PdfThread();
-  return current.thread;
+  const current = threads.current;
+  if (current && !current.dead) {
+    if (!current.retired) return current;
+    if (threads.retiring && !threads.retiring.dead) return current;
+    threads.retiring = current;
+  }
+  threads.current = new PdfThread();
+  return threads.current;
 }
 
 /** A reply of another kind than asked: a defect, said as one. */
@@ -244,12 +278,12 @@ async function openOnThread(bytes: Uint8Array, { deadline, password }: OpenOptio
   }
 }
 
-/** A call still stopped after its retries: said as the document's failure. */
+/** A call still stopped after its retries: not the document's doing, so a 503 to retry. */
 function stoppedToRefusal(error: unknown): unknown {
   if (!(error instanceof RendererStopped)) return error;
-  return new DocumentError(
-    'PAGE_RENDER_FAILED',
-    'The PDF renderer was stopped again and again while the document waited; it is refused. Retry later.',
+  return new HotocrError(
+    'RENDERER_UNAVAILABLE',
+    `The PDF renderer was stopped ${RETRIES + 1} times in a row, for other documents, while this one waited; retry later.`,
   );
 }
 
@@ -266,6 +300,7 @@ export class RemotePdf {
   readonly #bytes: Uint8Array;
   readonly #options: OpenOptions;
   #at: Opened;
+  #reopening: Promise<void> | undefined;
   #closed = false;
 
   private constructor(bytes: Uint8Array, options: OpenOptions, at: Opened) {
@@ -320,20 +355,29 @@ export class RemotePdf {
 
   /** Makes a call on the document, opening it again on a new thread if its own is stopped under it. */
   async #call(request: (handle: number) => Request): Promise<Answer> {
-    if (this.#closed) throw new Error('the document is closed');
     for (let attempt = 0; ; attempt++) {
+      if (this.#closed) throw new Error('the document is closed');
+      const at = this.#at;
       try {
-        return await this.#at.thread.send(request(this.#at.handle), { deadline: this.#options.deadline });
+        return await at.thread.send(request(at.handle), { deadline: this.#options.deadline });
       } catch (error) {
         if (!(error instanceof RendererStopped) || attempt >= RETRIES) throw stoppedToRefusal(error);
       }
-      this.#at.thread.released();
-      this.#at = await openOnThread(this.#bytes, this.#options);
-      // Closed while it was opened again: the new copy is closed too.
-      if (this.#closed) {
-        closeOn(this.#at);
-        throw new Error('the document is closed');
+      // Opened again once, however many of its calls the stop caught.
+      if (this.#at === at) {
+        this.#reopening ??= this.#reopen(at).finally(() => {
+          this.#reopening = undefined;
+        });
       }
+      await this.#reopening;
     }
+  }
+
+  async #reopen(from: Opened): Promise<void> {
+    from.thread.released();
+    const at = await openOnThread(this.#bytes, this.#options);
+    this.#at = at;
+    // Closed while it was opened again: the new copy is closed too.
+    if (this.#closed) closeOn(at);
   }
 }

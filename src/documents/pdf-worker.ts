@@ -4,6 +4,7 @@
  * page at 150 dpi takes about 11 ms, at 600 dpi over ten times that).
  */
 import { parentPort } from 'node:worker_threads';
+import { HotocrError } from '../errors.js';
 import { serializeError } from '../thread-errors.js';
 import { PdfOpenError } from './pdf-errors.js';
 import type { PdfReply, PdfRequest } from './pdf-thread.js';
@@ -76,9 +77,19 @@ const documents = new Documents();
 /** The calls, answered one at a time in the order they came: the main thread counts on it. */
 let queue: Promise<void> = Promise.resolve();
 
+/** A call whose deadline passed while it waited for its turn: refused, not started. */
+async function handle(msg: PdfRequest): Promise<{ reply: PdfReply; transfer?: ArrayBuffer[] }> {
+  if (msg.until !== undefined && performance.timeOrigin + performance.now() > msg.until)
+    throw new HotocrError(
+      'TIMEOUT',
+      'The document waited for the PDF renderer past the request deadline (--request-timeout-ms); retry later.',
+    );
+  return documents.handle(msg);
+}
+
 port.on('message', (msg: PdfRequest) => {
   queue = queue.then(() =>
-    documents.handle(msg).then(
+    handle(msg).then(
       ({ reply, transfer }) => port.postMessage(reply, transfer ?? []),
       (error: unknown) => {
         // PDFium trapped (out of its memory, an abort): its state cannot be trusted for the

@@ -156,12 +156,16 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
     const wantsPdf = accepts(request, 'application/pdf');
     const opened = performance.now();
     const password = header(request, 'x-document-password');
-    const document = await documentOf(bytes, type, query, wantsPdf, {
-      ...documentLimits,
+    const document = await beforeDeadline(
+      documentOf(bytes, type, query, wantsPdf, {
+        ...documentLimits,
+        deadline,
+        // The bytes the client sent (UTF-8 for a modern PDF's password, Latin-1 for an older
+        // one's), in a buffer of their own: not a slice of a pool that holds other bytes.
+        ...(password ? { password: Uint8Array.from(Buffer.from(password, 'latin1')) } : {}),
+      }),
       deadline,
-      // The bytes the client sent: UTF-8 for a modern PDF's password, Latin-1 for an older one's.
-      ...(password ? { password: Buffer.from(password, 'latin1') } : {}),
-    });
+    );
     if (document)
       return readPages(request, reply, bytes, document, {
         wantsPdf,
@@ -431,7 +435,7 @@ async function documentOf(
   type: string,
   query: { pages?: string; dpi?: number },
   wantsPdf: boolean,
-  limits: { maxPages: number; maxPagePixels: number; dpi: number; deadline: number; password?: Buffer },
+  limits: { maxPages: number; maxPagePixels: number; dpi: number; deadline: number; password?: Uint8Array },
 ): Promise<CheckedDocument | undefined> {
   const kind = bodyKind(bytes);
   if (type === 'application/pdf' && kind !== 'pdf')

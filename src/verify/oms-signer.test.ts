@@ -339,4 +339,43 @@ describe('the certificate flavour', () => {
     // Nothing to check it with at all.
     refuses(bundle, TrustStore.fromPem([]), 'KEY_UNTRUSTED', /no root certificate/);
   });
+
+  test("taken by key, the chain must be the signing key's, and none of it denied", async () => {
+    const signing = await opensslKey(work, 'by-key-signer', 'ec-p256');
+    const keyTrust = await TrustStore.load(signing.pub);
+    const own = await opensslIssue(work, 'by-key-own', intermediate, {
+      ext: LEAF_EXT,
+      keyType: 'ec-p256',
+      key: signing.key,
+    });
+    const chain = { kind: 'certificate', chain: [own.cert, intermediate.cert] } as const;
+    assert.equal(check(await bundleFor(statement, signing.key, chain), keyTrust).kind, 'key');
+    // Signed by the trusted key, but carrying another signer's certificate.
+    const other = await opensslIssue(work, 'by-key-other', intermediate, {
+      ext: LEAF_EXT,
+      keyType: 'ec-p256',
+    });
+    refuses(
+      await bundleFor(statement, signing.key, {
+        kind: 'certificate',
+        chain: [other.cert, intermediate.cert],
+      }),
+      keyTrust,
+      'OMS_BUNDLE_INVALID',
+      /another key than trusted key/,
+    );
+    // The intermediate is denied: no path may use it, whatever trusts the key.
+    const fingerprint = createHash('sha256')
+      .update(new X509Certificate(await readFile(intermediate.cert)).raw)
+      .digest('hex');
+    refuses(
+      await bundleFor(statement, signing.key, chain),
+      TrustStore.fromPem(
+        [{ source: 'signer.pub', text: await readFile(signing.pub, 'utf8') }],
+        [{ fingerprint, source: 'revoked.deny', line: 1, note: 'compromised CA' }],
+      ),
+      'KEY_UNTRUSTED',
+      /deny list/,
+    );
+  });
 });

@@ -1,10 +1,11 @@
 import { createHash, createPublicKey, type KeyObject, verify, X509Certificate } from 'node:crypto';
 import { dsse } from '@sigstore/core';
-import { PackageRejectedError, type RejectionCode } from '../errors.js';
+import { messageOf, PackageRejectedError, type RejectionCode } from '../errors.js';
 import { verifyCertificateList } from './cert-chain.js';
+import { parseCertificate } from './certificate.js';
 import type { OmsBundle } from './oms-bundle.js';
 import { isDerEcdsaSignature } from './signature.js';
-import type { TrustedKey, TrustStore } from './trust-store.js';
+import { describeDenied, type TrustedKey, type TrustStore } from './trust-store.js';
 import { checkKeyAllowed, checkStillTrusted } from './verify-package.js';
 
 /** The schemes an OMS signature is made with: ECDSA, the digest fixed by the curve, as the reference signs. */
@@ -142,6 +143,7 @@ export function verifyKeySigned(bundle: OmsBundle, options: OmsTrustOptions): Om
       `model.sig's public key hint (${material.hint.slice(0, 80)}) names another key than trusted key ${match.key.source}, which made the signature: the bundle was edited.`,
       { hint: material.hint, key: match.key.fingerprint },
     );
+  if (material.kind === 'certificate') checkChainOfKey(material.chain, match.key, trust);
   checkKeyAllowed(trust, match.key, options.now, 'model');
   return {
     kind: 'key',
@@ -150,6 +152,39 @@ export function verifyKeySigned(bundle: OmsBundle, options: OmsTrustOptions): Om
     source: match.key.source,
     ...(match.key.notAfter ? { notAfter: match.key.notAfter.toISOString() } : {}),
   };
+}
+
+/**
+ * A chain-signed bundle taken by key: its signing certificate must be for the key that made
+ * the signature (as a key hint must name it), and no certificate of it may be denied.
+ */
+function checkChainOfKey(chain: readonly Buffer[], key: TrustedKey, trust: TrustStore): void {
+  const certificates = chain.map((der, i) => {
+    try {
+      return parseCertificate(der);
+    } catch (cause) {
+      fail(
+        'OMS_BUNDLE_INVALID',
+        `Certificate ${i + 1} of model.sig's chain cannot be read (${messageOf(cause)}).`,
+      );
+    }
+  });
+  const signer = certificates[0];
+  if (!signer || !new X509Certificate(chain[0]!).publicKey.equals(key.key))
+    fail(
+      'OMS_BUNDLE_INVALID',
+      `model.sig's signing certificate ${signer?.subject ?? ''} is for another key than trusted key ${key.source}, which made the signature: the bundle was edited.`,
+      { key: key.fingerprint },
+    );
+  for (const cert of certificates) {
+    const denied = trust.deniedAny(cert.fingerprint, cert.keyFingerprint);
+    if (denied)
+      fail(
+        'KEY_UNTRUSTED',
+        `model.sig's chain holds ${cert.subject}, which is on the deny list (${describeDenied(denied)}).`,
+        { subject: cert.subject, deniedBy: `${denied.source}:${denied.line}` },
+      );
+  }
 }
 
 /** The key a bundle names for its signer: its hint or embedded key, or its signing certificate's key. */
