@@ -2,7 +2,7 @@ import { createHash, createPublicKey, type KeyObject, verify, X509Certificate } 
 import { dsse } from '@sigstore/core';
 import { messageOf, PackageRejectedError, type RejectionCode } from '../errors.js';
 import { verifyCertificateList } from './cert-chain.js';
-import { parseCertificate } from './certificate.js';
+import { type CertificateInfo, parseCertificate } from './certificate.js';
 import type { OmsBundle } from './oms-bundle.js';
 import { isDerEcdsaSignature } from './signature.js';
 import { describeDenied, type TrustedKey, type TrustStore } from './trust-store.js';
@@ -159,16 +159,17 @@ export function verifyKeySigned(bundle: OmsBundle, options: OmsTrustOptions): Om
  * the signature (as a key hint must name it), and no certificate of it may be denied.
  */
 function checkChainOfKey(chain: readonly Buffer[], key: TrustedKey, trust: TrustStore): void {
-  const certificates = chain.map((der, i) => {
+  const certificates: CertificateInfo[] = [];
+  for (const [i, der] of chain.entries()) {
     try {
-      return parseCertificate(der);
+      certificates.push(parseCertificate(der));
     } catch (cause) {
       fail(
         'OMS_BUNDLE_INVALID',
         `Certificate ${i + 1} of model.sig's chain cannot be read (${messageOf(cause)}).`,
       );
     }
-  });
+  }
   const signer = certificates[0];
   if (!signer || !new X509Certificate(chain[0]!).publicKey.equals(key.key))
     fail(
