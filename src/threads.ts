@@ -1,4 +1,4 @@
-import { Worker } from 'node:worker_threads';
+import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { errnoOf } from './errors.js';
 
 /**
@@ -10,17 +10,17 @@ import { errnoOf } from './errors.js';
  * start no thread): there the flags are given without it, and, if a thread refuses one of
  * them (one of V8's), none are.
  */
-export function startThread(script: URL): Worker {
+export function startThread(script: URL, options: Omit<WorkerOptions, 'execArgv'> = {}): Worker {
   const args = process.execArgv;
   const at = args.findIndex((a) => a === '--input-type' || a.startsWith('--input-type='));
-  if (at < 0) return new Worker(script);
+  if (at < 0) return new Worker(script, options);
   // `--input-type module` takes the next argument as its value; `--input-type=module` does not.
   const end = args[at] === '--input-type' ? at + 2 : at + 1;
   const execArgv = [...args.slice(0, at), ...args.slice(end)];
   try {
-    return new Worker(script, { execArgv });
+    return new Worker(script, { ...options, execArgv });
   } catch (error) {
     if (errnoOf(error) !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw error;
-    return new Worker(script, { execArgv: [] });
+    return new Worker(script, { ...options, execArgv: [] });
   }
 }

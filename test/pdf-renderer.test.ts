@@ -9,7 +9,7 @@ import { readServeConfig } from '../src/config.js';
 import { openDocument } from '../src/documents/index.js';
 import { pdfRendererStats, RemotePdf } from '../src/documents/pdf-thread.js';
 import { HotocrError } from '../src/errors.js';
-import { pdfOf, renderBomb } from './helpers/pdfs.js';
+import { manyObjects, pdfOf, renderBomb } from './helpers/pdfs.js';
 import { tempDir } from './helpers/tmp.js';
 import { until } from './helpers/until.js';
 
@@ -66,6 +66,45 @@ describe('the PDF renderer under a rendering bomb', () => {
       metrics,
       /^hotocr_document_pages_total\{name="ppocr",version="ppocr\/[^"]+",kind="pdf"\} 1$/m,
     );
+  });
+});
+
+describe('a searchable copy of a PDF of many objects', () => {
+  test('is written off the main thread, which keeps answering, and given up at the deadline: its work stops', async () => {
+    // 300 000 objects: about 15 s of pdf-lib's parsing and writing here.
+    const pdf = manyObjects(300_000);
+    let longest = 0;
+    let polling = true;
+    const poll = (async () => {
+      while (polling) {
+        const t = performance.now();
+        await fetch(`${server.url}/healthz`);
+        longest = Math.max(longest, performance.now() - t);
+        await sleep(20);
+      }
+    })();
+    const t0 = performance.now();
+    const res = await fetch(`${server.url}/v1/ocr?pages=1&dpi=72`, {
+      method: 'POST',
+      body: pdf,
+      headers: { 'content-type': 'application/pdf', accept: 'application/pdf' },
+    });
+    const body = (await res.json()) as { error: { code: string } };
+    const answered = performance.now() - t0;
+    // Given up, the copy costs nothing more: the process (the server runs in it) is idle.
+    const cpu = process.cpuUsage();
+    await sleep(2000);
+    const { user, system } = process.cpuUsage(cpu);
+    polling = false;
+    await poll;
+    assert.equal(res.status, 503);
+    assert.equal(body.error.code, 'TIMEOUT');
+    assert.ok(answered < TIMEOUT_MS + 3000, `answered at the deadline, not after ${answered.toFixed(0)} ms`);
+    assert.ok(
+      (user + system) / 1000 < 500,
+      `${((user + system) / 1000).toFixed(0)} ms of CPU in the 2 s after`,
+    );
+    assert.ok(longest < 300, `/healthz answered within ${longest.toFixed(0)} ms at worst`);
   });
 });
 

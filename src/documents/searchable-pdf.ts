@@ -1,69 +1,56 @@
-import {
-  beginText,
-  endText,
-  PDFDocument,
-  PDFHexString,
-  PDFName,
-  type PDFPage,
-  type PDFRef,
-  PDFString,
-  popGraphicsState,
-  pushGraphicsState,
-  setFontAndSize,
-  setTextMatrix,
-  setTextRenderingMode,
-  showText,
-  TextRenderingMode,
-} from 'pdf-lib';
 import sharp from 'sharp';
-import { DocumentError } from '../errors.js';
-import type { Quad } from '../ocr/index.js';
+import { DocumentError, HotocrError } from '../errors.js';
+import { deserializeError, type SerializedError } from '../thread-errors.js';
+import { startThread } from '../threads.js';
 import type { OpenDocument } from './document.js';
+import type { LayerInput, LayerPage, PageText } from './text-layer.js';
 
-/** A page's lines as read, in the pixels of the image the page was read from. */
-export interface PageText {
-  readonly page: number;
-  readonly width: number;
-  readonly height: number;
-  readonly lines: readonly { readonly text: string; readonly box: Quad }[];
-}
-
-type Box = { x: number; y: number; width: number; height: number };
+export type { PageText } from './text-layer.js';
 
 /**
- * The document's pages read, as a PDF whose every line is also invisible text placed over
- * its box, so that text search, selection and `pdftotext` find it. A PDF keeps its own pages
- * (only those read, in order); images become pages of their own, as JPEG at their resolution.
- * A PDF page that has text of its own already (born digital, or given a layer before) is
- * kept as it is: a second copy of its text would make search and `pdftotext` find every
- * word twice. The text is in any script ({@link TextFont}).
+ * Most heap the thread writing a searchable copy may take: a PDF of a few hundred thousand
+ * objects (4 MB with object streams) needs about 1 GiB in pdf-lib.
  */
-export async function searchablePdf(doc: OpenDocument, pages: readonly PageText[]): Promise<Uint8Array> {
+export const TEXT_LAYER_HEAP_MB = 1024;
+
+export interface SearchableOptions {
+  /** A performance.now() time: the copy not written by then is given up (TIMEOUT), its thread stopped. */
+  readonly deadline?: number;
+}
+
+/**
+ * The document's pages read as a searchable PDF (text-layer.ts). What needs PDFium or sharp
+ * (whether a page has text of its own; TIFF pages as JPEG) is done here; the PDF itself is
+ * parsed and written by pdf-lib on a thread of its own, stopped at `deadline`, and within
+ * {@link TEXT_LAYER_HEAP_MB} of heap (DOCUMENT_TOO_LARGE past it).
+ */
+export async function searchablePdf(
+  doc: OpenDocument,
+  pages: readonly PageText[],
+  options: SearchableOptions = {},
+): Promise<Uint8Array> {
   checkRewritable(doc);
-  const out = doc.kind === 'pdf' ? await trimmed(doc, pages) : await PDFDocument.create();
-  const font = textFont(out, pages);
-  for (const [i, page] of pages.entries()) {
-    let target: PDFPage;
-    let crop: Box;
-    let rotation = 0;
+  const layered: LayerPage[] = [];
+  for (const page of pages) {
     if (doc.kind === 'pdf') {
-      target = out.getPage(i);
-      if (await doc.hasText(page.page)) continue;
-      crop = target.getCropBox();
-      rotation = (((target.getRotation().angle % 360) + 360) % 360) as number;
-    } else {
-      const image = await doc.render(page.page);
-      const jpeg = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
-        .jpeg({ quality: 85 })
-        .toBuffer();
-      const size = { width: (image.width * 72) / doc.dpi, height: (image.height * 72) / doc.dpi };
-      target = out.addPage([size.width, size.height]);
-      target.drawImage(await out.embedJpg(jpeg), { x: 0, y: 0, ...size });
-      crop = { x: 0, y: 0, ...size };
+      layered.push({ ...page, source: 'pdf', hasText: await doc.hasText(page.page) });
+      continue;
     }
-    writeLines(target, font, page, crop, rotation);
+    const image = await doc.render(page.page);
+    const jpeg = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
+      .jpeg({ quality: 85 })
+      .toBuffer();
+    layered.push({
+      ...page,
+      source: 'image',
+      jpeg: Uint8Array.from(jpeg),
+      size: { width: (image.width * 72) / doc.dpi, height: (image.height * 72) / doc.dpi },
+    });
   }
-  return out.save();
+  return onThread(
+    { kind: doc.kind, pages: layered, ...(doc.kind === 'pdf' ? { bytes: Uint8Array.from(doc.bytes) } : {}) },
+    options.deadline,
+  );
 }
 
 /**
@@ -79,168 +66,59 @@ export function checkRewritable(doc: Pick<OpenDocument, 'encrypted'>): void {
     );
 }
 
-/** The original PDF with the pages not read removed. */
-async function trimmed(doc: OpenDocument, pages: readonly PageText[]): Promise<PDFDocument> {
-  let pdf: PDFDocument;
-  try {
-    pdf = await PDFDocument.load(doc.bytes, { updateMetadata: false });
-  } catch (cause) {
-    throw new DocumentError(
-      'DOCUMENT_INVALID',
-      'The PDF was read, but its structure cannot be rewritten with a text layer; ask for JSON instead.',
-      { cause },
+type Reply = { ok: true; pdf: Uint8Array } | { ok: false; error: SerializedError };
+
+/** Writes the copy on a thread of its own, which ends with it (or is stopped at `deadline`). */
+function onThread(input: LayerInput, deadline: number | undefined): Promise<Uint8Array> {
+  const transfer = [input.bytes, ...input.pages.map((p) => (p.source === 'image' ? p.jpeg : undefined))]
+    .filter((b): b is Uint8Array => b !== undefined)
+    .map((b) => b.buffer as ArrayBuffer);
+  const worker = startThread(new URL('./text-layer-worker.js', import.meta.url), {
+    resourceLimits: { maxOldGenerationSizeMb: TEXT_LAYER_HEAP_MB },
+  });
+  return new Promise<Uint8Array>((resolve, reject) => {
+    let settled = false;
+    const settle = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      void worker.terminate();
+      fn();
+    };
+    const timer =
+      deadline === undefined
+        ? undefined
+        : setTimeout(
+            () =>
+              settle(() =>
+                reject(
+                  new HotocrError(
+                    'TIMEOUT',
+                    'The searchable PDF was still being written at the request deadline (--request-timeout-ms); ask for JSON, fewer pages, or retry later.',
+                  ),
+                ),
+              ),
+            Math.max(0, deadline - performance.now()),
+          );
+    worker.on('message', (reply: Reply) =>
+      settle(() => (reply.ok ? resolve(reply.pdf) : reject(deserializeError(reply.error)))),
     );
-  }
-  const keep = new Set(pages.map((p) => p.page));
-  for (let index = pdf.getPageCount() - 1; index >= 0; index--)
-    if (!keep.has(index + 1)) pdf.removePage(index);
-  return pdf;
-}
-
-/**
- * Each line as invisible text (rendering mode 3) stretched over its box. Boxes are in the
- * rendered page's pixels, top-left origin, as the page is displayed (its /Rotate applied);
- * they are mapped back to the page's own coordinates.
- */
-function writeLines(page: PDFPage, font: TextFont, text: PageText, crop: Box, rotation: number): void {
-  const turned = rotation === 90 || rotation === 270;
-  const shown = turned
-    ? { width: crop.height, height: crop.width }
-    : { width: crop.width, height: crop.height };
-  const sx = shown.width / text.width;
-  const sy = shown.height / text.height;
-  // Displayed point (u right, v down, in points) to the page's own coordinates.
-  const toPage = (u: number, v: number): [number, number] => {
-    switch (rotation) {
-      case 90:
-        return [crop.x + v, crop.y + u];
-      case 180:
-        return [crop.x + crop.width - u, crop.y + v];
-      case 270:
-        return [crop.x + crop.width - v, crop.y + crop.height - u];
-      default:
-        return [crop.x + u, crop.y + crop.height - v];
-    }
-  };
-  const angle = (rotation * Math.PI) / 180;
-  const cos = Math.cos(angle);
-  const sin = Math.sin(angle);
-  const name = page.node.newFontDictionary(FONT_NAME, font.ref);
-  const operators = [pushGraphicsState(), beginText(), setTextRenderingMode(TextRenderingMode.Invisible)];
-  let written = 0;
-  for (const line of text.lines) {
-    const chars = [...line.text];
-    if (line.text.trim() === '') continue;
-    const xs = line.box.map((p) => p[0]);
-    const ys = line.box.map((p) => p[1]);
-    const left = Math.min(...xs) * sx;
-    const right = Math.max(...xs) * sx;
-    const top = Math.min(...ys) * sy;
-    const bottom = Math.max(...ys) * sy;
-    const height = bottom - top;
-    const width = right - left;
-    // Every glyph is an em wide.
-    const natural = chars.length;
-    if (!(height > 0 && width > 0 && natural > 0)) continue;
-    // An em as tall as the box, the baseline a fifth of it above the box's bottom, and the
-    // text stretched to the box's width: selection and search highlight the line where it is.
-    const [x, y] = toPage(left, bottom - height * 0.2);
-    const h = width / natural;
-    const v = height;
-    operators.push(
-      setFontAndSize(name, 1),
-      setTextMatrix(h * cos, h * sin, -v * sin, v * cos, x, y),
-      showText(font.encode(chars)),
+    worker.on('error', (error: Error & { code?: string }) =>
+      settle(() =>
+        reject(
+          error.code === 'ERR_WORKER_OUT_OF_MEMORY'
+            ? new DocumentError(
+                'DOCUMENT_TOO_LARGE',
+                `Writing the searchable PDF needs more than ${TEXT_LAYER_HEAP_MB} MiB (the PDF holds too many objects); ask for JSON instead.`,
+                { cause: error },
+              )
+            : error,
+        ),
+      ),
     );
-    written++;
-  }
-  operators.push(endText(), popGraphicsState());
-  if (written > 0) page.pushOperators(...operators);
-}
-
-const FONT_NAME = 'GlyphLessFont';
-
-/**
- * The font the text layer is set in: a composite font without glyphs (its text is never
- * drawn), each character of the document a code of its own, mapped back to its Unicode text
- * by a ToUnicode map, as Tesseract's PDF output does. Search, selection and `pdftotext` read
- * any script with it (Chinese as well as Latin), where a standard font's character set is
- * Latin alone.
- */
-interface TextFont {
-  readonly ref: PDFRef;
-  /** The characters as codes of this font, for a text-showing operator. */
-  encode(chars: readonly string[]): PDFHexString;
-}
-
-function textFont(pdf: PDFDocument, pages: readonly PageText[]): TextFont {
-  // One code per distinct character, from 1 (0 is left unused), in the order first met.
-  const codes = new Map<string, number>();
-  for (const page of pages)
-    for (const line of page.lines)
-      for (const c of line.text) if (!codes.has(c) && codes.size < 0xfffe) codes.set(c, codes.size + 1);
-  const hex4 = (n: number) => n.toString(16).padStart(4, '0');
-  const utf16 = (c: string) => [...Array(c.length).keys()].map((i) => hex4(c.charCodeAt(i))).join('');
-  const entries = [...codes].map(([c, code]) => `<${hex4(code)}> <${utf16(c)}>`);
-  const blocks: string[] = [];
-  // At most 100 mappings to a block (the CMap format's limit).
-  for (let i = 0; i < entries.length; i += 100) {
-    const block = entries.slice(i, i + 100);
-    blocks.push(`${block.length} beginbfchar\n${block.join('\n')}\nendbfchar`);
-  }
-  const cmap = [
-    '/CIDInit /ProcSet findresource begin',
-    '12 dict begin',
-    'begincmap',
-    '/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def',
-    '/CMapName /Adobe-Identity-UCS def',
-    '/CMapType 2 def',
-    '1 begincodespacerange',
-    '<0000> <FFFF>',
-    'endcodespacerange',
-    ...blocks,
-    'endcmap',
-    'CMapName currentdict /CMap defineresource pop',
-    'end',
-    'end',
-  ].join('\n');
-  const { context } = pdf;
-  const descriptor = context.register(
-    context.obj({
-      Type: 'FontDescriptor',
-      FontName: FONT_NAME,
-      Flags: 4,
-      FontBBox: [0, 0, 1000, 1000],
-      ItalicAngle: 0,
-      Ascent: 1000,
-      Descent: 0,
-      CapHeight: 1000,
-      StemV: 80,
-    }),
-  );
-  const descendant = context.register(
-    context.obj({
-      Type: 'Font',
-      Subtype: 'CIDFontType2',
-      BaseFont: FONT_NAME,
-      CIDSystemInfo: { Registry: PDFString.of('Adobe'), Ordering: PDFString.of('Identity'), Supplement: 0 },
-      FontDescriptor: descriptor,
-      DW: 1000,
-      CIDToGIDMap: PDFName.of('Identity'),
-    }),
-  );
-  const ref = context.register(
-    context.obj({
-      Type: 'Font',
-      Subtype: 'Type0',
-      BaseFont: FONT_NAME,
-      Encoding: PDFName.of('Identity-H'),
-      DescendantFonts: [descendant],
-      ToUnicode: context.register(context.flateStream(cmap)),
-    }),
-  );
-  return {
-    ref,
-    encode: (chars) => PDFHexString.of(chars.map((c) => hex4(codes.get(c) ?? 0)).join('')),
-  };
+    worker.on('exit', (code) =>
+      settle(() => reject(new Error(`The thread writing the searchable PDF stopped (exit code ${code}).`))),
+    );
+    worker.postMessage(input, transfer);
+  });
 }
