@@ -1,5 +1,6 @@
-// test-needs: model, browser
+// test-needs: model, browser, documents
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { appendFile, readFile, rename, writeFile } from 'node:fs/promises';
@@ -12,6 +13,7 @@ import { type RunningServer, startServer } from '../src/app/index.js';
 import { readServeConfig } from '../src/config.js';
 import { bundledManifest, keyFileSigner, pack, writeBundledSource } from '../src/pack/index.js';
 import { renderText } from './helpers/images.js';
+import { pdfOf } from './helpers/pdfs.js';
 import { tempDir } from './helpers/tmp.js';
 import { until } from './helpers/until.js';
 
@@ -130,6 +132,35 @@ describe('the dashboard', () => {
     await page.locator('#lines li button').nth(1).click();
     assert.equal(await page.locator('#figure polygon.selected').getAttribute('data-line'), '1.0');
     await shot('try-it-pdf');
+  });
+
+  test('reads a PDF that needs a password once it is typed in, without choosing the file again', async () => {
+    const plain = join(work, 'dash-plain.pdf');
+    const locked = join(work, 'dash-locked.pdf');
+    await writeFile(plain, await pdfOf([['LOCKED SHEET 33']]));
+    // A password beyond ASCII: the browser sends its UTF-8 bytes, as AES-256 wants them.
+    execFileSync('qpdf', ['--encrypt', 'mot-de-passe-é', 'owner', '256', '--', plain, locked]);
+    await page.fill('#try-password', '');
+    await page.setInputFiles('#file', {
+      name: 'locked.pdf',
+      mimeType: 'application/pdf',
+      buffer: await readFile(locked),
+    });
+    await until(
+      async () => /Refused: DOCUMENT_ENCRYPTED/.test((await page.locator('#answer').textContent()) ?? ''),
+      'the refusal',
+    );
+    await page.fill('#try-password', 'mot-de-passe-é');
+    await page.locator('#try-password').press('Enter');
+    await page.locator('#try-password').blur();
+    await until(
+      async () => /read by ppocr/.test((await page.locator('#answer').textContent()) ?? ''),
+      'the page read',
+      30_000,
+    );
+    const texts = (await page.locator('#lines li button').allTextContents()).map((t) => t.replace(/ /g, ''));
+    assert.deepEqual(texts, ['LOCKEDSHEET33']);
+    await page.fill('#try-password', '');
   });
 
   test('admin buttons wait for a token, refuse a wrong one, and act with the right one', async () => {

@@ -498,16 +498,30 @@ function renderChartsOf(card, name) {
 }
 const PALETTE = ['#1f6feb', '#c2410c', '#15803d', '#7e22ce', '#b91c1c'];
 
+/** The file last tried: read again when a PDF password is typed in after it was refused. */
+let lastTried;
+
+/** A header carries bytes: the password's UTF-8, each byte as one character. */
+function headerBytes(text) {
+  return String.fromCharCode(...new TextEncoder().encode(text));
+}
+
 // Try it: send an image or a document, draw the boxes over each page, list the lines.
 async function tryImage(file) {
+  lastTried = file;
   const answer = $('answer');
   answer.textContent = `Reading ${file.name}…`;
   const form = new FormData();
   form.append('image', file, file.name);
   const model = $('try-model').value;
   const path = model ? `/v1/models/${encodeURIComponent(model)}/ocr` : '/v1/ocr';
+  const password = $('try-password').value;
   // A document's pages come back as the server rendered them: the browser draws neither PDF nor TIFF.
-  const res = await fetch(`${path}?pageImages=true`, { method: 'POST', body: form });
+  const res = await fetch(`${path}?pageImages=true`, {
+    method: 'POST',
+    body: form,
+    headers: password ? { 'X-Document-Password': headerBytes(password) } : {},
+  });
   const body = await res.json().catch(() => ({}));
   if (!res.ok) {
     answer.textContent = `Refused: ${body.error?.code ?? res.status}: ${body.error?.message ?? ''}`;
@@ -584,6 +598,9 @@ function setUp() {
     input.value = '';
     showAdminMessage('', true);
     renderModels();
+  };
+  $('try-password').onchange = () => {
+    if (lastTried) void tryImage(lastTried);
   };
   $('file').onchange = (event) => {
     const file = event.target.files?.[0];
