@@ -332,6 +332,17 @@ describe('bad documents and limits', () => {
     assert.ok(performance.now() - started < 1500, `${(performance.now() - started).toFixed(0)} ms`);
   });
 
+  test('a PDF padded after its end (NULs, spaces) is read; one with a kilobyte of anything else after it is not', async () => {
+    for (const padding of [Buffer.alloc(4096), Buffer.alloc(2048, ' ')]) {
+      const res = await ocr(Buffer.concat([twoPages, padding]), 'application/pdf', '?pages=1');
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.match(textOf(((await res.json()) as DocumentBody).pages[0]!), /FIRSTPAGE1234/);
+    }
+    const junk = await ocr(Buffer.concat([twoPages, Buffer.alloc(2048, 'A')]), 'application/pdf');
+    assert.equal(junk.status, 400);
+    assert.equal(await codeOf(junk), 'DOCUMENT_INVALID');
+  });
+
   test('truncated, junk and corrupt PDFs are 400 DOCUMENT_INVALID', async () => {
     const truncated = await ocr(twoPages.subarray(0, Math.floor(twoPages.length * 0.6)), 'application/pdf');
     assert.equal(truncated.status, 400);

@@ -115,12 +115,20 @@ function checkPixels(page: number, width: number, height: number, limits: Limits
     );
 }
 
-/** A PDF whose end marker is missing was cut short; PDFium would repair it and read what is left. */
+/** Bytes a file may be padded with after its end: NUL and PDF whitespace. */
+const PADDING = new Set([0x00, 0x09, 0x0a, 0x0c, 0x0d, 0x20]);
+
+/**
+ * A PDF whose end marker is missing was cut short; PDFium would repair it and read what is
+ * left. After its last `%%EOF` a file may carry a kilobyte of anything (readers look for the
+ * marker there), or padding of any length: some systems pad files with NULs or spaces.
+ */
 function looksTruncated(bytes: Uint8Array): boolean {
-  const tail = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).subarray(
-    Math.max(0, bytes.length - 1024),
-  );
-  return !tail.includes('%%EOF');
+  const file = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  const end = file.lastIndexOf('%%EOF');
+  if (end < 0) return true;
+  const after = file.subarray(end + 5);
+  return after.length > 1024 && !after.every((b) => PADDING.has(b));
 }
 
 async function openPdf(
@@ -132,7 +140,7 @@ async function openPdf(
   if (looksTruncated(bytes))
     throw new DocumentError(
       'DOCUMENT_INVALID',
-      'The PDF is truncated: it does not end with %%EOF. Send the whole file.',
+      'The PDF is truncated: it does not end with %%EOF (within its last kilobyte, or followed by padding alone). Send the whole file.',
     );
   let pdf: RemotePdf;
   try {
