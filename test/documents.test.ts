@@ -5,7 +5,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { concatTransformationMatrix, PDFDocument, StandardFonts } from 'pdf-lib';
+import { concatTransformationMatrix, degrees, PDFDocument, StandardFonts } from 'pdf-lib';
 import pino from 'pino';
 import sharp from 'sharp';
 import { type RunningServer, startServer } from '../src/app/index.js';
@@ -171,6 +171,57 @@ describe('PDFs in', () => {
     // Any script: the layer's font maps every character back to its Unicode text.
     assert.match(text, /扫描的中文/);
     assert.equal(text.match(/TYPED1357/g)?.length, 1, text);
+  });
+
+  test('the layer lands on its line on pages turned by /Rotate, and on a page cropped off its origin', async () => {
+    const picture = await renderText(['PLACED 8642'], { px: 48 });
+    const doc = await PDFDocument.create();
+    const image = await doc.embedPng(picture);
+    const { width: w, height: h } = image;
+    // Each picture drawn turned so that it reads upright once its page is turned (clockwise).
+    for (const [turn, x, y] of [
+      [0, 50, 250],
+      [90, 150, 50],
+      [180, 550, 150],
+      [270, 450, 350],
+    ] as const) {
+      const page = doc.addPage([600, 400]);
+      page.setRotation(degrees(turn));
+      page.drawImage(image, { x, y, width: w, height: h, rotate: degrees(turn) });
+    }
+    const cropped = doc.addPage([800, 600]);
+    cropped.setCropBox(200, 100, 500, 300);
+    cropped.drawImage(image, { x: 260, y: 300, width: w, height: h });
+    const pdf = Buffer.from(await doc.save());
+    const json = await ocr(pdf, 'application/pdf', '?dpi=72');
+    assert.equal(json.status, 200);
+    const read = (await json.json()) as DocumentBody;
+    const copy = await ocr(pdf, 'application/pdf', '?dpi=72', { accept: 'application/pdf' });
+    assert.equal(copy.status, 200);
+    const out = join(work, 'turned-searchable.pdf');
+    await writeFile(out, Buffer.from(await copy.arrayBuffer()));
+    // pdftotext places each word as the page is displayed (its crop box, with -cropbox), in
+    // points: at 72 dpi, the read page's pixels.
+    const html = execFileSync('pdftotext', ['-bbox', '-cropbox', out, '-'], { encoding: 'utf8' });
+    const pages = html.split('<page ').slice(1);
+    assert.equal(pages.length, 5);
+    for (const [i, pageHtml] of pages.entries()) {
+      const words = [
+        ...pageHtml.matchAll(/<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">/g),
+      ].map((m) => m.slice(1).map(Number) as [number, number, number, number]);
+      const line = read.pages[i]!.lines.find((l) => /PLACED/.test(l.text));
+      assert.ok(line && words.length > 0, `page ${i + 1}: ${JSON.stringify(read.pages[i]!.lines)}`);
+      const xs = line.box.map((p) => p[0]!);
+      const ys = line.box.map((p) => p[1]!);
+      const layer = {
+        x0: Math.min(...words.map((b) => b[0])),
+        x1: Math.max(...words.map((b) => b[2])),
+        y: (Math.min(...words.map((b) => b[1])) + Math.max(...words.map((b) => b[3]))) / 2,
+      };
+      const what = `page ${i + 1}: layer ${JSON.stringify(layer)}, line ${JSON.stringify(line.box)}`;
+      assert.ok(Math.abs(layer.x0 - Math.min(...xs)) < 8 && Math.abs(layer.x1 - Math.max(...xs)) < 8, what);
+      assert.ok(Math.abs(layer.y - (Math.min(...ys) + Math.max(...ys)) / 2) < 8, what);
+    }
   });
 
   test("the layer lands on its line though the page's own content leaves a transformation in force", async () => {
