@@ -43,12 +43,12 @@ export async function searchablePdf(
     layered.push({
       ...page,
       source: 'image',
-      jpeg: Uint8Array.from(jpeg),
+      jpeg: new Uint8Array(jpeg),
       size: { width: (image.width * 72) / doc.dpi, height: (image.height * 72) / doc.dpi },
     });
   }
   return onThread(
-    { kind: doc.kind, pages: layered, ...(doc.kind === 'pdf' ? { bytes: Uint8Array.from(doc.bytes) } : {}) },
+    { kind: doc.kind, pages: layered, ...(doc.kind === 'pdf' ? { bytes: new Uint8Array(doc.bytes) } : {}) },
     options.deadline,
   );
 }

@@ -162,7 +162,7 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
         deadline,
         // The bytes the client sent (UTF-8 for a modern PDF's password, Latin-1 for an older
         // one's), in a buffer of their own: not a slice of a pool that holds other bytes.
-        ...(password ? { password: Uint8Array.from(Buffer.from(password, 'latin1')) } : {}),
+        ...(password ? { password: new Uint8Array(Buffer.from(password, 'latin1')) } : {}),
       }),
       deadline,
     );
