@@ -71,8 +71,8 @@ describe('the PDF renderer under a rendering bomb', () => {
 
 describe('a searchable copy of a PDF of many objects', () => {
   test('is written off the main thread, which keeps answering, and given up at the deadline: its work stops', async () => {
-    // 300 000 objects: about 15 s of pdf-lib's parsing and writing here.
-    const pdf = manyObjects(300_000);
+    // 800 000 objects (10 MB): about 10 s of pdf-lib's parsing and writing here.
+    const pdf = manyObjects(800_000);
     let longest = 0;
     let polling = true;
     const poll = (async () => {

@@ -503,12 +503,18 @@ let lastTried;
 
 /** A header carries bytes: the password's UTF-8, each byte as one character. */
 function headerBytes(text) {
-  return String.fromCharCode(...new TextEncoder().encode(text));
+  let out = '';
+  for (const byte of new TextEncoder().encode(text)) out += String.fromCharCode(byte);
+  return out;
 }
+
+/** Each try is numbered: an answer to an older one, still on its way, is not drawn. */
+let tries = 0;
 
 // Try it: send an image or a document, draw the boxes over each page, list the lines.
 async function tryImage(file) {
   lastTried = file;
+  const attempt = ++tries;
   const answer = $('answer');
   answer.textContent = `Reading ${file.name}…`;
   const form = new FormData();
@@ -523,6 +529,7 @@ async function tryImage(file) {
     headers: password ? { 'X-Document-Password': headerBytes(password) } : {},
   });
   const body = await res.json().catch(() => ({}));
+  if (attempt !== tries) return;
   if (!res.ok) {
     answer.textContent = `Refused: ${body.error?.code ?? res.status}: ${body.error?.message ?? ''}`;
     $('result').hidden = true;
@@ -575,6 +582,7 @@ async function tryImage(file) {
       ),
     );
   }
+  if (attempt !== tries) return;
   $('figure').replaceChildren(...figures);
   $('lines').replaceChildren(...items);
   const t = body.timings;

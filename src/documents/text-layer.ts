@@ -1,6 +1,7 @@
 import {
   beginText,
   endText,
+  ParseSpeeds,
   PDFDocument,
   PDFHexString,
   PDFName,
@@ -74,14 +75,15 @@ export async function layeredPdf(input: LayerInput): Promise<Uint8Array> {
     }
     writeLines(target, font, page, crop, rotation);
   }
-  return out.save();
+  return out.save({ objectsPerTick: Number.POSITIVE_INFINITY });
 }
 
 /** The original PDF with the pages not read removed. */
 async function trimmed(bytes: Uint8Array, pages: readonly PageText[]): Promise<PDFDocument> {
   let pdf: PDFDocument;
   try {
-    pdf = await PDFDocument.load(bytes, { updateMetadata: false });
+    // On a thread of its own: no pauses between objects to let other work run (pdf-lib's default).
+    pdf = await PDFDocument.load(bytes, { updateMetadata: false, parseSpeed: ParseSpeeds.Fastest });
   } catch (cause) {
     throw new DocumentError(
       'DOCUMENT_INVALID',

@@ -261,7 +261,7 @@ export async function ocrRoutes(app: FastifyInstance, options: OcrRouteOptions):
             ? await searchablePdf(
                 document,
                 pages.map((p) => ({ page: p.page, width: p.width, height: p.height, lines: p.result.lines })),
-                { deadline },
+                { deadline, signal },
               )
             : undefined;
           return { served, pages, waited, pdf, pageCount: document.pageCount, dpi: document.dpi };

@@ -37,30 +37,81 @@ export async function renderBomb(rects: number, pages = 1): Promise<Buffer> {
 
 /**
  * A one-page PDF (a line of text drawn with a base font) that also holds `objects` small
- * unused objects: nothing for a renderer, which never looks at them, but a parser that reads
- * the whole file (pdf-lib) has each of them to read and write again.
+ * unused objects, packed in compressed object streams (PDF 1.5, with a cross-reference
+ * stream): a few megabytes for a million objects. Nothing for a renderer, which never looks
+ * at them, but a parser that reads the whole file (pdf-lib) has each of them to read and
+ * write again.
  */
 export function manyObjects(objects: number): Buffer {
-  const parts: string[] = ['%PDF-1.7\n'];
-  const offsets: number[] = [];
+  const parts: Buffer[] = [Buffer.from('%PDF-1.7\n')];
   let length = parts[0]!.length;
-  const add = (body: string) => {
-    offsets.push(length);
-    const text = `${offsets.length} 0 obj\n${body}\nendobj\n`;
+  /** Where each object is: in the file at an offset (type 1), or in an object stream (type 2). */
+  const where: ([1, number] | [2, number, number])[] = [];
+  const write = (body: Buffer | string) => {
+    const number = where.length + 1;
+    const text = Buffer.concat([
+      Buffer.from(`${number} 0 obj\n`),
+      Buffer.from(body),
+      Buffer.from('\nendobj\n'),
+    ]);
+    where.push([1, length]);
     parts.push(text);
     length += text.length;
+    return number;
   };
+  const stream = (dict: string, data: Buffer) =>
+    Buffer.concat([
+      Buffer.from(`<< ${dict} /Length ${data.length} >>\nstream\n`),
+      data,
+      Buffer.from('\nendstream'),
+    ]);
   const content = 'BT /F1 40 Tf 60 650 Td (MANY OBJECTS 77) Tj ET';
-  add('<< /Type /Catalog /Pages 2 0 R >>');
-  add('<< /Type /Pages /Kids [3 0 R] /Count 1 >>');
-  add(
+  write('<< /Type /Catalog /Pages 2 0 R >>');
+  write('<< /Type /Pages /Kids [3 0 R] /Count 1 >>');
+  write(
     '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>',
   );
-  add(`<< /Length ${content.length} >>\nstream\n${content}\nendstream`);
-  add('<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold >>');
-  for (let i = 0; i < objects; i++) add(`[${i} ${i + 1} /X]`);
-  parts.push(`xref\n0 ${offsets.length + 1}\n0000000000 65535 f \n`);
-  for (const offset of offsets) parts.push(`${String(offset).padStart(10, '0')} 00000 n \n`);
-  parts.push(`trailer\n<< /Size ${offsets.length + 1} /Root 1 0 R >>\nstartxref\n${length}\n%%EOF\n`);
-  return Buffer.from(parts.join(''), 'latin1');
+  write(stream('', Buffer.from(content)));
+  write('<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold >>');
+  // The small objects, 1000 to a stream; each stream's number is taken after its members'.
+  const PER = 1000;
+  for (let first = 0; first < objects; first += PER) {
+    const count = Math.min(PER, objects - first);
+    const base = where.length + 1;
+    const bodies: string[] = [];
+    const header: string[] = [];
+    let offset = 0;
+    for (let k = 0; k < count; k++) {
+      const body = `[${first + k} ${first + k + 1} /X] `;
+      header.push(`${base + k} ${offset}`);
+      bodies.push(body);
+      offset += body.length;
+    }
+    const head = `${header.join(' ')} `;
+    const data = deflateSync(Buffer.from(head + bodies.join('')));
+    const streamNumber = base + count;
+    for (let k = 0; k < count; k++) where.push([2, streamNumber, k]);
+    write(stream(`/Type /ObjStm /N ${count} /First ${head.length} /Filter /FlateDecode`, data));
+  }
+  // The cross-reference stream: a row of (type, field 2, field 3) per object, 1 + 4 + 2 bytes.
+  const xrefNumber = where.length + 1;
+  where.push([1, length]);
+  const rows = Buffer.alloc((where.length + 1) * 7);
+  rows.writeUInt8(0, 0);
+  rows.writeUInt32BE(0, 1);
+  rows.writeUInt16BE(0xffff, 5);
+  where.forEach((w, i) => {
+    const at = (i + 1) * 7;
+    rows.writeUInt8(w[0], at);
+    rows.writeUInt32BE(w[1], at + 1);
+    rows.writeUInt16BE(w[0] === 2 ? w[2] : 0, at + 5);
+  });
+  const xref = deflateSync(rows);
+  const xrefAt = length;
+  parts.push(
+    Buffer.from(`${xrefNumber} 0 obj\n`),
+    stream(`/Type /XRef /Size ${where.length + 1} /W [1 4 2] /Root 1 0 R /Filter /FlateDecode`, xref),
+    Buffer.from(`\nendobj\nstartxref\n${xrefAt}\n%%EOF\n`),
+  );
+  return Buffer.concat(parts);
 }
