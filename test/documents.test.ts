@@ -1,6 +1,6 @@
 // test-needs: model, documents
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -171,6 +171,15 @@ describe('PDFs in', () => {
     // Any script: the layer's font maps every character back to its Unicode text.
     assert.match(text, /扫描的中文/);
     assert.equal(text.match(/TYPED1357/g)?.length, 1, text);
+    // The layer's font is embedded (PDF/A and strict viewers want every font so), and poppler
+    // renders the copy without a word about it.
+    const fonts = execFileSync('pdffonts', [out], { encoding: 'utf8' });
+    assert.match(fonts, /GlyphLessFont\s+CID TrueType\s+Identity-H\s+yes\s+no\s+yes/, fonts);
+    const rendered = spawnSync('pdftoppm', ['-r', '20', '-png', out, join(work, 'scanned-rendered')], {
+      encoding: 'utf8',
+    });
+    assert.equal(rendered.status, 0);
+    assert.equal(rendered.stderr, '');
   });
 
   test('the layer lands on its line on pages turned by /Rotate, and on a page cropped off its origin', async () => {

@@ -18,6 +18,7 @@ import {
 } from 'pdf-lib';
 import { DocumentError } from '../errors.js';
 import type { Quad } from '../ocr/index.js';
+import { BLANK_GLYPH, GLYPHLESS_FONT } from './glyphless-font.js';
 
 /** A page's lines as read, in the pixels of the image the page was read from. */
 export interface PageText {
@@ -205,6 +206,7 @@ function textFont(pdf: PDFDocument, pages: readonly PageText[]): TextFont {
     'end',
   ].join('\n');
   const { context } = pdf;
+  const program = context.flateStream(GLYPHLESS_FONT, { Length1: GLYPHLESS_FONT.length });
   const descriptor = context.register(
     context.obj({
       Type: 'FontDescriptor',
@@ -216,8 +218,12 @@ function textFont(pdf: PDFDocument, pages: readonly PageText[]): TextFont {
       Descent: 0,
       CapHeight: 1000,
       StemV: 80,
+      FontFile2: context.register(program),
     }),
   );
+  // Every code (1 to the last used) shown with the blank glyph; 0 with .notdef.
+  const gids = new Uint8Array((codes.size + 1) * 2);
+  for (let code = 1; code <= codes.size; code++) gids[code * 2 + 1] = BLANK_GLYPH;
   const descendant = context.register(
     context.obj({
       Type: 'Font',
@@ -226,7 +232,7 @@ function textFont(pdf: PDFDocument, pages: readonly PageText[]): TextFont {
       CIDSystemInfo: { Registry: PDFString.of('Adobe'), Ordering: PDFString.of('Identity'), Supplement: 0 },
       FontDescriptor: descriptor,
       DW: 1000,
-      CIDToGIDMap: PDFName.of('Identity'),
+      CIDToGIDMap: context.register(context.flateStream(gids)),
     }),
   );
   const ref = context.register(
