@@ -2,9 +2,10 @@
  * What reading a document costs against reading its pages as single images: one server
  * (`hotocr serve`, its own process), a 20-page PDF of printed text (pdf-lib, Helvetica) read
  * as one request, and the same pages rendered once at the same resolution and sent as PNGs,
- * one request after another and two at a time; and a 2-page document, to see whether memory
- * grows with the page count. Each way on a fresh server, warmed up first (an image and a page
- * of a PDF read); per way, pages per second and the growth of the server's resident set from
+ * one request after another and two at a time; a 2-page document, to see whether memory
+ * grows with the page count; and the 20 pages answered as a searchable copy. Each way on a
+ * fresh server, warmed up first (an image and a page of a PDF read); per way, pages per
+ * second and the growth of the server's resident set from
  * the warmed-up idle server to its peak while reading (sampled every 20 ms), medians over
  * --rounds. Also PDFium's rendering time alone, per page, and the longest the main thread
  * stalls while pages render: PDFium called on the main thread itself, against the rendering
@@ -186,14 +187,14 @@ async function measured(
   return { ms, before, peak: Math.max(peak, await rss(pid)) };
 }
 
-async function post(url: string, body: Buffer, type: string, query = ''): Promise<unknown> {
+async function post(url: string, body: Buffer, type: string, query = '', accept?: string): Promise<unknown> {
   const res = await fetch(`${url}/v1/ocr${query}`, {
     method: 'POST',
     body,
-    headers: { 'content-type': type },
+    headers: { 'content-type': type, ...(accept ? { accept } : {}) },
   });
   if (res.status !== 200) throw new Error(`${res.status}: ${await res.text()}`);
-  return res.json();
+  return accept === 'application/pdf' ? Buffer.from(await res.arrayBuffer()) : res.json();
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'hotocr-bench-documents-'));
@@ -249,6 +250,13 @@ try {
         await post(url, short, 'application/pdf', `?dpi=${dpi}`);
       },
     },
+    [`searchable copy (${pages} pages, one request)`]: {
+      pages,
+      run: async (url) => {
+        const copy = (await post(url, pdf, 'application/pdf', `?dpi=${dpi}`, 'application/pdf')) as Buffer;
+        if (copy.subarray(0, 5).toString() !== '%PDF-') throw new Error('the answer is not a PDF');
+      },
+    },
   };
   const results = new Map(
     Object.keys(ways).map((k) => [k, [] as { ms: number; before: number; peak: number }[]]),
@@ -288,9 +296,9 @@ try {
   console.log(
     `a plain page asked for while a rendering bomb renders: ${bombed.stopped.toFixed(0)} ms with the bomb's request deadline at 1 s (its thread stopped), ${bombed.waited.toFixed(0)} ms without a deadline (${(bombed.waited / bombed.stopped).toFixed(1)}x); a new rendering thread's first open ${bombed.cold.toFixed(0)} ms, against ${bombed.warm.toFixed(1)} ms on a running one`,
   );
-  const [doc, one, two] = Object.keys(ways) as [string, string, string];
+  const [doc, one, two, , copy] = Object.keys(ways) as [string, string, string, string, string];
   console.log(
-    `document / one at a time: ${(rate(doc) / rate(one)).toFixed(2)}x; document / two at a time: ${(rate(doc) / rate(two)).toFixed(2)}x`,
+    `document / one at a time: ${(rate(doc) / rate(one)).toFixed(2)}x; document / two at a time: ${(rate(doc) / rate(two)).toFixed(2)}x; searchable copy / JSON: ${(rate(copy) / rate(doc)).toFixed(2)}x the pages/s`,
   );
 } finally {
   await rm(dir, { recursive: true, force: true });
