@@ -601,6 +601,10 @@ describe('hotocr ocr', () => {
     const r = await hotocr('ocr', input, '--pages', '1', '--password-file', file);
     assert.equal(r.code, 0, r.stderr);
     assert.match(squeeze(r.stdout), /FIRSTPAGE1234/);
+    // As a Windows editor saves it: a byte-order mark, and CRLF; neither is part of the password.
+    await writeFile(file, '\ufeffcli-secret\r\n');
+    const saved = await hotocr('ocr', input, '--pages', '1', '--password-file', file);
+    assert.equal(saved.code, 0, saved.stderr);
     await writeFile(file, '\n');
     const empty = await hotocr('ocr', input, '--password-file', file);
     assert.equal(empty.code, 2);

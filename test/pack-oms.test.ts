@@ -40,6 +40,11 @@ async function hotocr(...args: string[]): Promise<{ code: number; stdout: string
   }
 }
 
+/** `hotocr pack SRC --format oms --key KEY --cert CHAIN --out OUT`. */
+function packWithCert(src: string, key: string, chain: string, out: string) {
+  return hotocr('pack', src, '--format', 'oms', '--key', key, '--cert', chain, '--out', out);
+}
+
 async function freshSource(): Promise<string> {
   counter += 1;
   return sourceDir(join(work, `model-${counter}`));
@@ -242,18 +247,7 @@ describe('hotocr pack --format oms', () => {
     );
     const src = await freshSource();
     const out = join(work, 'oms-cert.zip');
-    const packed = await hotocr(
-      'pack',
-      src,
-      '--format',
-      'oms',
-      '--key',
-      leaf.key,
-      '--cert',
-      chainPem,
-      '--out',
-      out,
-    );
+    const packed = await packWithCert(src, leaf.key, chainPem, out);
     assert.equal(packed.code, 0, packed.stderr);
     const der = (file: string) => new X509Certificate(readFileSync(file)).raw;
     await checkOmsPackage(
@@ -280,18 +274,7 @@ describe('hotocr pack --format oms', () => {
     const leaf = await opensslIssue(work, 'oms-leaf-2', root, { ext: LEAF_EXT, keyType: 'ec-p256' });
     const before = await outputs();
     const src = await freshSource();
-    const wrongKey = await hotocr(
-      'pack',
-      src,
-      '--format',
-      'oms',
-      '--key',
-      p384.key,
-      '--cert',
-      leaf.cert,
-      '--out',
-      join(work, 'wrong.zip'),
-    );
+    const wrongKey = await packWithCert(src, p384.key, leaf.cert, join(work, 'wrong.zip'));
     assert.equal(wrongKey.code, 1, wrongKey.stderr);
     assert.match(wrongKey.stderr, /CERT_INVALID.*not for the signing key/);
     // No digitalSignature: a verifier (the reference's too) refuses it as a signer.
@@ -299,35 +282,13 @@ describe('hotocr pack --format oms', () => {
       ext: ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,keyEncipherment'],
       keyType: 'ec-p256',
     });
-    const refused = await hotocr(
-      'pack',
-      src,
-      '--format',
-      'oms',
-      '--key',
-      noUsage.key,
-      '--cert',
-      noUsage.cert,
-      '--out',
-      join(work, 'usage.zip'),
-    );
+    const refused = await packWithCert(src, noUsage.key, noUsage.cert, join(work, 'usage.zip'));
     assert.equal(refused.code, 1, refused.stderr);
     assert.match(refused.stderr, /CERT_INVALID/);
     assert.deepEqual(await outputs(), before);
     // The same signer's own certificate, issued by the root itself: a chain of one.
     const alone = join(work, 'oms-cert-alone.zip');
-    const packed = await hotocr(
-      'pack',
-      src,
-      '--format',
-      'oms',
-      '--key',
-      leaf.key,
-      '--cert',
-      leaf.cert,
-      '--out',
-      alone,
-    );
+    const packed = await packWithCert(src, leaf.key, leaf.cert, alone);
     assert.equal(packed.code, 0, packed.stderr);
     assert.equal((await hotocr('verify', alone, '--trust', root.cert)).code, 0);
   });

@@ -39,6 +39,13 @@ function check(
   return verifyTrustSigned(parsed, options);
 }
 
+/** SHA-256 (hex) of a certificate file's DER: how a deny list names it. */
+async function certificateFingerprint(file: string): Promise<string> {
+  return createHash('sha256')
+    .update(new X509Certificate(await readFile(file)).raw)
+    .digest('hex');
+}
+
 function refuses(
   bundle: string | Buffer,
   trust: TrustStore,
@@ -278,9 +285,7 @@ describe('the certificate flavour', () => {
       md: 'sha1',
     });
     refuses(await chainBundle(weak), trust, 'CERT_CHAIN_INVALID', /SHA1|sha1/i);
-    const fingerprint = createHash('sha256')
-      .update(new X509Certificate(await readFile(leaf.cert)).raw)
-      .digest('hex');
+    const fingerprint = await certificateFingerprint(leaf.cert);
     refuses(
       bundle,
       TrustStore.fromPem(
@@ -365,9 +370,7 @@ describe('the certificate flavour', () => {
       /another key than trusted key/,
     );
     // The intermediate is denied: no path may use it, whatever trusts the key.
-    const fingerprint = createHash('sha256')
-      .update(new X509Certificate(await readFile(intermediate.cert)).raw)
-      .digest('hex');
+    const fingerprint = await certificateFingerprint(intermediate.cert);
     refuses(
       await bundleFor(statement, signing.key, chain),
       TrustStore.fromPem(
